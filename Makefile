@@ -1,0 +1,39 @@
+# Proofline: `make run` starts the suite, `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install proto lint test run bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) proto
+
+# Generated code is never committed: it is rebuilt from protos/ before every test, run and lint.
+proto: $(STAMP)
+	$(PY) scripts/gen_protos.py
+
+lint: proto
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/buf lint
+	$(BIN)/buf breaking --against protos/baseline/v1.binpb
+
+test: proto
+	$(BIN)/pytest -q
+
+run: proto
+	$(PY) -m proofline_kit.devstack
+
+bench: proto
+	$(PY) -m bench
+
+clean:
+	rm -rf gen .devdata
