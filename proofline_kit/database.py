@@ -1,0 +1,75 @@
+"""PostgreSQL: migrations with yoyo (one schema per service) and the asyncpg pool."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+KIT_MIGRATIONS = Path(__file__).parent / "migrations"
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def check_schema_name(schema: str) -> str:
+    if not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"invalid schema name {schema!r}")
+    return schema
+
+
+def _yoyo_url(database_url: str, schema: str) -> str:
+    parts = urlsplit(database_url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "schema"]
+    query.append(("schema", schema))
+    scheme = "postgresql+psycopg"
+    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def apply_migrations(database_url: str, schema: str, migration_dirs: Sequence[Path]) -> int:
+    """Create the schema if needed and apply pending migrations (kit first, then the service's).
+
+    Returns how many migrations were applied. yoyo takes a lock, so concurrent replicas are safe.
+    """
+    from yoyo import get_backend, read_migrations
+
+    check_schema_name(schema)
+    _create_schema(database_url, schema)
+    backend = get_backend(_yoyo_url(database_url, schema))
+    migrations = read_migrations(*(str(d) for d in [KIT_MIGRATIONS, *migration_dirs]))
+    with backend.lock():
+        pending = backend.to_apply(migrations)
+        backend.apply_migrations(pending)
+    return len(pending)
+
+
+def _create_schema(database_url: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_libpq_url(database_url), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+
+
+def _libpq_url(database_url: str) -> str:
+    parts = urlsplit(database_url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "schema"]
+    return urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+async def apply_migrations_async(database_url: str, schema: str, migration_dirs: Sequence[Path]) -> int:
+    return await asyncio.to_thread(apply_migrations, database_url, schema, migration_dirs)
+
+
+async def create_pool(database_url: str, schema: str, size: int) -> asyncpg.Pool:
+    """A pool whose connections see only the service's own schema."""
+    check_schema_name(schema)
+    pool = await asyncpg.create_pool(
+        _libpq_url(database_url),
+        min_size=min(2, size),
+        max_size=size,
+        server_settings={"search_path": schema, "application_name": f"proofline-{schema}"},
+    )
+    assert pool is not None
+    return pool

@@ -1,0 +1,36 @@
+"""Page sizes and opaque page tokens (AIP-158)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import orjson
+
+from proofline_kit.errors import invalid_argument
+
+
+def page_size(requested: int, default: int = 100, maximum: int = 1000) -> int:
+    if requested < 0:
+        raise invalid_argument("PAGE_SIZE_INVALID", "page_size", "must not be negative")
+    if requested == 0:
+        return default
+    return min(requested, maximum)
+
+
+def encode_page_token(cursor: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(cursor)).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> dict[str, Any]:
+    if not token:
+        return {}
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        cursor = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, orjson.JSONDecodeError) as exc:
+        raise invalid_argument("PAGE_TOKEN_INVALID", "page_token", "not a token this service issued") from exc
+    if not isinstance(cursor, dict):
+        raise invalid_argument("PAGE_TOKEN_INVALID", "page_token", "not a token this service issued")
+    return cursor

@@ -1,0 +1,439 @@
+"""The signing gateway's use cases. Knows nothing of gRPC."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import orjson
+
+from proofline_kit.auth import ROLE_ADMIN, Caller
+from proofline_kit.errors import DomainError, ErrorKind, FieldViolation, invalid_argument
+from proofline_kit.idempotency import check_request_id
+from proofline_kit.logging import get_logger
+from proofline_kit.pagination import decode_page_token, encode_page_token, page_size
+from services.signer_gateway.backends.local_keystore import LocalKeystoreBackend
+from services.signer_gateway.domain import ecdsa
+from services.signer_gateway.domain.acl import KeyAcl
+from services.signer_gateway.domain.models import (
+    KEY_ID_PATTERN,
+    AuditEntry,
+    Backend,
+    DigestToSign,
+    KeyPolicy,
+    KeyRecord,
+    Page,
+    SignatureResult,
+    SignedTransaction,
+    TransactionToSign,
+)
+from services.signer_gateway.domain.policy import (
+    check_transaction_policy,
+    policy_mode_required,
+    summarize_spend,
+    validate_policy,
+)
+from services.signer_gateway.domain.ports import ExternalKms, SigningBackend, key_probe_digest
+from services.signer_gateway.domain.transactions import UnsignedTransaction, p2pkh_hash, parse_transaction
+from services.signer_gateway.store.signer_store import SignerStore, SignerUnitOfWork
+
+MAX_BATCH_ITEMS = 1024
+
+
+class SignerGateway:
+    def __init__(
+        self,
+        store: SignerStore,
+        acl: KeyAcl,
+        local: LocalKeystoreBackend,
+        external: ExternalKms | None,
+        default_backend: Backend,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._acl = acl
+        self._local = local
+        self._external = external
+        self._default_backend = default_backend
+        self._clock = clock
+        self._log = get_logger("signer")
+
+    # --- signing ---------------------------------------------------------------------------------
+
+    async def sign_digests(
+        self, caller: Caller, request_id: str, items: Sequence[DigestToSign], timeout_s: float
+    ) -> list[SignatureResult]:
+        """Blind mode: all or nothing."""
+        check_request_id(request_id)
+        _check_batch(items)
+        fingerprint = _fingerprint("Sign", *((i.key_id, i.digest.hex()) for i in items))
+        async with self._store.unit_of_work() as uow:
+            replay = await uow.find_answer(caller.caller_id, "Sign", request_id, fingerprint)
+            if replay is not None:
+                return _signatures_from_json(replay)
+            keys = await self._usable_keys(uow, caller, request_id, [i.key_id for i in items])
+            for item in items:
+                if keys[item.key_id].policy.require_policy_mode:
+                    await self._audit_denied(caller, request_id, [item.key_id], "POLICY_DENIED", None)
+                    raise policy_mode_required(item.key_id)
+            records = [keys[i.key_id] for i in items]
+            digests = [i.digest for i in items]
+            signatures = await self._sign_checked(records, digests, timeout_s)
+            results = [
+                SignatureResult(k.key_id, sig, k.public_key) for k, sig in zip(records, signatures, strict=True)
+            ]
+            await uow.append_audit(
+                [
+                    AuditEntry(caller.caller_id, request_id, i.key_id, i.digest, None, "signed")
+                    for i in items
+                ]
+            )
+            await self._record_or_replay(uow, caller, "Sign", request_id, fingerprint, _signatures_to_json(results))
+        return results
+
+    async def sign_transaction(
+        self, caller: Caller, request_id: str, request: TransactionToSign, timeout_s: float
+    ) -> SignedTransaction:
+        """Policy mode: the gateway computes every sighash itself and checks the keys' policies."""
+        check_request_id(request_id)
+        unsigned = _parse_request(request)
+        key_ids = sorted({k.key_id for k in request.input_keys})
+        fingerprint = _fingerprint(
+            "SignTransaction",
+            request.unsigned_tx.hex(),
+            *((p.satoshis, p.locking_script.hex()) for p in request.spent_outputs),
+            *((k.input_index, k.key_id) for k in request.input_keys),
+        )
+        async with self._store.unit_of_work() as uow:
+            replay = await uow.find_answer(caller.caller_id, "SignTransaction", request_id, fingerprint)
+            if replay is not None:
+                return _signed_tx_from_json(replay)
+            keys = await self._usable_keys(uow, caller, request_id, key_ids, for_update=True)
+            for input_key in request.input_keys:
+                owner = p2pkh_hash(request.spent_outputs[input_key.input_index].locking_script)
+                if owner != ecdsa.pubkey_hash(keys[input_key.key_id].public_key):
+                    raise invalid_argument(
+                        "INPUT_NOT_OWNED_BY_KEY",
+                        f"input_keys[{input_key.input_index}]",
+                        f"spent output is not a P2PKH output of key {input_key.key_id}",
+                    )
+            summary = summarize_spend(
+                unsigned.outputs, request.spent_outputs, {ecdsa.pubkey_hash(k.public_key) for k in keys.values()}
+            )
+            now = self._clock()
+            sent_today = await uow.sent_last_24h(key_ids, now)
+            for key_id in key_ids:
+                try:
+                    check_transaction_policy(key_id, keys[key_id].policy, summary, sent_today.get(key_id, 0))
+                except DomainError as denial:
+                    await self._audit_denied(caller, request_id, [key_id], denial.reason, None)
+                    raise
+            digests = unsigned.sighashes()
+            records = [keys[k.key_id] for k in request.input_keys]
+            wanted = [digests[k.input_index] for k in request.input_keys]
+            signatures = await self._sign_checked(records, wanted, timeout_s)
+            for input_key, record, signature in zip(request.input_keys, records, signatures, strict=True):
+                unsigned.apply_signature(input_key.input_index, signature, record.public_key)
+            raw = unsigned.serialize()
+            txid = unsigned.txid()
+            result = SignedTransaction(
+                raw_tx=raw,
+                txid=txid,
+                fee_satoshis=summary.fee_satoshis,
+                sent_satoshis=summary.sent_satoshis,
+                signatures=tuple(
+                    SignatureResult(r.key_id, s, r.public_key) for r, s in zip(records, signatures, strict=True)
+                ),
+            )
+            await uow.record_spends(key_ids, txid, summary.sent_satoshis, now)
+            await uow.append_audit(
+                [
+                    AuditEntry(caller.caller_id, request_id, r.key_id, d, txid, "signed")
+                    for r, d in zip(records, wanted, strict=True)
+                ]
+            )
+            await self._record_or_replay(
+                uow, caller, "SignTransaction", request_id, fingerprint, _signed_tx_to_json(result)
+            )
+        return result
+
+    # --- keys ------------------------------------------------------------------------------------
+
+    async def get_key(self, caller: Caller, key_id: str) -> KeyRecord:
+        _check_key_id(key_id)
+        async with self._store.unit_of_work() as uow:
+            keys = await self._usable_keys(uow, caller, "", [key_id], audit=False)
+        return keys[key_id]
+
+    async def create_key(
+        self, caller: Caller, request_id: str, key_id: str, backend: Backend | None, policy: KeyPolicy,
+        timeout_s: float,
+    ) -> KeyRecord:
+        _require_admin(caller)
+        check_request_id(request_id)
+        _check_key_id(key_id)
+        validate_policy(policy)
+        backend = backend or self._default_backend
+        fingerprint = _fingerprint("CreateKey", key_id, backend.value, _policy_json(policy))
+        async with self._store.unit_of_work() as uow:
+            if await uow.find_answer(caller.caller_id, "CreateKey", request_id, fingerprint) is not None:
+                return (await uow.keys_by_id([key_id]))[key_id]
+        if backend is Backend.LOCAL:
+            public_key, sealed = self._local.generate(key_id)
+        else:
+            if self._external is None:
+                raise DomainError(
+                    ErrorKind.FAILED_PRECONDITION, "KMS_NOT_CONFIGURED", "KMS_SIGN_URL is not configured"
+                )
+            public_key, signature = await self._external.probe_key(key_id, timeout_s)
+            sealed = None
+            if not ecdsa.is_valid_public_key(public_key):
+                raise DomainError(ErrorKind.INTERNAL, "KMS_BAD_RESPONSE", "KMS returned an invalid public key")
+            self._checked_signature(key_id, public_key, signature, key_probe_digest(key_id))
+        async with self._store.unit_of_work() as uow:
+            created = await uow.insert_key(key_id, backend, public_key, sealed, policy)
+            if created is None:
+                raise DomainError(
+                    ErrorKind.ALREADY_EXISTS, "KEY_EXISTS", f"key {key_id} already exists", metadata={"keyId": key_id}
+                )
+            await self._record_or_replay(uow, caller, "CreateKey", request_id, fingerprint, key_id.encode())
+        self._log.info("key.created", key_id=key_id, backend=backend.value)
+        return created
+
+    async def set_key_policy(self, caller: Caller, request_id: str, key_id: str, policy: KeyPolicy) -> KeyRecord:
+        _require_admin(caller)
+        check_request_id(request_id)
+        _check_key_id(key_id)
+        validate_policy(policy)
+        fingerprint = _fingerprint("SetKeyPolicy", key_id, _policy_json(policy))
+        async with self._store.unit_of_work() as uow:
+            if await uow.find_answer(caller.caller_id, "SetKeyPolicy", request_id, fingerprint) is not None:
+                return (await uow.keys_by_id([key_id]))[key_id]
+            updated = await uow.set_policy(key_id, policy)
+            if updated is None:
+                raise _key_not_found(key_id)
+            await self._record_or_replay(uow, caller, "SetKeyPolicy", request_id, fingerprint, key_id.encode())
+        self._log.info("key.policy_set", key_id=key_id)
+        return updated
+
+    async def list_keys(self, caller: Caller, requested_size: int, page_token: str) -> Page:
+        size = page_size(requested_size)
+        after = str(decode_page_token(page_token).get("after", ""))
+        found: list[KeyRecord] = []
+        async with self._store.unit_of_work() as uow:
+            cursor = after
+            while len(found) < size:
+                batch = await uow.list_keys(cursor, size)
+                if not batch:
+                    cursor = ""
+                    break
+                found.extend(k for k in batch if self._acl.allows(caller, k.key_id))
+                cursor = batch[-1].key_id
+                if len(batch) < size:
+                    cursor = ""
+                    break
+        found = found[:size]
+        more = bool(cursor) or len(found) == size
+        token = encode_page_token({"after": found[-1].key_id}) if found and more else ""
+        return Page(tuple(found), token)
+
+    async def reseal_old_keys(self) -> int:
+        """Rotation: re-seal every local key still under an older master key version."""
+        current = self._local.current_master_key_version
+        async with self._store.unit_of_work() as uow:
+            stale = await uow.keys_sealed_before(current)
+            for key in stale:
+                assert key.sealed_secret is not None
+                await uow.reseal(key.key_id, self._local.reseal(key.key_id, key.sealed_secret))
+        return len(stale)
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    async def _usable_keys(
+        self,
+        uow: SignerUnitOfWork,
+        caller: Caller,
+        request_id: str,
+        key_ids: Sequence[str],
+        *,
+        for_update: bool = False,
+        audit: bool = True,
+    ) -> dict[str, KeyRecord]:
+        denied = sorted({k for k in key_ids if not self._acl.allows(caller, k)})
+        if denied:
+            if audit:
+                await self._audit_denied(caller, request_id, denied, "KEY_ACCESS_DENIED", None)
+            raise DomainError(
+                ErrorKind.PERMISSION_DENIED,
+                "KEY_ACCESS_DENIED",
+                f"caller {caller.caller_id} may not use key {denied[0]}",
+                metadata={"keyId": denied[0], "callerId": caller.caller_id},
+            )
+        keys = await uow.keys_by_id(key_ids, for_update=for_update)
+        missing = sorted(set(key_ids) - set(keys))
+        if missing:
+            raise _key_not_found(missing[0])
+        return keys
+
+    async def _sign_checked(self, keys: Sequence[KeyRecord], digests: Sequence[bytes], timeout_s: float) -> list[bytes]:
+        """Sign through each key's backend; every signature normalised to low-S and verified."""
+        signatures: list[bytes] = [b""] * len(keys)
+        for backend in (Backend.LOCAL, Backend.EXTERNAL_KMS):
+            positions = [i for i, k in enumerate(keys) if k.backend is backend]
+            if not positions:
+                continue
+            signer = self._signer_for(backend)
+            raw = await signer.sign([keys[i] for i in positions], [digests[i] for i in positions], timeout_s)
+            for i, signature in zip(positions, raw, strict=True):
+                signatures[i] = self._checked_signature(keys[i].key_id, keys[i].public_key, signature, digests[i])
+        return signatures
+
+    def _signer_for(self, backend: Backend) -> SigningBackend:
+        if backend is Backend.LOCAL:
+            return self._local
+        if self._external is None:
+            raise DomainError(ErrorKind.FAILED_PRECONDITION, "KMS_NOT_CONFIGURED", "KMS_SIGN_URL is not configured")
+        return self._external
+
+    def _checked_signature(self, key_id: str, public_key: bytes, signature: bytes, digest: bytes) -> bytes:
+        try:
+            normalised = ecdsa.to_low_s(signature)
+        except ValueError as exc:
+            raise DomainError(
+                ErrorKind.INTERNAL, "SIGNATURE_CHECK_FAILED", f"backend returned malformed DER for key {key_id}"
+            ) from exc
+        if not ecdsa.verify_digest(public_key, normalised, digest):
+            self._log.error("signature.check_failed", key_id=key_id)
+            raise DomainError(
+                ErrorKind.INTERNAL,
+                "SIGNATURE_CHECK_FAILED",
+                f"backend signature for key {key_id} does not verify against its public key",
+                metadata={"keyId": key_id},
+            )
+        return normalised
+
+    async def _audit_denied(
+        self, caller: Caller, request_id: str, key_ids: Sequence[str], reason: str, txid: str | None
+    ) -> None:
+        # Its own transaction: the denial is recorded even though the request's transaction rolls back.
+        async with self._store.unit_of_work() as uow:
+            await uow.append_audit(
+                [AuditEntry(caller.caller_id, request_id, k, None, txid, "denied", reason) for k in key_ids]
+            )
+
+    async def _record_or_replay(
+        self, uow: SignerUnitOfWork, caller: Caller, method: str, request_id: str, fingerprint: bytes, answer: bytes
+    ) -> None:
+        if not await uow.record_answer(caller.caller_id, method, request_id, fingerprint, answer):
+            raise DomainError(
+                ErrorKind.ABORTED,
+                "REQUEST_IN_PROGRESS",
+                "a request with this request_id completed concurrently; retry to get its answer",
+                metadata={"requestId": request_id},
+            )
+
+
+def _require_admin(caller: Caller) -> None:
+    if ROLE_ADMIN not in caller.roles:
+        raise DomainError(
+            ErrorKind.PERMISSION_DENIED, "ADMIN_REQUIRED", "this operation needs the admin role",
+            metadata={"callerId": caller.caller_id},
+        )
+
+
+def _check_key_id(key_id: str) -> None:
+    if not KEY_ID_PATTERN.match(key_id):
+        raise invalid_argument("KEY_ID_INVALID", "key_id", "1-128 characters of [A-Za-z0-9._:-]")
+
+
+def _check_batch(items: Sequence[DigestToSign]) -> None:
+    if not items:
+        raise invalid_argument("BATCH_EMPTY", "items", "at least one item is required")
+    if len(items) > MAX_BATCH_ITEMS:
+        raise invalid_argument("BATCH_TOO_LARGE", "items", f"at most {MAX_BATCH_ITEMS} items per call")
+    violations = []
+    for index, item in enumerate(items):
+        if not KEY_ID_PATTERN.match(item.key_id):
+            violations.append(FieldViolation(f"items[{index}].key_id", "1-128 characters of [A-Za-z0-9._:-]"))
+        if len(item.digest) != ecdsa.DIGEST_BYTES:
+            violations.append(FieldViolation(f"items[{index}].digest", f"must be 32 bytes, got {len(item.digest)}"))
+    if violations:
+        reason = "DIGEST_LENGTH_INVALID" if "digest" in violations[0].field else "KEY_ID_INVALID"
+        raise DomainError(
+            ErrorKind.INVALID_ARGUMENT, reason, violations[0].description, field_violations=tuple(violations)
+        )
+
+
+def _parse_request(request: TransactionToSign) -> UnsignedTransaction:
+    tx = parse_transaction(request.unsigned_tx)
+    if tx is None:
+        raise invalid_argument("TRANSACTION_MALFORMED", "unsigned_tx", "not a parseable transaction")
+    if len(request.spent_outputs) != len(tx.inputs):
+        raise invalid_argument(
+            "SPENT_OUTPUTS_MISMATCH",
+            "spent_outputs",
+            f"{len(request.spent_outputs)} spent outputs for {len(tx.inputs)} inputs",
+        )
+    if any(p.satoshis < 0 for p in request.spent_outputs):
+        raise invalid_argument("AMOUNT_INVALID", "spent_outputs", "satoshis must not be negative")
+    if not request.input_keys:
+        raise invalid_argument("INPUT_KEYS_EMPTY", "input_keys", "name at least one input to sign")
+    seen: set[int] = set()
+    for position, input_key in enumerate(request.input_keys):
+        if input_key.input_index >= len(tx.inputs) or input_key.input_index in seen:
+            raise invalid_argument(
+                "INPUT_INDEX_INVALID", f"input_keys[{position}].input_index", "out of range or listed twice"
+            )
+        _check_key_id(input_key.key_id)
+        seen.add(input_key.input_index)
+    return UnsignedTransaction(tx, request.spent_outputs)
+
+
+def _key_not_found(key_id: str) -> DomainError:
+    return DomainError(ErrorKind.NOT_FOUND, "KEY_NOT_FOUND", f"no key {key_id}", metadata={"keyId": key_id})
+
+
+def _fingerprint(*parts: object) -> bytes:
+    return hashlib.sha256(orjson.dumps(parts)).digest()
+
+
+def _policy_json(policy: KeyPolicy) -> list[object]:
+    return [
+        policy.require_policy_mode,
+        list(policy.allowed_destinations),
+        policy.max_amount_per_tx_satoshis,
+        policy.max_amount_per_day_satoshis,
+        policy.max_fee_satoshis,
+    ]
+
+
+def _signatures_to_json(results: Sequence[SignatureResult]) -> bytes:
+    return orjson.dumps([[r.key_id, r.signature_der.hex(), r.public_key.hex()] for r in results])
+
+
+def _signatures_from_json(raw: bytes) -> list[SignatureResult]:
+    return [SignatureResult(k, bytes.fromhex(s), bytes.fromhex(p)) for k, s, p in orjson.loads(raw)]
+
+
+def _signed_tx_to_json(result: SignedTransaction) -> bytes:
+    return orjson.dumps(
+        {
+            "raw": result.raw_tx.hex(),
+            "txid": result.txid,
+            "fee": result.fee_satoshis,
+            "sent": result.sent_satoshis,
+            "signatures": orjson.loads(_signatures_to_json(result.signatures)),
+        }
+    )
+
+
+def _signed_tx_from_json(raw: bytes) -> SignedTransaction:
+    data = orjson.loads(raw)
+    return SignedTransaction(
+        raw_tx=bytes.fromhex(data["raw"]),
+        txid=data["txid"],
+        fee_satoshis=data["fee"],
+        sent_satoshis=data["sent"],
+        signatures=tuple(_signatures_from_json(orjson.dumps(data["signatures"]))),
+    )

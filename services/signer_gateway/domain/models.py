@@ -1,0 +1,95 @@
+"""What the signing gateway works with."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+from services.signer_gateway.domain.keystore import SealedSecret
+
+KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class Backend(Enum):
+    LOCAL = "local"
+    EXTERNAL_KMS = "external_kms"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPolicy:
+    require_policy_mode: bool = False
+    allowed_destinations: tuple[str, ...] = ()
+    max_amount_per_tx_satoshis: int = 0
+    max_amount_per_day_satoshis: int = 0
+    max_fee_satoshis: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    key_id: str
+    backend: Backend
+    public_key: bytes
+    policy: KeyPolicy
+    sealed_secret: SealedSecret | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DigestToSign:
+    key_id: str
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureResult:
+    key_id: str
+    signature_der: bytes
+    public_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTransaction:
+    raw_tx: bytes
+    txid: str
+    fee_satoshis: int
+    sent_satoshis: int
+    signatures: tuple[SignatureResult, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    caller_id: str
+    request_id: str
+    key_id: str
+    digest: bytes | None
+    txid: str | None
+    outcome: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    keys: tuple[KeyRecord, ...]
+    next_page_token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InputKey:
+    input_index: int
+    key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpentOutput:
+    satoshis: int
+    locking_script: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionToSign:
+    unsigned_tx: bytes
+    spent_outputs: tuple[SpentOutput, ...]
+    input_keys: tuple[InputKey, ...] = field(default_factory=tuple)
