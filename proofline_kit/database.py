@@ -39,9 +39,12 @@ def apply_migrations(database_url: str, schema: str, migration_dirs: Sequence[Pa
     _create_schema(database_url, schema)
     backend = get_backend(_yoyo_url(database_url, schema))
     migrations = read_migrations(*(str(d) for d in [KIT_MIGRATIONS, *migration_dirs]))
-    with backend.lock():
-        pending = backend.to_apply(migrations)
-        backend.apply_migrations(pending)
+    try:
+        with backend.lock():
+            pending = backend.to_apply(migrations)
+            backend.apply_migrations(pending)
+    finally:
+        backend.connection.close()
     return len(pending)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import TypeVar
 
@@ -94,7 +94,7 @@ class ServiceSettings:
     database_pool_size: int
     redis_url: str
     redis_key_prefix: str
-    auth_tokens: str
+    auth_tokens: str = field(repr=False)
     reflection_enabled: bool
     log_level: str
     shutdown_grace_ms: int

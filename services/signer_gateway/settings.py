@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from proofline_kit.settings import EnvReader, ServiceSettings, SettingsError, read_service_settings
@@ -20,7 +20,7 @@ class SignerSettings:
     network: Network
     default_backend: Backend
     kms_sign_url: str | None
-    kms_api_key: str | None
+    kms_api_key: str | None = field(repr=False)
     kms_timeout_ms: int
     kms_max_attempts: int
     default_deadline_ms: int
