@@ -10,6 +10,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
+# What a unit of work runs its SQL on: a plain connection or one borrowed from a pool.
+DbConnection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
 KIT_MIGRATIONS = Path(__file__).parent / "migrations"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 

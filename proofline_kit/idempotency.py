@@ -9,8 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-import asyncpg
-
+from proofline_kit.database import DbConnection
 from proofline_kit.errors import DomainError, ErrorKind, invalid_argument
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -28,9 +27,7 @@ ON CONFLICT DO NOTHING
 
 def check_request_id(request_id: str) -> str:
     if not _REQUEST_ID.match(request_id):
-        raise invalid_argument(
-            "REQUEST_ID_INVALID", "request_id", "required: 1-64 characters of [A-Za-z0-9._:-]"
-        )
+        raise invalid_argument("REQUEST_ID_INVALID", "request_id", "required: 1-64 characters of [A-Za-z0-9._:-]")
     return request_id
 
 
@@ -39,7 +36,7 @@ def request_fingerprint(serialized_request: bytes) -> bytes:
 
 
 async def find_answer(
-    conn: asyncpg.Connection, caller_id: str, method: str, request_id: str, fingerprint: bytes
+    conn: DbConnection, caller_id: str, method: str, request_id: str, fingerprint: bytes
 ) -> bytes | None:
     """The recorded answer of an earlier identical request, or None."""
     row = await conn.fetchrow(_SELECT, caller_id, method, request_id)
@@ -56,7 +53,7 @@ async def find_answer(
 
 
 async def record_answer(
-    conn: asyncpg.Connection, caller_id: str, method: str, request_id: str, fingerprint: bytes, answer: bytes
+    conn: DbConnection, caller_id: str, method: str, request_id: str, fingerprint: bytes, answer: bytes
 ) -> bool:
     """Record the answer inside the caller's transaction; False if another request got there first."""
     status = await conn.execute(_INSERT, caller_id, method, request_id, fingerprint, answer)

@@ -31,7 +31,7 @@ class EnvReader:
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self._env = dict(os.environ if env is None else env)
 
-    def str(self, name: str, default: str | None = None) -> str:
+    def string(self, name: str, default: str | None = None) -> str:
         value = self._env.get(name)
         if value is None or value == "":
             if default is None:
@@ -39,11 +39,11 @@ class EnvReader:
             return default
         return value
 
-    def optional_str(self, name: str) -> str | None:
+    def optional_string(self, name: str) -> str | None:
         value = self._env.get(name)
         return value if value else None
 
-    def int(self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    def integer(self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
         raw = self._env.get(name)
         if raw is None or raw == "":
             value = default
@@ -58,7 +58,7 @@ class EnvReader:
             raise SettingsError(f"{name} must be <= {maximum}, got {value}")
         return value
 
-    def bool(self, name: str, default: bool) -> bool:
+    def flag(self, name: str, default: bool) -> bool:
         raw = self._env.get(name)
         if raw is None or raw == "":
             return default
@@ -115,23 +115,23 @@ def read_service_settings(
     default_schema: str,
 ) -> ServiceSettings:
     run_mode = env.choice("PROOFLINE_ENV", RunMode, RunMode.DEV)
-    auth_tokens = env.optional_str("AUTH_TOKENS") or ""
+    auth_tokens = env.optional_string("AUTH_TOKENS") or ""
     if run_mode is RunMode.PRODUCTION and not auth_tokens:
         raise SettingsError("AUTH_TOKENS is required in production mode")
     return ServiceSettings(
         service_name=service_name,
         run_mode=run_mode,
-        grpc_host=env.str(f"{env_prefix}_GRPC_HOST", env.str("GRPC_HOST", "127.0.0.1")),
-        grpc_port=env.int(f"{env_prefix}_GRPC_PORT", default_grpc_port, minimum=0, maximum=65535),
-        metrics_port=env.int(f"{env_prefix}_METRICS_PORT", default_metrics_port, minimum=0, maximum=65535),
-        database_url=env.str("DATABASE_URL"),
-        database_schema=env.str(f"{env_prefix}_DB_SCHEMA", default_schema),
-        database_pool_size=env.int(f"{env_prefix}_DB_POOL_SIZE", 8, minimum=1, maximum=200),
-        redis_url=env.str("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        redis_key_prefix=env.str("REDIS_KEY_PREFIX", "proofline"),
+        grpc_host=env.string(f"{env_prefix}_GRPC_HOST", env.string("GRPC_HOST", "127.0.0.1")),
+        grpc_port=env.integer(f"{env_prefix}_GRPC_PORT", default_grpc_port, minimum=0, maximum=65535),
+        metrics_port=env.integer(f"{env_prefix}_METRICS_PORT", default_metrics_port, minimum=0, maximum=65535),
+        database_url=env.string("DATABASE_URL"),
+        database_schema=env.string(f"{env_prefix}_DB_SCHEMA", default_schema),
+        database_pool_size=env.integer(f"{env_prefix}_DB_POOL_SIZE", 8, minimum=1, maximum=200),
+        redis_url=env.string("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        redis_key_prefix=env.string("REDIS_KEY_PREFIX", "proofline"),
         auth_tokens=auth_tokens,
-        reflection_enabled=env.bool("GRPC_REFLECTION", True),
-        log_level=env.str("LOG_LEVEL", "info").lower(),
-        shutdown_grace_ms=env.int("SHUTDOWN_GRACE_MS", 10_000, minimum=0),
-        max_message_bytes=env.int("GRPC_MAX_MESSAGE_BYTES", 16 * 1024 * 1024, minimum=1024),
+        reflection_enabled=env.flag("GRPC_REFLECTION", True),
+        log_level=env.string("LOG_LEVEL", "info").lower(),
+        shutdown_grace_ms=env.integer("SHUTDOWN_GRACE_MS", 10_000, minimum=0),
+        max_message_bytes=env.integer("GRPC_MAX_MESSAGE_BYTES", 16 * 1024 * 1024, minimum=1024),
     )

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 OUT = ROOT / "gen" / "python"
 
+
 def main() -> int:
     bin_dir = Path(sys.executable).parent
     if shutil.which("protoc-gen-mypy", path=str(bin_dir)) is None:
@@ -45,6 +46,7 @@ def main() -> int:
     (OUT / "proofline" / "py.typed").touch()
     print(f"generated {len(files)} protos into {OUT.relative_to(ROOT)}")
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,7 +11,7 @@ import contextvars
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import structlog
@@ -27,26 +27,23 @@ REQUEST_ID_HEADER = "x-request-id"
 
 current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("current_request_id", default="")
 
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Any, Any] | None"]]
 
 
 def _metadata_value(details: grpc.HandlerCallDetails, key: str) -> str | None:
-    for item in details.invocation_metadata or ():
-        if item.key == key:
-            value = item.value
+    for item_key, value in details.invocation_metadata or ():
+        if item_key == key:
             return value.decode() if isinstance(value, bytes) else str(value)
     return None
 
 
-def _with_behaviour(handler: grpc.RpcMethodHandler, unary: Any, stream: Any) -> grpc.RpcMethodHandler:
+def _with_behaviour(
+    handler: grpc.RpcMethodHandler[Any, Any], unary: Any, stream: Any
+) -> grpc.RpcMethodHandler[Any, Any]:
     if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(
-            unary, handler.request_deserializer, handler.response_serializer
-        )
+        return grpc.unary_unary_rpc_method_handler(unary, handler.request_deserializer, handler.response_serializer)
     if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(
-            stream, handler.request_deserializer, handler.response_serializer
-        )
+        return grpc.unary_stream_rpc_method_handler(stream, handler.request_deserializer, handler.response_serializer)
     raise NotImplementedError("client-streaming methods are not used by Proofline")
 
 
@@ -58,7 +55,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith(OPEN_METHOD_PREFIXES):
             return handler
@@ -112,7 +109,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
@@ -122,7 +119,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         request_id = _metadata_value(handler_call_details, REQUEST_ID_HEADER) or uuid.uuid4().hex
         service, _, name = method.lstrip("/").rpartition("/")
         if handler.unary_unary is not None:
-            inner_unary = handler.unary_unary
+            inner_unary = cast(Any, handler.unary_unary)
 
             async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 start = self._begin(request_id, method)
@@ -143,7 +140,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                     self._finish(service, name, method, code, start)
 
             return _with_behaviour(handler, unary, None)
-        inner_stream = handler.unary_stream
+        inner_stream = cast(Any, handler.unary_stream)
 
         async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             start = self._begin(request_id, method)

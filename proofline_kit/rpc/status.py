@@ -56,10 +56,9 @@ def to_rpc_status(error: DomainError, domain: str) -> grpc.Status:
         delay = duration_pb2.Duration()
         delay.FromMilliseconds(error.retry_after_ms)
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
-    status = status_pb2.Status(
-        code=_CODES[error.kind], message=f"{error.reason}: {error.message}", details=details
-    )
-    return rpc_status.to_status(status)
+    status = status_pb2.Status(code=_CODES[error.kind], message=f"{error.reason}: {error.message}", details=details)
+    converted: grpc.Status = rpc_status.to_status(status)
+    return converted
 
 
 def internal_status(domain: str) -> grpc.Status:

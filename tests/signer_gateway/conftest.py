@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
-
 from proofline.signer.v1 import signer_pb2, signer_pb2_grpc
+
 from proofline_kit.settings import EnvReader
 from services.signer_gateway.app import RunningSigner, start_signer
 from services.signer_gateway.settings import read_signer_settings
@@ -26,7 +26,7 @@ SIGNER_ACL = "publisher=publish-*|shared"
 @dataclass
 class SignerUnderTest:
     running: RunningSigner
-    stub: signer_pb2_grpc.SignerServiceStub
+    stub: signer_pb2_grpc.SignerServiceAsyncStub
     channel: grpc.aio.Channel
     env: dict[str, str]
 

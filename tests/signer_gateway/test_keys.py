@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import grpc
 from bsv import Network, PublicKey
-
 from proofline.common.v1 import common_pb2
 from proofline.signer.v1 import signer_pb2
+
 from tests.harness.fake_kms import FakeKms
 from tests.harness.grpc_errors import expect_rpc_error
 from tests.harness.transactions import p2pkh_script
@@ -77,7 +77,8 @@ async def test_bad_key_ids_and_request_ids_are_invalid_arguments(signer: SignerU
 async def test_get_public_key_gives_the_p2pkh_address_per_network(signer: SignerUnderTest) -> None:
     key = await create_key(signer, "publish-1")
     mainnet = await signer.stub.GetPublicKey(
-        signer_pb2.GetPublicKeyRequest(key_id="publish-1", network=common_pb2.NETWORK_MAINNET), metadata=PUBLISHER
+        signer_pb2.GetPublicKeyRequest(key_id="publish-1", network=common_pb2.NETWORK_MAINNET),
+        metadata=PUBLISHER,
     )
     default = await signer.stub.GetPublicKey(signer_pb2.GetPublicKeyRequest(key_id="publish-1"), metadata=PUBLISHER)
     public = PublicKey(key.public_key)
@@ -109,9 +110,7 @@ async def test_list_keys_pages_and_filters_by_acl(signer: SignerUnderTest) -> No
     token = ""
     pages = 0
     while True:
-        page = await signer.stub.ListKeys(
-            signer_pb2.ListKeysRequest(page_size=2, page_token=token), metadata=PUBLISHER
-        )
+        page = await signer.stub.ListKeys(signer_pb2.ListKeysRequest(page_size=2, page_token=token), metadata=PUBLISHER)
         pages += 1
         seen.extend(k.key_id for k in page.keys)
         token = page.next_page_token
@@ -120,7 +119,13 @@ async def test_list_keys_pages_and_filters_by_acl(signer: SignerUnderTest) -> No
     assert seen == ["publish-a", "publish-b", "publish-c", "shared"]
     assert pages >= 2
     everything = await signer.stub.ListKeys(signer_pb2.ListKeysRequest(), metadata=ADMIN)
-    assert [k.key_id for k in everything.keys] == ["publish-a", "publish-b", "publish-c", "shared", "wallet-a"]
+    assert [k.key_id for k in everything.keys] == [
+        "publish-a",
+        "publish-b",
+        "publish-c",
+        "shared",
+        "wallet-a",
+    ]
     assert everything.next_page_token == ""
     await expect_rpc_error(
         signer.stub.ListKeys(signer_pb2.ListKeysRequest(page_token="!!not-a-token"), metadata=ADMIN),
@@ -153,7 +158,9 @@ async def test_set_key_policy_replaces_and_validates(signer: SignerUnderTest) ->
     await expect_rpc_error(
         signer.stub.SetKeyPolicy(
             signer_pb2.SetKeyPolicyRequest(
-                request_id="p2", key_id="publish-1", policy=signer_pb2.KeyPolicy(allowed_destinations=["nope"])
+                request_id="p2",
+                key_id="publish-1",
+                policy=signer_pb2.KeyPolicy(allowed_destinations=["nope"]),
             ),
             metadata=ADMIN,
         ),
@@ -172,16 +179,15 @@ async def test_set_key_policy_replaces_and_validates(signer: SignerUnderTest) ->
     )
     await expect_rpc_error(
         signer.stub.SetKeyPolicy(
-            signer_pb2.SetKeyPolicyRequest(request_id="p4", key_id="publish-none", policy=policy), metadata=ADMIN
+            signer_pb2.SetKeyPolicyRequest(request_id="p4", key_id="publish-none", policy=policy),
+            metadata=ADMIN,
         ),
         grpc.StatusCode.NOT_FOUND,
         "KEY_NOT_FOUND",
     )
 
 
-async def test_external_kms_key_is_registered_by_probing_the_kms(
-    signer: SignerUnderTest, fake_kms: FakeKms
-) -> None:
+async def test_external_kms_key_is_registered_by_probing_the_kms(signer: SignerUnderTest, fake_kms: FakeKms) -> None:
     kms_key = fake_kms.add_key("publish-kms")
     key = await create_key(signer, "publish-kms", backend=signer_pb2.KEY_BACKEND_EXTERNAL_KMS)
     assert key.backend == signer_pb2.KEY_BACKEND_EXTERNAL_KMS

@@ -11,8 +11,8 @@ import asyncpg
 import grpc
 import pytest
 from bsv import PrivateKey
-
 from proofline.signer.v1 import signer_pb2
+
 from proofline_kit.logging import configure_logging
 from proofline_kit.settings import EnvReader, SettingsError
 from services.signer_gateway.domain.keystore import MasterKeyring, SealedSecret
@@ -44,7 +44,10 @@ async def _sealed_secrets(database_url: str) -> dict[str, SealedSecret]:
 
 def _dump_database(database_url: str) -> bytes:
     return subprocess.run(
-        ["pg_dump", "--data-only", "--schema=signer", database_url], check=True, capture_output=True, timeout=60
+        ["pg_dump", "--data-only", "--schema=signer", database_url],
+        check=True,
+        capture_output=True,
+        timeout=60,
     ).stdout
 
 
@@ -126,7 +129,9 @@ async def test_signing_audit_is_append_only(database_url: str) -> None:
     try:
         await create_key(signer, "publish-1")
         await signer.stub.Sign(
-            signer_pb2.SignRequest(request_id="s1", items=[signer_pb2.SignItem(key_id="publish-1", digest=b"\x01" * 32)]),
+            signer_pb2.SignRequest(
+                request_id="s1", items=[signer_pb2.SignItem(key_id="publish-1", digest=b"\x01" * 32)]
+            ),
             metadata=PUBLISHER,
         )
     finally:
@@ -168,7 +173,11 @@ def test_settings_refuse_production_without_secrets() -> None:
         )
     settings = read_signer_settings(
         EnvReader(
-            {**base, "AUTH_TOKENS": "a:admin:long-enough-token", "SIGNER_MASTER_KEYS": "1:" + base64.b64encode(b"k" * 32).decode()}
+            {
+                **base,
+                "AUTH_TOKENS": "a:admin:long-enough-token",
+                "SIGNER_MASTER_KEYS": "1:" + base64.b64encode(b"k" * 32).decode(),
+            }
         )
     )
     assert "long-enough-token" not in repr(settings)

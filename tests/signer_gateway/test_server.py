@@ -8,6 +8,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
+from tests.harness.grpc_errors import expect_rpc_error
 from tests.signer_gateway.conftest import SignerUnderTest, signer_env, start_signer_under_test
 
 
@@ -38,12 +39,7 @@ async def test_unknown_methods_are_unimplemented_even_without_credentials(signer
         "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
     ]:
         call = signer.channel.unary_unary(method, request_serializer=lambda b: b, response_deserializer=lambda b: b)
-        try:
-            await call(b"", timeout=5)
-        except grpc.aio.AioRpcError as error:
-            assert error.code() == grpc.StatusCode.UNIMPLEMENTED
-        else:
-            raise AssertionError(f"{method} answered")
+        await expect_rpc_error(call(b"", timeout=5), grpc.StatusCode.UNIMPLEMENTED)
 
 
 async def test_health_turns_not_serving_when_the_server_drains(database_url: str) -> None:
@@ -52,7 +48,7 @@ async def test_health_turns_not_serving_when_the_server_drains(database_url: str
     watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
     first = await watch.read()
     assert first.status == health_pb2.HealthCheckResponse.SERVING
-    stopping = asyncio.create_task(under_test.running.stop())
+    stopping = asyncio.ensure_future(under_test.running.stop())
     second = await asyncio.wait_for(watch.read(), 5)
     assert second.status == health_pb2.HealthCheckResponse.NOT_SERVING
     await stopping

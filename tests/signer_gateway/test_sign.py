@@ -7,8 +7,8 @@ import os
 import asyncpg
 import grpc
 from bsv import PublicKey
-
 from proofline.signer.v1 import signer_pb2
+
 from services.signer_gateway.domain.ecdsa import is_low_s
 from tests.harness.fake_kms import FakeKms
 from tests.harness.grpc_errors import expect_rpc_error
@@ -65,9 +65,21 @@ async def test_bad_batches_sign_nothing(signer: SignerUnderTest) -> None:
     good = ("publish-1", os.urandom(32))
     cases = [
         (sign_request("b1"), grpc.StatusCode.INVALID_ARGUMENT, "BATCH_EMPTY"),
-        (sign_request("b2", good, ("publish-1", b"\x01" * 31)), grpc.StatusCode.INVALID_ARGUMENT, "DIGEST_LENGTH_INVALID"),
-        (sign_request("b3", good, ("publish-1", b"\x01" * 33)), grpc.StatusCode.INVALID_ARGUMENT, "DIGEST_LENGTH_INVALID"),
-        (sign_request("b4", good, ("publish-unknown", os.urandom(32))), grpc.StatusCode.NOT_FOUND, "KEY_NOT_FOUND"),
+        (
+            sign_request("b2", good, ("publish-1", b"\x01" * 31)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "DIGEST_LENGTH_INVALID",
+        ),
+        (
+            sign_request("b3", good, ("publish-1", b"\x01" * 33)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "DIGEST_LENGTH_INVALID",
+        ),
+        (
+            sign_request("b4", good, ("publish-unknown", os.urandom(32))),
+            grpc.StatusCode.NOT_FOUND,
+            "KEY_NOT_FOUND",
+        ),
         (sign_request("b5", *([good] * 1025)), grpc.StatusCode.INVALID_ARGUMENT, "BATCH_TOO_LARGE"),
         (sign_request("", good), grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_ID_INVALID"),
     ]
@@ -81,7 +93,8 @@ async def test_acl_denies_keys_outside_the_callers_patterns(signer: SignerUnderT
     await create_key(signer, "wallet-1")
     await expect_rpc_error(
         signer.stub.Sign(
-            sign_request("a1", ("publish-1", os.urandom(32)), ("wallet-1", os.urandom(32))), metadata=PUBLISHER
+            sign_request("a1", ("publish-1", os.urandom(32)), ("wallet-1", os.urandom(32))),
+            metadata=PUBLISHER,
         ),
         grpc.StatusCode.PERMISSION_DENIED,
         "KEY_ACCESS_DENIED",
@@ -120,9 +133,7 @@ async def test_calls_without_a_valid_token_are_unauthenticated(signer: SignerUnd
         )
 
 
-async def test_external_kms_signatures_are_normalised_and_verified(
-    signer: SignerUnderTest, fake_kms: FakeKms
-) -> None:
+async def test_external_kms_signatures_are_normalised_and_verified(signer: SignerUnderTest, fake_kms: FakeKms) -> None:
     fake_kms.add_key("publish-kms")
     key = await create_key(signer, "publish-kms", backend=signer_pb2.KEY_BACKEND_EXTERNAL_KMS)
     fake_kms.mode = "high_s"
@@ -134,9 +145,7 @@ async def test_external_kms_signatures_are_normalised_and_verified(
     assert fake_kms.requests[-1] == [{"keyIdentifier": "publish-kms", "sighash": digest.hex()}]
 
 
-async def test_external_kms_answers_that_fail_the_check_are_errors(
-    signer: SignerUnderTest, fake_kms: FakeKms
-) -> None:
+async def test_external_kms_answers_that_fail_the_check_are_errors(signer: SignerUnderTest, fake_kms: FakeKms) -> None:
     fake_kms.add_key("publish-kms")
     await create_key(signer, "publish-kms", backend=signer_pb2.KEY_BACKEND_EXTERNAL_KMS)
     await create_key(signer, "publish-local")

@@ -8,9 +8,9 @@ from bsv import Script, Transaction
 from bsv.hash import hash256
 from bsv.transaction_preimage import tx_preimages
 from bsv.utils import encode_pushdata
-
 from proofline.common.v1 import common_pb2
 from proofline.signer.v1 import signer_pb2
+
 from tests.harness.fake_kms import FakeKms
 from tests.harness.grpc_errors import expect_rpc_error
 from tests.harness.transactions import (
@@ -61,7 +61,9 @@ async def test_interpreter_catches_a_tampered_signed_transaction(signer: SignerU
     key = await create_key(signer, "publish-1")
     spent = [(5_000, p2pkh_script(key.public_key))]
     raw = unsigned_transaction(spent, [(4_900, address_script(OUTSIDE))])
-    response = await signer.stub.SignTransaction(sign_tx_request("t1", raw, spent, [(0, "publish-1")]), metadata=PUBLISHER)
+    response = await signer.stub.SignTransaction(
+        sign_tx_request("t1", raw, spent, [(0, "publish-1")]), metadata=PUBLISHER
+    )
     tampered = Transaction.from_hex(response.signed_tx)
     tampered.outputs[0].satoshis = 4_901
     with pytest.raises(RuntimeError):
@@ -142,7 +144,9 @@ async def test_policy_denies_destinations_outside_the_allow_list(signer: SignerU
     allowed = unsigned_transaction(
         spent, [(1_000, address_script(OUTSIDE)), (0, data_script(b"x")), (8_900, p2pkh_script(public))]
     )
-    ok = await signer.stub.SignTransaction(sign_tx_request("d1", allowed, spent, [(0, "publish-p")]), metadata=PUBLISHER)
+    ok = await signer.stub.SignTransaction(
+        sign_tx_request("d1", allowed, spent, [(0, "publish-p")]), metadata=PUBLISHER
+    )
     assert interpreter_accepts(ok.signed_tx, spent)
     for index, outputs in enumerate(
         [
@@ -152,7 +156,9 @@ async def test_policy_denies_destinations_outside_the_allow_list(signer: SignerU
     ):
         raw = unsigned_transaction(spent, outputs)
         error = await expect_rpc_error(
-            signer.stub.SignTransaction(sign_tx_request(f"d{index + 2}", raw, spent, [(0, "publish-p")]), metadata=PUBLISHER),
+            signer.stub.SignTransaction(
+                sign_tx_request(f"d{index + 2}", raw, spent, [(0, "publish-p")]), metadata=PUBLISHER
+            ),
             grpc.StatusCode.PERMISSION_DENIED,
             "POLICY_DENIED",
         )
@@ -183,22 +189,30 @@ async def test_policy_caps_amount_per_day_and_replays_do_not_count_twice(signer:
     public = await _policy_key(signer, max_amount_per_day_satoshis=5_000)
     spent = [(10_000, p2pkh_script(public))]
     first = sign_tx_request(
-        "day1", unsigned_transaction(spent, [(3_000, address_script(OUTSIDE)), (6_900, p2pkh_script(public))]),
-        spent, [(0, "publish-p")],
+        "day1",
+        unsigned_transaction(spent, [(3_000, address_script(OUTSIDE)), (6_900, p2pkh_script(public))]),
+        spent,
+        [(0, "publish-p")],
     )
     await signer.stub.SignTransaction(first, metadata=PUBLISHER)
     await signer.stub.SignTransaction(first, metadata=PUBLISHER)  # a retry: same answer, counted once
     second = sign_tx_request(
-        "day2", unsigned_transaction(spent, [(2_000, address_script(OUTSIDE)), (7_900, p2pkh_script(public))]),
-        spent, [(0, "publish-p")],
+        "day2",
+        unsigned_transaction(spent, [(2_000, address_script(OUTSIDE)), (7_900, p2pkh_script(public))]),
+        spent,
+        [(0, "publish-p")],
     )
     await signer.stub.SignTransaction(second, metadata=PUBLISHER)
     third = sign_tx_request(
-        "day3", unsigned_transaction(spent, [(1, address_script(OUTSIDE)), (9_899, p2pkh_script(public))]),
-        spent, [(0, "publish-p")],
+        "day3",
+        unsigned_transaction(spent, [(1, address_script(OUTSIDE)), (9_899, p2pkh_script(public))]),
+        spent,
+        [(0, "publish-p")],
     )
     error = await expect_rpc_error(
-        signer.stub.SignTransaction(third, metadata=PUBLISHER), grpc.StatusCode.PERMISSION_DENIED, "POLICY_DENIED"
+        signer.stub.SignTransaction(third, metadata=PUBLISHER),
+        grpc.StatusCode.PERMISSION_DENIED,
+        "POLICY_DENIED",
     )
     assert "5001" in (error.details() or "")
     change_only = sign_tx_request(

@@ -34,6 +34,8 @@ def _bad_answer(message: str) -> KmsError:
 
 
 class HttpKmsBackend:
+    checks_signatures = False
+
     def __init__(
         self,
         client: httpx.AsyncClient,
@@ -70,7 +72,10 @@ class HttpKmsBackend:
                 break
             try:
                 response = await self._client.post(
-                    self._url, json=body, headers=self._headers, timeout=min(remaining, self._request_timeout_s)
+                    self._url,
+                    json=body,
+                    headers=self._headers,
+                    timeout=min(remaining, self._request_timeout_s),
                 )
             except httpx.TransportError as exc:
                 last_problem = f"{type(exc).__name__}"

@@ -1,10 +1,15 @@
-"""secp256k1 ECDSA over 32-byte digests (bsv-sdk's libsecp256k1), strict DER, low-S."""
+"""secp256k1 ECDSA over 32-byte digests (bsv-sdk's libsecp256k1), strict DER, low-S.
+
+The gateway refuses to run on bsv-sdk's pure-Python fallback (hundreds of times slower); the
+native module is called directly on the hot path to skip per-call key object construction.
+"""
 
 from __future__ import annotations
 
 from bsv import PrivateKey, PublicKey
 from bsv.curve import curve
 from bsv.hash import hash160
+from bsv.native import NATIVE_AVAILABLE, NATIVE_MODULE, native_status
 from bsv.utils import deserialize_ecdsa_der, serialize_ecdsa_der
 
 DIGEST_BYTES = 32
@@ -17,12 +22,17 @@ def is_valid_secret(secret: bytes) -> bool:
 
 
 def public_key_of(secret: bytes) -> bytes:
-    return PrivateKey(secret).public_key().serialize(compressed=True)
+    return bytes(PrivateKey(secret).public_key().serialize(compressed=True))
+
+
+def require_native() -> None:
+    if not NATIVE_AVAILABLE:
+        raise RuntimeError(f"bsv-sdk's native libsecp256k1 is not available: {native_status()}")
 
 
 def sign_digest(secret: bytes, digest: bytes) -> bytes:
     """RFC 6979 deterministic signature, strict DER, low-S."""
-    return PrivateKey(secret).sign(digest, hasher=None)
+    return bytes(NATIVE_MODULE.ecdsa_sign(digest, secret))
 
 
 def to_low_s(signature_der: bytes) -> bytes:
@@ -39,9 +49,10 @@ def is_low_s(signature_der: bytes) -> bool:
 
 
 def verify_digest(public_key: bytes, signature_der: bytes, digest: bytes) -> bool:
+    """False for a wrong, malformed or high-S signature (libsecp256k1 rejects high-S)."""
     try:
-        return bool(PublicKey(public_key).verify(signature_der, digest, hasher=None))
-    except (ValueError, TypeError):
+        return bool(NATIVE_MODULE.ecdsa_verify(signature_der, digest, public_key))
+    except (ValueError, TypeError, RuntimeError):
         return False
 
 

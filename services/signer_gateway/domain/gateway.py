@@ -13,9 +13,10 @@ from proofline_kit.errors import DomainError, ErrorKind, FieldViolation, invalid
 from proofline_kit.idempotency import check_request_id
 from proofline_kit.logging import get_logger
 from proofline_kit.pagination import decode_page_token, encode_page_token, page_size
-from services.signer_gateway.backends.local_keystore import LocalKeystoreBackend
+from services.signer_gateway.backends.local_keystore import LocalKeystoreBackend, LocalSignatureCheckFailed
 from services.signer_gateway.domain import ecdsa
 from services.signer_gateway.domain.acl import KeyAcl
+from services.signer_gateway.domain.crypto_pool import CryptoPool
 from services.signer_gateway.domain.models import (
     KEY_ID_PATTERN,
     AuditEntry,
@@ -49,6 +50,7 @@ class SignerGateway:
         local: LocalKeystoreBackend,
         external: ExternalKms | None,
         default_backend: Backend,
+        crypto: CryptoPool,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
@@ -56,6 +58,7 @@ class SignerGateway:
         self._local = local
         self._external = external
         self._default_backend = default_backend
+        self._crypto = crypto
         self._clock = clock
         self._log = get_logger("signer")
 
@@ -80,14 +83,9 @@ class SignerGateway:
             records = [keys[i.key_id] for i in items]
             digests = [i.digest for i in items]
             signatures = await self._sign_checked(records, digests, timeout_s)
-            results = [
-                SignatureResult(k.key_id, sig, k.public_key) for k, sig in zip(records, signatures, strict=True)
-            ]
+            results = [SignatureResult(k.key_id, sig, k.public_key) for k, sig in zip(records, signatures, strict=True)]
             await uow.append_audit(
-                [
-                    AuditEntry(caller.caller_id, request_id, i.key_id, i.digest, None, "signed")
-                    for i in items
-                ]
+                [AuditEntry(caller.caller_id, request_id, i.key_id, i.digest, None, "signed") for i in items]
             )
             await self._record_or_replay(uow, caller, "Sign", request_id, fingerprint, _signatures_to_json(results))
         return results
@@ -119,7 +117,9 @@ class SignerGateway:
                         f"spent output is not a P2PKH output of key {input_key.key_id}",
                     )
             summary = summarize_spend(
-                unsigned.outputs, request.spent_outputs, {ecdsa.pubkey_hash(k.public_key) for k in keys.values()}
+                unsigned.outputs,
+                request.spent_outputs,
+                {ecdsa.pubkey_hash(k.public_key) for k in keys.values()},
             )
             now = self._clock()
             sent_today = await uow.sent_last_24h(key_ids, now)
@@ -167,7 +167,12 @@ class SignerGateway:
         return keys[key_id]
 
     async def create_key(
-        self, caller: Caller, request_id: str, key_id: str, backend: Backend | None, policy: KeyPolicy,
+        self,
+        caller: Caller,
+        request_id: str,
+        key_id: str,
+        backend: Backend | None,
+        policy: KeyPolicy,
         timeout_s: float,
     ) -> KeyRecord:
         _require_admin(caller)
@@ -183,9 +188,7 @@ class SignerGateway:
             public_key, sealed = self._local.generate(key_id)
         else:
             if self._external is None:
-                raise DomainError(
-                    ErrorKind.FAILED_PRECONDITION, "KMS_NOT_CONFIGURED", "KMS_SIGN_URL is not configured"
-                )
+                raise DomainError(ErrorKind.FAILED_PRECONDITION, "KMS_NOT_CONFIGURED", "KMS_SIGN_URL is not configured")
             public_key, signature = await self._external.probe_key(key_id, timeout_s)
             sealed = None
             if not ecdsa.is_valid_public_key(public_key):
@@ -195,7 +198,10 @@ class SignerGateway:
             created = await uow.insert_key(key_id, backend, public_key, sealed, policy)
             if created is None:
                 raise DomainError(
-                    ErrorKind.ALREADY_EXISTS, "KEY_EXISTS", f"key {key_id} already exists", metadata={"keyId": key_id}
+                    ErrorKind.ALREADY_EXISTS,
+                    "KEY_EXISTS",
+                    f"key {key_id} already exists",
+                    metadata={"keyId": key_id},
                 )
             await self._record_or_replay(uow, caller, "CreateKey", request_id, fingerprint, key_id.encode())
         self._log.info("key.created", key_id=key_id, backend=backend.value)
@@ -279,14 +285,29 @@ class SignerGateway:
     async def _sign_checked(self, keys: Sequence[KeyRecord], digests: Sequence[bytes], timeout_s: float) -> list[bytes]:
         """Sign through each key's backend; every signature normalised to low-S and verified."""
         signatures: list[bytes] = [b""] * len(keys)
+        unchecked: list[int] = []
         for backend in (Backend.LOCAL, Backend.EXTERNAL_KMS):
             positions = [i for i, k in enumerate(keys) if k.backend is backend]
             if not positions:
                 continue
             signer = self._signer_for(backend)
-            raw = await signer.sign([keys[i] for i in positions], [digests[i] for i in positions], timeout_s)
+            try:
+                raw = await signer.sign([keys[i] for i in positions], [digests[i] for i in positions], timeout_s)
+            except LocalSignatureCheckFailed as failure:
+                raise _check_failed(failure.key_id) from None
             for i, signature in zip(positions, raw, strict=True):
-                signatures[i] = self._checked_signature(keys[i].key_id, keys[i].public_key, signature, digests[i])
+                signatures[i] = signature if signer.checks_signatures else _normalised(keys[i].key_id, signature)
+            if not signer.checks_signatures:
+                unchecked.extend(positions)
+        if unchecked:
+            verified = await self._crypto.verify_many(
+                [keys[i].public_key for i in unchecked],
+                [signatures[i] for i in unchecked],
+                [digests[i] for i in unchecked],
+            )
+            for i, ok in zip(unchecked, verified, strict=True):
+                if not ok:
+                    raise _check_failed(keys[i].key_id)
         return signatures
 
     def _signer_for(self, backend: Backend) -> SigningBackend:
@@ -297,20 +318,9 @@ class SignerGateway:
         return self._external
 
     def _checked_signature(self, key_id: str, public_key: bytes, signature: bytes, digest: bytes) -> bytes:
-        try:
-            normalised = ecdsa.to_low_s(signature)
-        except ValueError as exc:
-            raise DomainError(
-                ErrorKind.INTERNAL, "SIGNATURE_CHECK_FAILED", f"backend returned malformed DER for key {key_id}"
-            ) from exc
+        normalised = _normalised(key_id, signature)
         if not ecdsa.verify_digest(public_key, normalised, digest):
-            self._log.error("signature.check_failed", key_id=key_id)
-            raise DomainError(
-                ErrorKind.INTERNAL,
-                "SIGNATURE_CHECK_FAILED",
-                f"backend signature for key {key_id} does not verify against its public key",
-                metadata={"keyId": key_id},
-            )
+            raise _check_failed(key_id)
         return normalised
 
     async def _audit_denied(
@@ -323,7 +333,13 @@ class SignerGateway:
             )
 
     async def _record_or_replay(
-        self, uow: SignerUnitOfWork, caller: Caller, method: str, request_id: str, fingerprint: bytes, answer: bytes
+        self,
+        uow: SignerUnitOfWork,
+        caller: Caller,
+        method: str,
+        request_id: str,
+        fingerprint: bytes,
+        answer: bytes,
     ) -> None:
         if not await uow.record_answer(caller.caller_id, method, request_id, fingerprint, answer):
             raise DomainError(
@@ -334,10 +350,31 @@ class SignerGateway:
             )
 
 
+def _normalised(key_id: str, signature: bytes) -> bytes:
+    try:
+        return ecdsa.to_low_s(signature)
+    except ValueError as exc:
+        raise DomainError(
+            ErrorKind.INTERNAL, "SIGNATURE_CHECK_FAILED", f"backend returned malformed DER for key {key_id}"
+        ) from exc
+
+
+def _check_failed(key_id: str) -> DomainError:
+    get_logger("signer").error("signature.check_failed", key_id=key_id)
+    return DomainError(
+        ErrorKind.INTERNAL,
+        "SIGNATURE_CHECK_FAILED",
+        f"backend signature for key {key_id} does not verify against its public key",
+        metadata={"keyId": key_id},
+    )
+
+
 def _require_admin(caller: Caller) -> None:
     if ROLE_ADMIN not in caller.roles:
         raise DomainError(
-            ErrorKind.PERMISSION_DENIED, "ADMIN_REQUIRED", "this operation needs the admin role",
+            ErrorKind.PERMISSION_DENIED,
+            "ADMIN_REQUIRED",
+            "this operation needs the admin role",
             metadata={"callerId": caller.caller_id},
         )
 

@@ -74,9 +74,7 @@ class MasterKeyring:
         key = self._keys.get(sealed.master_key_version)
         if key is None:
             raise MasterKeyError(f"master key version {sealed.master_key_version} is not configured")
-        return AESGCM(key).decrypt(
-            sealed.nonce, sealed.ciphertext, _associated_data(key_id, sealed.master_key_version)
-        )
+        return AESGCM(key).decrypt(sealed.nonce, sealed.ciphertext, _associated_data(key_id, sealed.master_key_version))
 
 
 def _associated_data(key_id: str, version: int) -> bytes:

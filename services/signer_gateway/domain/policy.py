@@ -60,9 +60,7 @@ def validate_policy(policy: KeyPolicy) -> KeyPolicy:
         if getattr(policy, name) < 0:
             raise invalid_argument("POLICY_INVALID", f"policy.{name}", "must be >= 0 (0 = no limit)")
     if len(policy.allowed_destinations) > MAX_DESTINATIONS:
-        raise invalid_argument(
-            "POLICY_INVALID", "policy.allowed_destinations", f"at most {MAX_DESTINATIONS} addresses"
-        )
+        raise invalid_argument("POLICY_INVALID", "policy.allowed_destinations", f"at most {MAX_DESTINATIONS} addresses")
     bad = []
     for address in policy.allowed_destinations:
         try:
@@ -95,12 +93,13 @@ def check_transaction_policy(
         raise _denied(
             key_id,
             "max_amount_per_tx",
-            f"sends {summary.sent_satoshis} sat, above the per-transaction limit "
-            f"{policy.max_amount_per_tx_satoshis}",
+            f"sends {summary.sent_satoshis} sat, above the per-transaction limit {policy.max_amount_per_tx_satoshis}",
         )
     if policy.max_fee_satoshis and summary.fee_satoshis > policy.max_fee_satoshis:
         raise _denied(
-            key_id, "max_fee", f"fee {summary.fee_satoshis} sat is above the ceiling {policy.max_fee_satoshis}"
+            key_id,
+            "max_fee",
+            f"fee {summary.fee_satoshis} sat is above the ceiling {policy.max_fee_satoshis}",
         )
     daily = policy.max_amount_per_day_satoshis
     if daily and sent_last_24h_satoshis + summary.sent_satoshis > daily:
@@ -114,7 +113,10 @@ def check_transaction_policy(
 
 def _denied(key_id: str, rule: str, message: str) -> DomainError:
     return DomainError(
-        ErrorKind.PERMISSION_DENIED, "POLICY_DENIED", f"key {key_id}: {message}", metadata={"keyId": key_id, "rule": rule}
+        ErrorKind.PERMISSION_DENIED,
+        "POLICY_DENIED",
+        f"key {key_id}: {message}",
+        metadata={"keyId": key_id, "rule": rule},
     )
 
 

@@ -10,9 +10,12 @@ from services.signer_gateway.domain.models import KeyRecord
 
 
 class SigningBackend(Protocol):
+    # True when `sign` already verified every signature against the key's public key in this process
+    # group; otherwise the gateway normalises and verifies each one itself.
+    checks_signatures: bool
+
     async def sign(self, keys: Sequence[KeyRecord], digests: Sequence[bytes], timeout_s: float) -> list[bytes]:
-        """DER signatures, one per (key, digest) pair, aligned with the input. Unchecked: the gateway
-        normalises and verifies every one."""
+        """DER signatures, one per (key, digest) pair, aligned with the input."""
         ...
 
 

@@ -79,8 +79,10 @@ def p2pkh_locking_script(pubkey_hash: bytes) -> bytes:
 
 def p2pkh_hash(locking_script: bytes) -> bytes | None:
     """The 20-byte hash a P2PKH script pays, or None for any other script."""
-    if len(locking_script) == 25 and locking_script.startswith(_P2PKH_PREFIX) and locking_script.endswith(
-        _P2PKH_SUFFIX
+    if (
+        len(locking_script) == 25
+        and locking_script.startswith(_P2PKH_PREFIX)
+        and locking_script.endswith(_P2PKH_SUFFIX)
     ):
         return locking_script[3:23]
     return None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from google.protobuf.timestamp_pb2 import Timestamp
+from typing import cast
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from proofline.common.v1 import common_pb2
 from proofline.signer.v1 import signer_pb2
+
 from services.signer_gateway.domain.addresses import Network
 from services.signer_gateway.domain.models import (
     Backend,
@@ -33,11 +35,11 @@ _NETWORKS_OUT = {v: k for k, v in _NETWORKS.items()}
 
 
 def backend_from_proto(value: int) -> Backend | None:
-    return _BACKENDS.get(value)  # type: ignore[call-overload]
+    return _BACKENDS.get(cast(signer_pb2.KeyBackend.ValueType, value))
 
 
 def network_from_proto(value: int, default: Network) -> Network:
-    return _NETWORKS.get(value, default)  # type: ignore[call-overload]
+    return _NETWORKS.get(cast(common_pb2.Network.ValueType, value), default)
 
 
 def network_to_proto(network: Network) -> common_pb2.Network.ValueType:
@@ -83,9 +85,7 @@ def digests_from_proto(request: signer_pb2.SignRequest) -> list[DigestToSign]:
 
 
 def signature_to_proto(result: SignatureResult) -> signer_pb2.Signature:
-    return signer_pb2.Signature(
-        key_id=result.key_id, signature_der=result.signature_der, public_key=result.public_key
-    )
+    return signer_pb2.Signature(key_id=result.key_id, signature_der=result.signature_der, public_key=result.public_key)
 
 
 def transaction_from_proto(request: signer_pb2.SignTransactionRequest) -> TransactionToSign:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-
 from proofline.signer.v1 import signer_pb2, signer_pb2_grpc
+
 from proofline_kit.auth import current_caller
 from proofline_kit.rpc.deadlines import time_budget_s
 from services.signer_gateway.domain.addresses import Network, p2pkh_address, p2pkh_script_of
@@ -75,6 +75,9 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         self, request: signer_pb2.SetKeyPolicyRequest, context: Context
     ) -> signer_pb2.SetKeyPolicyResponse:
         key = await self._gateway.set_key_policy(
-            current_caller.get(), request.request_id, request.key_id, mappers.policy_from_proto(request.policy)
+            current_caller.get(),
+            request.request_id,
+            request.key_id,
+            mappers.policy_from_proto(request.policy),
         )
         return signer_pb2.SetKeyPolicyResponse(key=mappers.key_to_proto(key))

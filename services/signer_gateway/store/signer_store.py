@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from proofline_kit import idempotency
+from proofline_kit.database import DbConnection
 from services.signer_gateway.domain.keystore import SealedSecret
 from services.signer_gateway.domain.models import AuditEntry, Backend, KeyPolicy, KeyRecord
 
@@ -63,7 +64,7 @@ def _key_from_row(row: asyncpg.Record) -> KeyRecord:
 class SignerUnitOfWork:
     """One database transaction of the gateway."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: DbConnection) -> None:
         self._conn = conn
 
     async def keys_by_id(self, key_ids: Sequence[str], *, for_update: bool = False) -> dict[str, KeyRecord]:
@@ -141,9 +142,7 @@ class SignerUnitOfWork:
     async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         await self._conn.copy_records_to_table(
             "signing_audit",
-            records=[
-                (e.caller_id, e.request_id, e.key_id, e.digest, e.txid, e.outcome, e.reason) for e in entries
-            ],
+            records=[(e.caller_id, e.request_id, e.key_id, e.digest, e.txid, e.outcome, e.reason) for e in entries],
             columns=["caller_id", "request_id", "key_id", "digest", "txid", "outcome", "reason"],
         )
 

@@ -1,0 +1,151 @@
+"""Signer throughput: signatures/s through the batched Sign RPC vs in-process libsecp256k1.
+
+Starts a real signer_gateway process (PostgreSQL from DATABASE_URL's server or this machine's),
+drives it from this process with 1 and 8 concurrent clients at batch sizes 1 and 256, and prints
+the ratio to signing the same digests in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+
+import grpc
+import psycopg
+from bsv import PrivateKey
+from proofline.signer.v1 import signer_pb2, signer_pb2_grpc
+
+SERVER_URL = os.environ.get("BENCH_DATABASE_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+TOKEN = "bench-admin-token"
+DURATION_S = float(os.environ.get("BENCH_SIGNER_SECONDS", "5"))
+
+
+@dataclass
+class Result:
+    clients: int
+    batch: int
+    signatures_per_s: float
+    p50_ms: float
+    p99_ms: float
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def in_process_rate(count: int = 20_000) -> tuple[float, float]:
+    """(sign only, sign + verify) per second, in this process, on the same libsecp256k1."""
+    key = PrivateKey()
+    public = key.public_key()
+    digests = [os.urandom(32) for _ in range(count)]
+    start = time.perf_counter()
+    signatures = [key.sign(d, hasher=None) for d in digests]
+    sign_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for d, s in zip(digests, signatures, strict=True):
+        public.verify(s, d, hasher=None)
+    verify_s = time.perf_counter() - start
+    return count / sign_s, count / (sign_s + verify_s)
+
+
+async def drive(port: int, clients: int, batch: int) -> Result:
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stub = signer_pb2_grpc.SignerServiceStub(channel)
+    metadata = (("authorization", f"Bearer {TOKEN}"),)
+    latencies: list[float] = []
+    signed = 0
+    stop_at = time.perf_counter() + DURATION_S
+    # Requests are built before the clock starts so the client spends its CPU on calls only.
+    templates = [
+        [signer_pb2.SignItem(key_id="bench-key", digest=os.urandom(32)) for _ in range(batch)] for _ in range(16)
+    ]
+
+    async def client() -> None:
+        nonlocal signed
+        turn = 0
+        while time.perf_counter() < stop_at:
+            turn += 1
+            request = signer_pb2.SignRequest(request_id=uuid.uuid4().hex, items=templates[turn % len(templates)])
+            start = time.perf_counter()
+            response = await stub.Sign(request, metadata=metadata, timeout=30)
+            latencies.append(time.perf_counter() - start)
+            signed += len(response.signatures)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - began
+    await channel.close()
+    latencies.sort()
+    return Result(
+        clients,
+        batch,
+        signed / elapsed,
+        latencies[len(latencies) // 2] * 1000,
+        latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+    )
+
+
+async def wait_ready(port: int) -> None:
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stub = signer_pb2_grpc.SignerServiceStub(channel)
+    for _ in range(100):
+        try:
+            await stub.CreateKey(
+                signer_pb2.CreateKeyRequest(request_id="bench-create", key_id="bench-key"),
+                metadata=(("authorization", f"Bearer {TOKEN}"),),
+                timeout=2,
+            )
+            break
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE:
+                raise
+            await asyncio.sleep(0.2)
+    await channel.close()
+
+
+def main() -> None:
+    database = f"proofline_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(SERVER_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')  # type: ignore[arg-type]
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": SERVER_URL.rsplit("/", 1)[0] + f"/{database}",
+        "SIGNER_GRPC_PORT": str(port),
+        "SIGNER_METRICS_PORT": "0",
+        "SIGNER_MASTER_KEYS": "1:" + base64.b64encode(os.urandom(32)).decode(),
+        "AUTH_TOKENS": f"bench:admin:{TOKEN}",
+        "LOG_LEVEL": "warning",
+    }
+    server = subprocess.Popen([sys.executable, "-m", "services.signer_gateway"], env=env)
+    try:
+        asyncio.run(wait_ready(port))
+        sign_only, sign_verify = in_process_rate()
+        print("signer_gateway: Sign RPC throughput (server in its own process, client in this one)")
+        print(f"  in-process libsecp256k1 (bsv-sdk native): {sign_only:,.0f} sign/s; {sign_verify:,.0f} sign+verify/s")
+        print(f"  {'clients':>7} {'batch':>5} {'sigs/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'vs sign':>8} {'vs s+v':>7}")
+        for clients, batch in [(1, 1), (8, 1), (1, 256), (8, 256)]:
+            result = asyncio.run(drive(port, clients, batch))
+            print(
+                f"  {result.clients:>7} {result.batch:>5} {result.signatures_per_s:>10,.0f} {result.p50_ms:>8.1f} "
+                f"{result.p99_ms:>8.1f} {result.signatures_per_s / sign_only:>8.2f} "
+                f"{result.signatures_per_s / sign_verify:>7.2f}"
+            )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        with psycopg.connect(SERVER_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()
