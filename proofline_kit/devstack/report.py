@@ -1,0 +1,86 @@
+"""The "where does everything listen" banner printed once the stack is up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from proofline_kit.devstack.suite import RunningService
+
+SIGNER = "signer_gateway"
+
+
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    """PostgreSQL, Redis or the chain: where it is and where it came from."""
+
+    label: str
+    url: str
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class StackReport:
+    services: tuple[RunningService, ...]
+    not_started: tuple[str, ...]
+    dependencies: tuple[Dependency, ...]
+    admin_token: str | None  # None when AUTH_TOKENS came from the environment
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def grpcurl_examples(signer_address: str, token: str | None) -> tuple[str, ...]:
+    """Commands that work against a fresh stack (CreateKey is idempotent on its request_id)."""
+    bearer = token if token is not None else "<a token from AUTH_TOKENS>"
+    call = f"grpcurl -plaintext -H 'authorization: Bearer {bearer}'"
+    service = "proofline.signer.v1.SignerService"
+    return (
+        f"grpcurl -plaintext {signer_address} list",
+        f"""{call} -d '{{"request_id":"try-demo","key_id":"demo"}}' {signer_address} {service}/CreateKey""",
+        f"""{call} -d '{{"key_id":"demo"}}' {signer_address} {service}/GetPublicKey""",
+    )
+
+
+def ready_banner(report: StackReport) -> list[str]:
+    return [
+        "",
+        "  Proofline dev stack",
+        "",
+        *_service_table(report),
+        "",
+        *_dependency_lines(report.dependencies),
+        *_try_lines(report),
+        "",
+    ]
+
+
+def _service_table(report: StackReport) -> list[str]:
+    if not report.services:
+        lines = ["  no service started"]
+    else:
+        rows = [("service", "gRPC", "metrics", "pid")]
+        rows += [(s.name, s.grpc_address, s.metrics_url, str(s.pid)) for s in report.services]
+        lines = [f"  {name:<16} {grpc:<17} {metrics:<32} {pid}" for name, grpc, metrics, pid in rows]
+    if report.not_started:
+        skipped = ", ".join(report.not_started)
+        lines.append(f"  not started (not implemented yet, or not in DEVSTACK_SERVICES): {skipped}")
+    return lines
+
+
+def _dependency_lines(dependencies: tuple[Dependency, ...]) -> list[str]:
+    return [f"  {d.label:<11} {redact_url(d.url)}   ({d.origin})" for d in dependencies]
+
+
+def _try_lines(report: StackReport) -> list[str]:
+    signer = next((s for s in report.services if s.name == SIGNER), None)
+    if signer is None:
+        return []
+    examples = grpcurl_examples(signer.grpc_address, report.admin_token)
+    return ["", "  try:", *(f"    {line}" for line in examples)]
