@@ -22,6 +22,8 @@ import psycopg
 from bsv import PrivateKey
 from proofline.signer.v1 import signer_pb2, signer_pb2_grpc
 
+from services.signer_gateway.domain import ecdsa
+
 SERVER_URL = os.environ.get("BENCH_DATABASE_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TOKEN = "bench-admin-token"
 DURATION_S = float(os.environ.get("BENCH_SIGNER_SECONDS", "5"))
@@ -43,18 +45,23 @@ def _free_port() -> int:
 
 
 def in_process_rate(count: int = 20_000) -> tuple[float, float]:
-    """(sign only, sign + verify) per second, in this process, on the same libsecp256k1."""
-    key = PrivateKey()
-    public = key.public_key()
+    """(sign only, sign + verify) per second on one core of this process, with the same native calls
+    the gateway makes; best of three to damp the noise of a shared machine."""
+    secret = PrivateKey().serialize()
+    public = ecdsa.public_key_of(secret)
     digests = [os.urandom(32) for _ in range(count)]
-    start = time.perf_counter()
-    signatures = [key.sign(d, hasher=None) for d in digests]
-    sign_s = time.perf_counter() - start
-    start = time.perf_counter()
-    for d, s in zip(digests, signatures, strict=True):
-        public.verify(s, d, hasher=None)
-    verify_s = time.perf_counter() - start
-    return count / sign_s, count / (sign_s + verify_s)
+    best_sign, best_both = 0.0, 0.0
+    for _ in range(3):
+        start = time.perf_counter()
+        signatures = [ecdsa.sign_digest(secret, d) for d in digests]
+        sign_s = time.perf_counter() - start
+        start = time.perf_counter()
+        for d, s in zip(digests, signatures, strict=True):
+            ecdsa.verify_digest(public, s, d)
+        verify_s = time.perf_counter() - start
+        best_sign = max(best_sign, count / sign_s)
+        best_both = max(best_both, count / (sign_s + verify_s))
+    return best_sign, best_both
 
 
 async def drive(port: int, clients: int, batch: int) -> Result:
@@ -129,16 +136,19 @@ def main() -> None:
     server = subprocess.Popen([sys.executable, "-m", "services.signer_gateway"], env=env)
     try:
         asyncio.run(wait_ready(port))
-        sign_only, sign_verify = in_process_rate()
         print("signer_gateway: Sign RPC throughput (server in its own process, client in this one)")
-        print(f"  in-process libsecp256k1 (bsv-sdk native): {sign_only:,.0f} sign/s; {sign_verify:,.0f} sign+verify/s")
-        print(f"  {'clients':>7} {'batch':>5} {'sigs/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'vs sign':>8} {'vs s+v':>7}")
+        print("  baseline: in-process libsecp256k1 on one core, measured right before each row (best of 3)")
+        print(
+            f"  {'clients':>7} {'batch':>5} {'sigs/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'base sign/s':>11} {'vs sign':>8} {'vs sign+verify':>14}"
+        )
         for clients, batch in [(1, 1), (8, 1), (1, 256), (8, 256)]:
+            sign_only, sign_verify = in_process_rate()
             result = asyncio.run(drive(port, clients, batch))
             print(
                 f"  {result.clients:>7} {result.batch:>5} {result.signatures_per_s:>10,.0f} {result.p50_ms:>8.1f} "
-                f"{result.p99_ms:>8.1f} {result.signatures_per_s / sign_only:>8.2f} "
-                f"{result.signatures_per_s / sign_verify:>7.2f}"
+                f"{result.p99_ms:>8.1f} {sign_only:>11,.0f} {result.signatures_per_s / sign_only:>8.2f} "
+                f"{result.signatures_per_s / sign_verify:>14.2f}"
             )
     finally:
         server.terminate()

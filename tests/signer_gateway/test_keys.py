@@ -153,6 +153,9 @@ async def test_set_key_policy_replaces_and_validates(signer: SignerUnderTest) ->
         signer_pb2.SetKeyPolicyRequest(request_id="p1", key_id="publish-1", policy=policy), metadata=ADMIN
     )
     assert updated.key.policy == policy
+    before = await signer.stub.ListKeys(signer_pb2.ListKeysRequest(), metadata=ADMIN)
+    assert updated.key.update_time.ToDatetime() > updated.key.create_time.ToDatetime()  # trigger-maintained
+    assert before.keys[0].update_time == updated.key.update_time
     fetched = await signer.stub.GetPublicKey(signer_pb2.GetPublicKeyRequest(key_id="publish-1"), metadata=ADMIN)
     assert fetched.key.policy == policy
     await expect_rpc_error(
