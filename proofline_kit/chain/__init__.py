@@ -1,0 +1,72 @@
+"""Chain clients shared by every service: ARC and WhatsOnChain over httpx, typed broadcast
+outcomes, an ARC-then-WhatsOnChain broadcaster, fee policy cache and merkle proof checks.
+
+Wiring (one pooled ``httpx.AsyncClient`` per process, budgets from the caller's deadline)::
+
+    http = httpx.AsyncClient(limits=httpx.Limits(max_connections=50))
+    arc = ArcClient(http, ArcConfig(arc_url, api_key=arc_key))
+    woc = WocClient(http, WocConfig(woc_url, network="main", api_key=woc_key))
+    report = await Broadcaster([arc, woc]).broadcast(PreparedTx.from_bytes(ef), deadline=Deadline.after(10))
+    if report.outcome.kind is OutcomeKind.MISSING_INPUTS: ...
+    fees = FeeRateCache(arc)                       # fee = (await fees.rate()).fee_for(raw_size)
+    check = await verify_merkle_path(txid, status.merkle_path, woc)   # status = await arc.status(txid)
+"""
+
+from .arc import ArcClient, ArcConfig, ArcSubmitOptions
+from .arc_results import ArcHealth, ArcPolicy, ArcTxStatus
+from .broadcaster import BatchBroadcastProvider, Broadcaster, BroadcastProvider
+from .callbacks import callback_authorized, parse_callback
+from .deadline import Deadline
+from .errors import ChainResponseError, ChainUnavailable
+from .fees import FeeQuote, FeeRate, FeeRateCache, FeeSource
+from .merkle import HeaderSource, ProofCheck, ProofVerdict, verify_merkle_path, verify_tsc_proof
+from .outcomes import ArcStatus, Attempt, BroadcastOutcome, BroadcastReport, OutcomeKind, Provider
+from .retry import RetryPolicy
+from .txbytes import PreparedTx, TxFormatError
+from .woc import WocClient, WocConfig
+from .woc_results import BlockHeader, ChainTip, TscProof, TxChainState, TxChainStatus, Utxo, UtxoPage, UtxoScope
+
+__all__ = [
+    "ArcClient",
+    "ArcConfig",
+    "ArcHealth",
+    "ArcPolicy",
+    "ArcStatus",
+    "ArcSubmitOptions",
+    "ArcTxStatus",
+    "Attempt",
+    "BatchBroadcastProvider",
+    "BlockHeader",
+    "BroadcastOutcome",
+    "BroadcastProvider",
+    "BroadcastReport",
+    "Broadcaster",
+    "ChainResponseError",
+    "ChainTip",
+    "ChainUnavailable",
+    "Deadline",
+    "FeeQuote",
+    "FeeRate",
+    "FeeRateCache",
+    "FeeSource",
+    "HeaderSource",
+    "OutcomeKind",
+    "PreparedTx",
+    "ProofCheck",
+    "ProofVerdict",
+    "Provider",
+    "RetryPolicy",
+    "TscProof",
+    "TxChainState",
+    "TxChainStatus",
+    "TxFormatError",
+    "Utxo",
+    "UtxoPage",
+    "UtxoScope",
+    "WocClient",
+    "WocConfig",
+    "callback_authorized",
+    "parse_callback",
+    "verify_merkle_path",
+    "verify_tsc_proof",
+]

@@ -1,0 +1,260 @@
+"""Async WhatsOnChain client: broadcast, chain tip, headers, UTXOs by address, tx status, proofs."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .deadline import Clock, Deadline
+from .errors import ChainResponseError, ChainUnavailable
+from .jsonshape import ShapeError, as_list, parse_json
+from .outcomes import BroadcastOutcome, Provider, unavailable
+from .retry import RetryPolicy
+from .transport import HttpCaller, Sleep
+from .txbytes import PreparedTx, require_txid
+from .woc_results import (
+    BlockHeader,
+    ChainTip,
+    TscProof,
+    TxChainStatus,
+    Utxo,
+    UtxoPage,
+    UtxoScope,
+    broadcast_should_retry,
+    outcome_from_broadcast,
+    parse_chain_tip,
+    parse_header,
+    parse_tsc_proof,
+    parse_tx_status,
+    parse_utxo_page,
+)
+
+# WoC's bulk endpoints take at most this many ids per request.
+WOC_BULK_LIMIT = 20
+
+
+@dataclass(frozen=True, slots=True)
+class WocConfig:
+    base_url: str = "https://api.whatsonchain.com"
+    network: str = "main"  # main | test | stn
+    api_key: str | None = field(default=None, repr=False)
+    attempt_timeout_s: float = 10.0
+    default_budget_s: float = 20.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Pause between consecutive requests of one paged/bulk call (the free tier allows ~3 req/s).
+    page_pause_s: float = 0.0
+
+
+class WocClient:
+    """Talks to WhatsOnChain (or chainsim's WoC face) through an injected ``httpx.AsyncClient``."""
+
+    provider = Provider.WOC
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        config: WocConfig,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._sleep = sleep
+        self._root = f"{config.base_url.rstrip('/')}/v1/bsv/{config.network}"
+        self._caller = HttpCaller(
+            http, Provider.WOC, config.retry, attempt_timeout_s=config.attempt_timeout_s, sleep=sleep, rand=rand
+        )
+        headers = {"Accept": "application/json, text/plain"}
+        if config.api_key:
+            # go-whatsonchain and most apps use woc-api-key; ARC's own WoC client sends Authorization.
+            headers["woc-api-key"] = config.api_key
+            headers["Authorization"] = config.api_key
+        self._headers: Mapping[str, str] = headers
+
+    def _deadline(self, deadline: Deadline | None) -> Deadline:
+        return deadline if deadline is not None else Deadline.after(self.config.default_budget_s, self._clock)
+
+    # ---- broadcast ---------------------------------------------------------------------------
+
+    async def broadcast(self, tx: PreparedTx, *, deadline: Deadline | None = None) -> BroadcastOutcome:
+        """Submit the raw bytes. "Already in the mempool"/"already known" count as accepted, so
+        re-sending the same transaction is safe."""
+        try:
+            response = await self._caller.request(
+                "POST",
+                f"{self._root}/tx/raw",
+                deadline=self._deadline(deadline),
+                headers=self._headers,
+                json={"txhex": tx.raw.hex()},
+                should_retry=broadcast_should_retry,
+            )
+        except ChainUnavailable as exc:
+            return unavailable(tx.txid, Provider.WOC, exc.message, exc.http_status)
+        return outcome_from_broadcast(response, tx.txid)
+
+    # ---- plumbing for lookups ----------------------------------------------------------------
+
+    async def _fetch(
+        self, method: str, path: str, deadline: Deadline, *, json: Any = None, allow_404: bool = False
+    ) -> httpx.Response | None:
+        response = await self._caller.request(
+            method, self._root + path, deadline=deadline, headers=self._headers, json=json
+        )
+        if response.status_code == 404 and allow_404:
+            return None
+        if response.status_code != 200:
+            raise ChainUnavailable(
+                Provider.WOC,
+                f"{method} {path}: HTTP {response.status_code}: {response.text[:200]}",
+                http_status=response.status_code,
+                attempts=1,
+            )
+        return response
+
+    async def _json(
+        self, method: str, path: str, deadline: Deadline, *, json: Any = None, allow_404: bool = False
+    ) -> Any:
+        response = await self._fetch(method, path, deadline, json=json, allow_404=allow_404)
+        if response is None:
+            return None
+        try:
+            return parse_json(response)
+        except ShapeError as exc:
+            raise ChainResponseError(Provider.WOC, f"{method} {path}: {exc}") from exc
+
+    def _bad(self, what: str, exc: ShapeError) -> ChainResponseError:
+        return ChainResponseError(Provider.WOC, f"{what}: {exc}")
+
+    # ---- chain -------------------------------------------------------------------------------
+
+    async def chain_tip(self, *, deadline: Deadline | None = None) -> ChainTip:
+        payload = await self._json("GET", "/chain/info", self._deadline(deadline))
+        try:
+            return parse_chain_tip(payload)
+        except ShapeError as exc:
+            raise self._bad("chain info", exc) from exc
+
+    async def block_header(self, block: int | str, *, deadline: Deadline | None = None) -> BlockHeader | None:
+        """The header of the longest-chain block at a height (int) or with a hash (str); None if
+        there is none."""
+        if isinstance(block, int):
+            if block < 0:
+                raise ValueError("block height must not be negative")
+            ident = str(block)
+        else:
+            ident = require_txid(block)  # block hashes have the same shape as txids
+        payload = await self._json("GET", f"/block/{ident}/header", self._deadline(deadline), allow_404=True)
+        if payload is None:
+            return None
+        try:
+            return parse_header(payload)
+        except ShapeError as exc:
+            raise self._bad("block header", exc) from exc
+
+    # ---- UTXOs -------------------------------------------------------------------------------
+
+    async def unspent_page(
+        self,
+        address: str,
+        scope: UtxoScope = UtxoScope.ALL,
+        *,
+        token: str | None = None,
+        deadline: Deadline | None = None,
+    ) -> UtxoPage:
+        """One page of ``address``'s unspent outputs; pass the previous page's ``next_token``."""
+        return await self._page(address, scope, token, self._deadline(deadline))
+
+    async def list_unspent(
+        self,
+        address: str,
+        scope: UtxoScope = UtxoScope.ALL,
+        *,
+        deadline: Deadline | None = None,
+        max_pages: int = 1000,
+    ) -> list[Utxo]:
+        """Every unspent output of ``address`` in ``scope``, following ``nextPageToken``."""
+        budget = self._deadline(deadline)
+        utxos: list[Utxo] = []
+        seen_tokens: set[str] = set()
+        token: str | None = None
+        for page_number in range(max_pages):
+            if page_number and self.config.page_pause_s:
+                await self._sleep(self.config.page_pause_s)
+            page = await self._page(address, scope, token, budget)
+            utxos.extend(page.utxos)
+            token = page.next_token
+            if token is None:
+                return utxos
+            if token in seen_tokens:
+                raise ChainResponseError(Provider.WOC, "unspent list paging loops (a page token came back twice)")
+            seen_tokens.add(token)
+        raise ChainResponseError(Provider.WOC, f"unspent list of {address} has more than {max_pages} pages")
+
+    async def _page(self, address: str, scope: UtxoScope, token: str | None, deadline: Deadline) -> UtxoPage:
+        if not address.isalnum():
+            raise ValueError("an address is base58 (letters and digits only)")
+        url = f"{self._root}/address/{address}/{scope.value}"
+        if token is not None:
+            url = str(httpx.URL(url, params={"token": token}))
+        response = await self._caller.request("GET", url, deadline=deadline, headers=self._headers)
+        if response.status_code != 200:
+            raise ChainUnavailable(
+                Provider.WOC,
+                f"unspent list: HTTP {response.status_code}: {response.text[:200]}",
+                http_status=response.status_code,
+                attempts=1,
+            )
+        try:
+            return parse_utxo_page(parse_json(response))
+        except ShapeError as exc:
+            raise self._bad("unspent list", exc) from exc
+
+    # ---- transactions ------------------------------------------------------------------------
+
+    async def tx_statuses(self, txids: Sequence[str], *, deadline: Deadline | None = None) -> dict[str, TxChainStatus]:
+        """Mined / mempool / unknown for each txid (``POST /txs/status`` in chunks of 20), keyed
+        by txid; a txid WoC's answer leaves out is absent from the result."""
+        budget = self._deadline(deadline)
+        wanted = list(dict.fromkeys(require_txid(t) for t in txids))
+        found: dict[str, TxChainStatus] = {}
+        for start in range(0, len(wanted), WOC_BULK_LIMIT):
+            if start and self.config.page_pause_s:
+                await self._sleep(self.config.page_pause_s)
+            chunk = wanted[start : start + WOC_BULK_LIMIT]
+            payload = await self._json("POST", "/txs/status", budget, json={"txids": chunk})
+            try:
+                for entry in as_list(payload, "tx status list"):
+                    status = parse_tx_status(entry)
+                    if status.txid in chunk:
+                        found.setdefault(status.txid, status)
+            except ShapeError as exc:
+                raise self._bad("tx status list", exc) from exc
+        return {t: found[t] for t in wanted if t in found}
+
+    async def raw_tx(self, txid: str, *, deadline: Deadline | None = None) -> bytes | None:
+        response = await self._fetch("GET", f"/tx/{require_txid(txid)}/hex", self._deadline(deadline), allow_404=True)
+        if response is None:
+            return None
+        try:
+            return bytes.fromhex(response.text.strip().strip('"'))
+        except ValueError as exc:
+            raise ChainResponseError(Provider.WOC, "raw tx: body is not hex") from exc
+
+    async def tsc_proof(self, txid: str, *, deadline: Deadline | None = None) -> TscProof | None:
+        """The TSC merkle proof of a mined tx; None when WoC has none (unknown or unconfirmed)."""
+        path = f"/tx/{require_txid(txid)}/proof/tsc"
+        payload = await self._json("GET", path, self._deadline(deadline), allow_404=True)
+        if payload is None or payload == []:
+            return None
+        try:
+            return parse_tsc_proof(payload)
+        except ShapeError as exc:
+            raise self._bad("TSC proof", exc) from exc
