@@ -58,6 +58,19 @@ class EnvReader:
             raise SettingsError(f"{name} must be <= {maximum}, got {value}")
         return value
 
+    def number(self, name: str, default: float, *, minimum: float | None = None) -> float:
+        raw = self._env.get(name)
+        if raw is None or raw == "":
+            value = default
+        else:
+            try:
+                value = float(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+        if minimum is not None and value < minimum:
+            raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+        return value
+
     def flag(self, name: str, default: bool) -> bool:
         raw = self._env.get(name)
         if raw is None or raw == "":

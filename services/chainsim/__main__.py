@@ -7,8 +7,9 @@ import logging
 import signal
 import sys
 
+from proofline_kit.settings import SettingsError
 from services.chainsim.app import ChainSim
-from services.chainsim.settings import SettingsError, settings_from_env
+from services.chainsim.settings import settings_from_env
 
 
 async def serve() -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from enum import Enum, StrEnum
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-E = TypeVar("E", bound=Enum)
+from proofline_kit.settings import EnvReader, SettingsError
 
 
 class Profile(StrEnum):
@@ -31,10 +30,6 @@ class Progression(StrEnum):
 
     INSTANT = "instant"
     STAGED = "staged"
-
-
-class SettingsError(ValueError):
-    """An environment variable has a value chainsim cannot use."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,71 +111,16 @@ class Settings:
         return replace(self, **changes)
 
 
-def _get(env: Mapping[str, str], name: str) -> str | None:
-    raw = env.get(f"CHAINSIM_{name}")
-    if raw is None or raw.strip() == "":
-        return None
-    return raw.strip()
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = _get(env, name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise SettingsError(f"CHAINSIM_{name} must be an integer, got {raw!r}") from exc
-    if value < minimum:
-        raise SettingsError(f"CHAINSIM_{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = _get(env, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise SettingsError(f"CHAINSIM_{name} must be a number, got {raw!r}") from exc
-    if value < 0:
-        raise SettingsError(f"CHAINSIM_{name} must be >= 0, got {value}")
-    return value
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = _get(env, name)
-    if raw is None:
-        return default
-    if raw.lower() in {"1", "true", "yes", "on"}:
-        return True
-    if raw.lower() in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(f"CHAINSIM_{name} must be a boolean, got {raw!r}")
-
-
-def _choice(env: Mapping[str, str], name: str, enum: type[E], default: E) -> E:
-    raw = _get(env, name)
-    if raw is None:
-        return default
-    try:
-        return enum(raw.lower())
-    except ValueError as exc:
-        allowed = "|".join(str(m.value) for m in enum)
-        raise SettingsError(f"CHAINSIM_{name} must be one of {allowed}, got {raw!r}") from exc
-
-
 def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from ``CHAINSIM_*`` variables (``os.environ`` by default)."""
-    env = os.environ if env is None else env
-    network = (_get(env, "NETWORK") or "test").lower()
+    reader = EnvReader(env)
+    network = reader.string("CHAINSIM_NETWORK", "test").lower()
     if network not in {"main", "test"}:
         raise SettingsError(f"CHAINSIM_NETWORK must be main or test, got {network!r}")
-    fee = _int(env, "FEE_SAT_PER_KB", 1)
-    snapshot = _get(env, "SNAPSHOT")
-    rejects = _get(env, "REJECT_CALLBACK_SUBSTRINGS")
-    miner = _get(env, "MINER_SCRIPT_HEX")
+    fee = reader.integer("CHAINSIM_FEE_SAT_PER_KB", 1, minimum=0)
+    snapshot = reader.optional_string("CHAINSIM_SNAPSHOT")
+    rejects = reader.optional_string("CHAINSIM_REJECT_CALLBACK_SUBSTRINGS")
+    miner = reader.optional_string("CHAINSIM_MINER_SCRIPT_HEX")
     if miner is not None:
         try:
             bytes.fromhex(miner)
@@ -188,31 +128,37 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
             raise SettingsError("CHAINSIM_MINER_SCRIPT_HEX must be hex") from exc
     defaults = Settings()
     return Settings(
-        host=_get(env, "HOST") or defaults.host,
-        port=_int(env, "PORT", defaults.port),
+        host=reader.string("CHAINSIM_HOST", defaults.host),
+        port=reader.integer("CHAINSIM_PORT", defaults.port, minimum=0),
         snapshot=Path(snapshot) if snapshot else None,
-        snapshot_interval_s=_float(env, "SNAPSHOT_INTERVAL_S", defaults.snapshot_interval_s),
-        profile=_choice(env, "PROFILE", Profile, defaults.profile),
+        snapshot_interval_s=reader.number("CHAINSIM_SNAPSHOT_INTERVAL_S", defaults.snapshot_interval_s, minimum=0),
+        profile=reader.choice("CHAINSIM_PROFILE", Profile, defaults.profile),
         policy=Policy(fee_satoshis=fee, fee_bytes=1000),
-        node_fee_sat_per_kb=_int(env, "NODE_FEE_SAT_PER_KB", fee),
-        mine_interval_ms=_int(env, "MINE_INTERVAL_MS", 0),
+        node_fee_sat_per_kb=reader.integer("CHAINSIM_NODE_FEE_SAT_PER_KB", fee, minimum=0),
+        mine_interval_ms=reader.integer("CHAINSIM_MINE_INTERVAL_MS", 0, minimum=0),
         network=network,
-        script_verify=_choice(env, "SCRIPT_VERIFY", ScriptVerify, defaults.script_verify),
-        progression=_choice(env, "STATUS_PROGRESSION", Progression, defaults.progression),
-        stage_delay_ms=_int(env, "STAGE_DELAY_MS", defaults.stage_delay_ms),
-        orphan_ttl_s=_float(env, "ORPHAN_TTL_S", defaults.orphan_ttl_s),
+        script_verify=reader.choice("CHAINSIM_SCRIPT_VERIFY", ScriptVerify, defaults.script_verify),
+        progression=reader.choice("CHAINSIM_STATUS_PROGRESSION", Progression, defaults.progression),
+        stage_delay_ms=reader.integer("CHAINSIM_STAGE_DELAY_MS", defaults.stage_delay_ms, minimum=0),
+        orphan_ttl_s=reader.number("CHAINSIM_ORPHAN_TTL_S", defaults.orphan_ttl_s, minimum=0),
         miner_script_hex=(miner or defaults.miner_script_hex).lower(),
         reject_callback_substrings=tuple(s for s in (rejects or "").split(",") if s),
-        callback_max_retries=_int(env, "CALLBACK_MAX_RETRIES", defaults.callback_max_retries),
-        callback_retry_pause_ms=_int(env, "CALLBACK_RETRY_PAUSE_MS", defaults.callback_retry_pause_ms),
-        callback_timeout_s=_float(env, "CALLBACK_TIMEOUT_S", defaults.callback_timeout_s),
-        callback_batch_interval_ms=_int(env, "CALLBACK_BATCH_INTERVAL_MS", defaults.callback_batch_interval_ms),
-        callback_disable_on_transport_error=_bool(
-            env, "CALLBACK_DISABLE_ON_TRANSPORT_ERROR", defaults.callback_disable_on_transport_error
+        callback_max_retries=reader.integer("CHAINSIM_CALLBACK_MAX_RETRIES", defaults.callback_max_retries, minimum=0),
+        callback_retry_pause_ms=reader.integer(
+            "CHAINSIM_CALLBACK_RETRY_PAUSE_MS", defaults.callback_retry_pause_ms, minimum=0
         ),
-        woc_page_size=_int(env, "WOC_PAGE_SIZE", defaults.woc_page_size, minimum=1),
-        woc_rate_limit_rps=_float(env, "WOC_RATE_LIMIT_RPS", 0.0),
-        woc_error_status=_int(env, "WOC_ERROR_STATUS", defaults.woc_error_status, minimum=400),
-        woc_index_lag_ms=_int(env, "WOC_INDEX_LAG_MS", 0),
-        arc_bearer_tokens=tuple(t for t in (_get(env, "ARC_BEARER_TOKENS") or "").split(",") if t),
+        callback_timeout_s=reader.number("CHAINSIM_CALLBACK_TIMEOUT_S", defaults.callback_timeout_s, minimum=0),
+        callback_batch_interval_ms=reader.integer(
+            "CHAINSIM_CALLBACK_BATCH_INTERVAL_MS", defaults.callback_batch_interval_ms, minimum=0
+        ),
+        callback_disable_on_transport_error=reader.flag(
+            "CHAINSIM_CALLBACK_DISABLE_ON_TRANSPORT_ERROR", defaults.callback_disable_on_transport_error
+        ),
+        woc_page_size=reader.integer("CHAINSIM_WOC_PAGE_SIZE", defaults.woc_page_size, minimum=1),
+        woc_rate_limit_rps=reader.number("CHAINSIM_WOC_RATE_LIMIT_RPS", 0.0, minimum=0),
+        woc_error_status=reader.integer("CHAINSIM_WOC_ERROR_STATUS", defaults.woc_error_status, minimum=400),
+        woc_index_lag_ms=reader.integer("CHAINSIM_WOC_INDEX_LAG_MS", 0, minimum=0),
+        arc_bearer_tokens=tuple(
+            t for t in (reader.optional_string("CHAINSIM_ARC_BEARER_TOKENS") or "").split(",") if t
+        ),
     )

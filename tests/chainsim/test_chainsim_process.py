@@ -81,7 +81,7 @@ def test_bad_configuration_exits_2() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "services.chainsim"], cwd=ROOT, env=full, capture_output=True, text=True, timeout=30
     )
-    assert proc.returncode == 2 and "CHAINSIM_PROFILE must be one of arc_faithful|strict" in proc.stderr
+    assert proc.returncode == 2 and "CHAINSIM_PROFILE must be one of arc_faithful, strict" in proc.stderr
 
 
 def test_auto_mining(tmp_path: Path) -> None:

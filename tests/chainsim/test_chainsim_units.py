@@ -9,6 +9,7 @@ import httpx
 import pytest
 from bsv import MerklePath, Transaction
 
+from proofline_kit.settings import SettingsError
 from services.chainsim.merkle import bump, merkle_levels, merkle_root, root_from_bump
 from services.chainsim.scriptcheck import (
     FAIL_FORKID,
@@ -17,7 +18,7 @@ from services.chainsim.scriptcheck import (
     P2pkhVerifier,
     is_strict_der,
 )
-from services.chainsim.settings import Profile, ScriptVerify, SettingsError, settings_from_env
+from services.chainsim.settings import Profile, ScriptVerify, settings_from_env
 from services.chainsim.txcodec import TxDecodeError, is_beef, parse_one, parse_stream, push_only, to_ef
 from tests.chainsim.conftest import SimFactory
 from tests.chainsim.helpers import Coin, Key, build, ef_hex, fund, spend
