@@ -6,11 +6,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from services.publisher.store.publisher_store import MIGRATIONS as PUBLISHER_MIGRATIONS
 from services.signer_gateway.store.signer_store import MIGRATIONS as SIGNER_MIGRATIONS
 from tests.harness.databases import DatabaseFactory, postgres_server, redis_server
 
 # Every service schema with its migrations; later services add themselves here.
-SERVICE_SCHEMAS = {"signer": [SIGNER_MIGRATIONS]}
+SERVICE_SCHEMAS = {
+    "signer": [SIGNER_MIGRATIONS],
+    "publisher": [PUBLISHER_MIGRATIONS],
+}
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,114 @@
+"""Composition root of the publisher: builds everything and owns its lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter
+from proofline.publisher.v1 import publisher_pb2, publisher_pb2_grpc
+
+from proofline_kit.auth import TokenDirectory
+from proofline_kit.cache import create_redis
+from proofline_kit.database import apply_migrations_async, create_pool
+from proofline_kit.logging import configure_logging, get_logger
+from proofline_kit.rpc.health_watch import watch_dependency
+from proofline_kit.rpc.server import GrpcServer, MetricsEndpoint, ServerOptions, ServiceBinding
+from services.publisher.adapters.redis_cache import RedisNonceCache, RedisRateLimiter
+from services.publisher.domain import signatures
+from services.publisher.domain.publisher import Publisher
+from services.publisher.rpc.mappers import ERROR_DOMAIN
+from services.publisher.rpc.servicer import PublisherServicer
+from services.publisher.settings import PublisherSettings
+from services.publisher.store.publisher_store import MIGRATIONS, JobChangeHub, PublisherStore
+
+SERVICE_NAME = publisher_pb2.DESCRIPTOR.services_by_name["PublisherService"].full_name
+
+
+@dataclass
+class RunningPublisher:
+    port: int
+    publisher: Publisher
+    store: PublisherStore
+    registry: CollectorRegistry
+    stop: Callable[[], Awaitable[None]]
+
+
+def _intake_counter(registry: CollectorRegistry) -> Callable[[str, str], None]:
+    intents = Counter(
+        "publisher_intents_total",
+        "Signed intents by outcome (accepted, deduplicated, refused) and refusal reason.",
+        ["outcome", "reason"],
+        registry=registry,
+    )
+
+    def observe(outcome: str, reason: str) -> None:
+        intents.labels(outcome, reason).inc()
+
+    return observe
+
+
+async def start_publisher(settings: PublisherSettings, *, configure_logs: bool = True) -> RunningPublisher:
+    service = settings.service
+    if configure_logs:
+        configure_logging(service.service_name, service.log_level)
+    log = get_logger("publisher.app")
+    signatures.require_native()
+    applied = await apply_migrations_async(service.database_url, service.database_schema, [MIGRATIONS])
+    pool = await create_pool(service.database_url, service.database_schema, service.database_pool_size)
+    redis = create_redis(service.redis_url)
+    store = PublisherStore(pool)
+    changes = JobChangeHub(pool, service.database_schema)
+    await changes.start()
+    registry = CollectorRegistry()
+    publisher = Publisher(
+        store,
+        changes,
+        RedisNonceCache(redis, service.redis_key_prefix, settings.nonce_cache_ttl_s),
+        RedisRateLimiter(redis, service.redis_key_prefix, settings.rate_limit_per_key)
+        if settings.rate_limit_per_key
+        else None,
+        settings.policy,
+        settings.limits,
+        observe=_intake_counter(registry),
+    )
+    server = GrpcServer(
+        ServerOptions(
+            host=service.grpc_host,
+            port=service.grpc_port,
+            reflection=service.reflection_enabled,
+            max_message_bytes=service.max_message_bytes,
+            shutdown_grace_s=service.shutdown_grace_ms / 1000,
+            error_domain=ERROR_DOMAIN,
+        ),
+        [
+            ServiceBinding(
+                SERVICE_NAME, PublisherServicer(publisher), publisher_pb2_grpc.add_PublisherServiceServicer_to_server
+            )
+        ],
+        TokenDirectory.parse(service.auth_tokens),
+        registry,
+    )
+    port = await server.start()
+    metrics = MetricsEndpoint(service.grpc_host, service.metrics_port, registry)
+    metrics.start()
+    watcher = asyncio.create_task(watch_dependency(server.health, [SERVICE_NAME], store.ping))
+    log.info("publisher.started", port=port, metrics_port=service.metrics_port, migrations_applied=applied)
+
+    async def stop() -> None:
+        # Watchers and waiters end first (UNAVAILABLE / current state), so draining does not wait
+        # for streams that would otherwise run until the grace period.
+        changes.drain()
+        await server.stop()
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        metrics.stop()
+        await changes.close()
+        await redis.aclose()
+        await pool.close()
+        log.info("publisher.stopped")
+
+    return RunningPublisher(port, publisher, store, registry, stop)
