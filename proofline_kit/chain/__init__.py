@@ -12,16 +12,17 @@ Wiring (one pooled ``httpx.AsyncClient`` per process, budgets from the caller's 
     check = await verify_merkle_path(txid, status.merkle_path, woc)   # status = await arc.status(txid)
 """
 
+from proofline_kit.outbound.deadline import Deadline
+from proofline_kit.outbound.retry import RetryPolicy
+
 from .arc import ArcClient, ArcConfig, ArcSubmitOptions
 from .arc_results import ArcHealth, ArcPolicy, ArcTxStatus
 from .broadcaster import BatchBroadcastProvider, Broadcaster, BroadcastProvider
 from .callbacks import callback_authorized, parse_callback
-from .deadline import Deadline
 from .errors import ChainResponseError, ChainUnavailable
 from .fees import FeeQuote, FeeRate, FeeRateCache, FeeSource
 from .merkle import HeaderSource, ProofCheck, ProofVerdict, verify_merkle_path, verify_tsc_proof
 from .outcomes import ArcStatus, Attempt, BroadcastOutcome, BroadcastReport, OutcomeKind, Provider
-from .retry import RetryPolicy
 from .txbytes import PreparedTx, TxFormatError
 from .woc import WocClient, WocConfig
 from .woc_results import BlockHeader, ChainTip, TscProof, TxChainState, TxChainStatus, Utxo, UtxoPage, UtxoScope

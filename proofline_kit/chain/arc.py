@@ -11,6 +11,10 @@ from typing import Any
 
 import httpx
 
+from proofline_kit.outbound import Sleep
+from proofline_kit.outbound.deadline import Clock, Deadline
+from proofline_kit.outbound.retry import RetryPolicy
+
 from .arc_results import (
     ArcHealth,
     ArcPolicy,
@@ -21,13 +25,11 @@ from .arc_results import (
     parse_policy,
     parse_tx_status,
 )
-from .deadline import Clock, Deadline
 from .errors import ChainResponseError, ChainUnavailable
 from .fees import FeeRate
 from .jsonshape import ShapeError, parse_json
 from .outcomes import ArcStatus, BroadcastOutcome, Provider, unavailable
-from .retry import RetryPolicy
-from .transport import HttpCaller, Sleep
+from .transport import provider_caller
 from .txbytes import PreparedTx
 
 # ARC refuses X-MaxTimeout above 30 s with a 400.
@@ -94,7 +96,7 @@ class ArcClient:
         self.config = config
         self._clock = clock
         self._base = config.base_url.rstrip("/")
-        self._caller = HttpCaller(
+        self._caller = provider_caller(
             http, Provider.ARC, config.retry, attempt_timeout_s=config.attempt_timeout_s, sleep=sleep, rand=rand
         )
         headers = {"Accept": "application/json"}

@@ -8,7 +8,8 @@ import time
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from .deadline import Clock, Deadline
+from proofline_kit.outbound.deadline import Clock, Deadline
+
 from .outcomes import Attempt, BroadcastOutcome, BroadcastReport, Provider
 from .txbytes import PreparedTx
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from .deadline import Deadline
+from proofline_kit.outbound.deadline import Deadline
+
 from .errors import ChainUnavailable
 
 

@@ -13,7 +13,8 @@ from typing import Any, Protocol
 
 from bsv.merkle_path import MerklePath
 
-from .deadline import Deadline
+from proofline_kit.outbound.deadline import Deadline
+
 from .woc_results import BlockHeader, TscProof
 
 

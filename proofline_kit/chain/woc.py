@@ -11,12 +11,14 @@ from typing import Any
 
 import httpx
 
-from .deadline import Clock, Deadline
+from proofline_kit.outbound import Sleep
+from proofline_kit.outbound.deadline import Clock, Deadline
+from proofline_kit.outbound.retry import RetryPolicy
+
 from .errors import ChainResponseError, ChainUnavailable
 from .jsonshape import ShapeError, as_list, parse_json
 from .outcomes import BroadcastOutcome, Provider, unavailable
-from .retry import RetryPolicy
-from .transport import HttpCaller, Sleep
+from .transport import provider_caller
 from .txbytes import PreparedTx, require_txid
 from .woc_results import (
     BlockHeader,
@@ -69,7 +71,7 @@ class WocClient:
         self._clock = clock
         self._sleep = sleep
         self._root = f"{config.base_url.rstrip('/')}/v1/bsv/{config.network}"
-        self._caller = HttpCaller(
+        self._caller = provider_caller(
             http, Provider.WOC, config.retry, attempt_timeout_s=config.attempt_timeout_s, sleep=sleep, rand=rand
         )
         headers = {"Accept": "application/json, text/plain"}

@@ -13,10 +13,11 @@ from typing import Any
 
 import httpx
 
+from proofline_kit.outbound.retry import is_retryable_status
+
 from .jsonshape import ShapeError, as_list, as_object, opt_bool, opt_int, opt_str, req_int, req_str
 from .outcomes import BroadcastOutcome, OutcomeKind, Provider, unavailable
 from .rejections import classify_node_text
-from .retry import is_retryable_status
 
 # "16: mandatory-script-verify-flag-failed", "258: txn-mempool-conflict": a node reject code.
 _NODE_REJECT_CODE = re.compile(r"(?:^|:\s)\d{1,3}: \S")

@@ -8,8 +8,9 @@ import httpx
 import pytest
 
 from proofline_kit.chain import ChainUnavailable, Deadline, Provider, RetryPolicy
-from proofline_kit.chain.retry import is_retryable_error, is_retryable_status, parse_retry_after
-from proofline_kit.chain.transport import HttpCaller
+from proofline_kit.chain.transport import provider_caller
+from proofline_kit.outbound import HttpCaller
+from proofline_kit.outbound.retry import is_retryable_error, is_retryable_status, parse_retry_after
 
 URL = "http://provider.invalid/thing"
 
@@ -38,7 +39,7 @@ def caller_for(
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(record))
     policy = policy or RetryPolicy(max_attempts=4, base_delay_s=0.1, max_delay_s=1.0)
-    return HttpCaller(http, Provider.ARC, policy, attempt_timeout_s=5.0, sleep=time.sleep, rand=lambda: 0.5), seen
+    return provider_caller(http, Provider.ARC, policy, attempt_timeout_s=5.0, sleep=time.sleep, rand=lambda: 0.5), seen
 
 
 def test_retryable_statuses() -> None:

@@ -7,18 +7,15 @@ as `Authorization: Bearer` and `X-API-Key`.
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
 from proofline_kit.errors import DomainError, ErrorKind
+from proofline_kit.outbound import Deadline, HttpCaller, RetryPolicy
 from services.signer_gateway.domain.models import KeyRecord
 from services.signer_gateway.domain.ports import key_probe_digest
-
-_RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
 class KmsError(DomainError):
@@ -44,11 +41,14 @@ class HttpKmsBackend:
         max_attempts: int = 3,
         request_timeout_s: float = 5.0,
     ) -> None:
-        self._client = client
         self._url = sign_url
         self._headers = {"Authorization": f"Bearer {api_key}", "X-API-Key": api_key} if api_key else {}
-        self._max_attempts = max_attempts
-        self._request_timeout_s = request_timeout_s
+        self._caller = HttpCaller(
+            client,
+            RetryPolicy(max_attempts=max_attempts, base_delay_s=0.05, max_delay_s=2.0),
+            attempt_timeout_s=request_timeout_s,
+            give_up=_gave_up,
+        )
 
     async def sign(self, keys: Sequence[KeyRecord], digests: Sequence[bytes], timeout_s: float) -> list[bytes]:
         answers = await self._call([(k.key_id, d) for k, d in zip(keys, digests, strict=True)], timeout_s)
@@ -63,32 +63,16 @@ class HttpKmsBackend:
 
     async def _call(self, items: list[tuple[str, bytes]], timeout_s: float) -> list[tuple[bytes, bytes]]:
         body = [{"keyIdentifier": key_id, "sighash": digest.hex()} for key_id, digest in items]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        last_problem = "no attempt made"
-        for attempt in range(1, self._max_attempts + 1):
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                response = await self._client.post(
-                    self._url,
-                    json=body,
-                    headers=self._headers,
-                    timeout=min(remaining, self._request_timeout_s),
-                )
-            except httpx.TransportError as exc:
-                last_problem = f"{type(exc).__name__}"
-            else:
-                if response.status_code == 200:
-                    return _parse_answer(response, len(items))
-                if response.status_code not in _RETRY_STATUSES:
-                    raise _bad_answer(f"KMS answered HTTP {response.status_code}")
-                last_problem = f"HTTP {response.status_code}"
-            if attempt < self._max_attempts:
-                backoff = min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0)
-                await asyncio.sleep(max(0.0, min(backoff, deadline - loop.time())))
-        raise _unavailable(f"KMS did not answer after {self._max_attempts} attempts ({last_problem})")
+        response = await self._caller.request(
+            "POST", self._url, deadline=Deadline.after(timeout_s), headers=self._headers, json=body
+        )
+        if response.status_code != 200:
+            raise _bad_answer(f"KMS answered HTTP {response.status_code}")
+        return _parse_answer(response, len(items))
+
+
+def _gave_up(message: str, attempts: int, http_status: int | None) -> KmsError:
+    return _unavailable(f"KMS did not answer after {attempts} attempt(s): {message}")
 
 
 def _parse_answer(response: httpx.Response, expected: int) -> list[tuple[bytes, bytes]]:
