@@ -30,8 +30,8 @@ def read_publisher_settings(env: EnvReader | None = None) -> PublisherSettings:
         default_metrics_port=9103,
         default_schema="publisher",
     )
-    clock_skew_s = env.integer("PUBLISHER_CLOCK_SKEW", 60, minimum=0, maximum=3600)
-    max_ttl_s = env.integer("PUBLISHER_INTENT_MAX_TTL", 3600, minimum=1, maximum=30 * 24 * 3600)
+    clock_skew_s = env.integer("PUBLISHER_CLOCK_SKEW_S", 60, minimum=0, maximum=3600)
+    max_ttl_s = env.integer("PUBLISHER_INTENT_MAX_TTL_S", 3600, minimum=1, maximum=30 * 24 * 3600)
     required = tuple(
         name.strip() for name in env.string("PUBLISHER_RECORD_REQUIRED_MEMBERS", "").split(",") if name.strip()
     )
@@ -60,7 +60,7 @@ def read_publisher_settings(env: EnvReader | None = None) -> PublisherSettings:
         service=service,
         policy=policy,
         limits=limits,
-        rate_limit_per_key=env.integer("PUBLISHER_RATE_LIMIT_PER_KEY", 0, minimum=0),
+        rate_limit_per_key=env.integer("PUBLISHER_RATE_LIMIT_PER_KEY_PER_S", 0, minimum=0),
         # A replay after this is still refused, by PostgreSQL instead of Redis.
         nonce_cache_ttl_s=env.integer("PUBLISHER_NONCE_CACHE_TTL_S", max_ttl_s + 2 * clock_skew_s, minimum=1),
     )

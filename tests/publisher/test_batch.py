@@ -184,7 +184,7 @@ async def test_queue_full_refuses_the_whole_batch_and_single_publishes(database_
 
 async def test_rate_limit_per_identity_key(database_url: str, redis_url: str) -> None:
     under_test = await start_publisher_under_test(
-        publisher_env(database_url, redis_url, PUBLISHER_RATE_LIMIT_PER_KEY="3"), redis_url
+        publisher_env(database_url, redis_url, PUBLISHER_RATE_LIMIT_PER_KEY_PER_S="3"), redis_url
     )
     try:
         busy, quiet = await register(under_test), await register(under_test)
