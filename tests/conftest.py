@@ -8,12 +8,14 @@ import pytest
 
 from services.publisher.store.publisher_store import MIGRATIONS as PUBLISHER_MIGRATIONS
 from services.signer_gateway.store.signer_store import MIGRATIONS as SIGNER_MIGRATIONS
+from services.utxo.store.utxo_store import MIGRATIONS as UTXO_MIGRATIONS
 from tests.harness.databases import DatabaseFactory, postgres_server, redis_server
 
 # Every service schema with its migrations; later services add themselves here.
 SERVICE_SCHEMAS = {
     "signer": [SIGNER_MIGRATIONS],
     "publisher": [PUBLISHER_MIGRATIONS],
+    "utxo": [UTXO_MIGRATIONS],
 }
 
 

@@ -1,0 +1,113 @@
+"""The pool's refusals, each with its stable reason (docs/api.md)."""
+
+from __future__ import annotations
+
+from proofline_kit.errors import DomainError, ErrorKind
+from services.utxo.domain.models import Outpoint, Purpose
+
+
+def lease_not_found(lease_id: str) -> DomainError:
+    return DomainError(ErrorKind.NOT_FOUND, "LEASE_NOT_FOUND", f"no lease {lease_id}", metadata={"leaseId": lease_id})
+
+
+def lease_not_owned(lease_id: str, caller_id: str) -> DomainError:
+    return DomainError(
+        ErrorKind.PERMISSION_DENIED,
+        "LEASE_NOT_OWNED",
+        f"lease {lease_id} belongs to another caller",
+        metadata={"leaseId": lease_id, "callerId": caller_id},
+    )
+
+
+def lease_closed(lease_id: str) -> DomainError:
+    return DomainError(
+        ErrorKind.FAILED_PRECONDITION,
+        "LEASE_CLOSED",
+        f"lease {lease_id} holds no outpoints any more (committed, released or taken over)",
+        metadata={"leaseId": lease_id},
+    )
+
+
+def fencing_token_stale(lease_id: str, fencing_token: int, outpoint: Outpoint | None = None) -> DomainError:
+    metadata = {"leaseId": lease_id, "fencingToken": str(fencing_token)}
+    if outpoint is not None:
+        metadata["outpoint"] = str(outpoint)
+    where = f" on {outpoint}" if outpoint is not None else ""
+    return DomainError(
+        ErrorKind.ABORTED,
+        "FENCING_TOKEN_STALE",
+        f"lease {lease_id} (token {fencing_token}) no longer holds its outpoints{where}; lease again and restart",
+        metadata=metadata,
+    )
+
+
+def pool_exhausted(purpose: Purpose, count: int, satoshis: int, wanted: str) -> DomainError:
+    return DomainError(
+        ErrorKind.FAILED_PRECONDITION,
+        "POOL_EXHAUSTED",
+        f"not enough AVAILABLE {purpose.value} UTXOs for {wanted}: {count} available, {satoshis} sat",
+        metadata={"availableCount": str(count), "availableSatoshis": str(satoshis), "purpose": purpose.value},
+    )
+
+
+def utxo_not_in_lease(lease_id: str, outpoint: Outpoint) -> DomainError:
+    return DomainError(
+        ErrorKind.FAILED_PRECONDITION,
+        "UTXO_NOT_IN_LEASE",
+        f"{outpoint} was never reserved by lease {lease_id}",
+        metadata={"leaseId": lease_id, "outpoint": str(outpoint)},
+    )
+
+
+def already_spent(outpoint: Outpoint, spent_by_txid: str) -> DomainError:
+    return DomainError(
+        ErrorKind.FAILED_PRECONDITION,
+        "ALREADY_SPENT",
+        f"{outpoint} is already spent by {spent_by_txid}",
+        metadata={"outpoint": str(outpoint), "spentByTxid": spent_by_txid},
+    )
+
+
+def utxo_not_found(outpoint: Outpoint) -> DomainError:
+    return DomainError(
+        ErrorKind.NOT_FOUND,
+        "UTXO_NOT_FOUND",
+        f"the pool does not know {outpoint}",
+        metadata={"outpoint": str(outpoint)},
+    )
+
+
+def utxo_not_spendable(outpoint: Outpoint, status: str) -> DomainError:
+    return DomainError(
+        ErrorKind.FAILED_PRECONDITION,
+        "UTXO_NOT_SPENDABLE",
+        f"{outpoint} is {status}: nothing can have tried to spend it through the pool",
+        metadata={"outpoint": str(outpoint), "status": status},
+    )
+
+
+def utxo_already_exists(outpoint: Outpoint) -> DomainError:
+    return DomainError(
+        ErrorKind.ALREADY_EXISTS,
+        "UTXO_ALREADY_EXISTS",
+        f"{outpoint} is already tracked with different satoshis, script, owner or purpose",
+        metadata={"outpoint": str(outpoint)},
+    )
+
+
+def role_required(role: str, caller_id: str) -> DomainError:
+    return DomainError(
+        ErrorKind.PERMISSION_DENIED,
+        "ROLE_REQUIRED",
+        f"caller {caller_id} needs the {role} role",
+        metadata={"role": role, "callerId": caller_id},
+    )
+
+
+def request_in_progress(request_id: str) -> DomainError:
+    return DomainError(
+        ErrorKind.ABORTED,
+        "REQUEST_IN_PROGRESS",
+        "a request with this request_id completed concurrently; retry to get its answer",
+        metadata={"requestId": request_id},
+    )

@@ -1,0 +1,387 @@
+"""What the UTXO pool works with."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+
+KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+TXID_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+
+
+class UtxoStatus(Enum):
+    UNCONFIRMED = "unconfirmed"
+    AVAILABLE = "available"
+    RESERVED = "reserved"
+    SPENT = "spent"
+    DIRTY = "dirty"
+    INVALID = "invalid"
+
+
+# Statuses in which an outpoint is still unspent as far as the pool knows.
+UNSPENT_STATUSES = (UtxoStatus.UNCONFIRMED, UtxoStatus.AVAILABLE, UtxoStatus.RESERVED, UtxoStatus.DIRTY)
+
+
+class Purpose(Enum):
+    PUBLISH = "publish"
+    FUNDING = "funding"
+    CHANGE = "change"
+    WALLET = "wallet"
+
+
+class Strategy(Enum):
+    SMALLEST_FIRST = "smallest_first"
+    LARGEST_FIRST = "largest_first"
+
+
+class LeaseState(Enum):
+    LIVE = "live"
+    EXPIRED = "expired"
+    CLOSED = "closed"
+
+
+class ConflictKind(Enum):
+    DOUBLE_SPEND = "DOUBLE_SPEND"
+    MISSING_INPUTS = "MISSING_INPUTS"
+    REJECTED = "REJECTED"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Outpoint:
+    txid: str
+    vout: int
+
+    def __str__(self) -> str:
+        return f"{self.txid}:{self.vout}"
+
+
+@dataclass(frozen=True, slots=True)
+class Utxo:
+    # Internal: the row id (creation order) and the token of the last lease that reserved it.
+    row_id: int
+    fencing_token: int | None
+    outpoint: Outpoint
+    satoshis: int
+    locking_script: bytes
+    owner_key_id: str
+    purpose: Purpose
+    status: UtxoStatus
+    block_height: int
+    confirmations: int
+    lease_id: str
+    lease_expires_at: datetime | None
+    spent_by_txid: str
+    competing_txids: tuple[str, ...]
+    status_reason: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    lease_id: str
+    fencing_token: int
+    state: LeaseState
+    holder: str
+    caller_id: str
+    created_at: datetime
+    expires_at: datetime
+    utxos: tuple[Utxo, ...]
+
+    @property
+    def total_satoshis(self) -> int:
+        return sum(u.satoshis for u in self.utxos)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRequest:
+    # None = not given (refused by validation).
+    purpose: Purpose | None
+    owner_key_id: str = ""
+    count: int | None = None
+    target_satoshis: int | None = None
+    strategy: Strategy | None = None
+    # None = the configured default.
+    duration: timedelta | None = None
+    allow_partial: bool = False
+    min_satoshis: int = 0
+    fee_rate_satoshis_per_kb: int = 0
+    max_count: int = 0
+    holder: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSpec:
+    """An output a caller asks the pool to track (a Spend's change, or an AddOutputs item)."""
+
+    outpoint: Outpoint
+    satoshis: int
+    locking_script: bytes
+    owner_key_id: str
+    purpose: Purpose | None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedOutput:
+    """A validated OutputSpec."""
+
+    outpoint: Outpoint
+    satoshis: int
+    locking_script: bytes
+    owner_key_id: str
+    purpose: Purpose
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    txid: str
+    inputs: tuple[Outpoint, ...]
+    outputs: tuple[OutputSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    spent: tuple[Utxo, ...]
+    added: tuple[Utxo, ...]
+    released: tuple[Outpoint, ...]
+    lease: Lease
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseResult:
+    released: tuple[Outpoint, ...]
+    lease: Lease
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictReport:
+    outpoints: tuple[Outpoint, ...]
+    kind: ConflictKind
+    lease_id: str = ""
+    fencing_token: int = 0
+    spending_txid: str = ""
+    competing_txids: tuple[str, ...] = ()
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictResult:
+    dirty: tuple[Utxo, ...]
+    invalidated: tuple[Utxo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UtxoFilter:
+    owner_key_id: str = ""
+    purpose: Purpose | None = None
+    statuses: tuple[UtxoStatus, ...] = ()
+    lease_id: str = ""
+    txid: str = ""
+    min_satoshis: int = 0
+    max_satoshis: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UtxoPage:
+    utxos: tuple[Utxo, ...]
+    next_page_token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    purpose: Purpose
+    status: UtxoStatus
+    count: int
+    satoshis: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseStats:
+    live_leases: int
+    live_reserved_utxos: int
+    expired_leases: int
+    expired_reserved_utxos: int
+    oldest_live_lease_created_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Runway:
+    fee_rate_satoshis_per_kb: int
+    publish_tx_size_bytes: int
+    publish_fee_satoshis: int
+    ready_publishes: int
+    funded_publishes: int
+    funded_publishes_with_funding: int
+    spends_last_hour: int
+    estimated_remaining: timedelta | None
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceStatus:
+    low_water_utxos: int
+    below_low_water: bool
+    last_sync_at: datetime | None
+    last_split_at: datetime | None
+    last_sweep_at: datetime | None
+    split_cooldown_until: datetime | None
+    holder: str
+
+
+class ComparisonState(Enum):
+    NOT_REQUESTED = "not_requested"
+    OK = "ok"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class AddressComparison:
+    owner_key_id: str
+    address: str
+    chain_utxos: int
+    chain_satoshis: int
+    pool_utxos: int
+    pool_satoshis: int
+    only_on_chain: int
+    only_in_pool: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChainComparison:
+    state: ComparisonState
+    tip_height: int = 0
+    addresses: tuple[AddressComparison, ...] = ()
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolHealth:
+    observed_at: datetime
+    buckets: tuple[Bucket, ...]
+    leases: LeaseStats
+    runway: Runway
+    maintenance: MaintenanceStatus
+    chain: ChainComparison = field(default_factory=lambda: ChainComparison(ComparisonState.NOT_REQUESTED))
+
+
+@dataclass(frozen=True, slots=True)
+class ReapResult:
+    leases: int
+    utxos: int
+
+
+# --- maintenance ---------------------------------------------------------------------------------
+
+
+class MaintenanceAction(Enum):
+    SYNC = "sync"
+    SWEEP = "sweep"
+    SPLIT = "split"
+    REAP_LEASES = "reap_leases"
+    PASS = "pass"
+
+
+class MaintenanceOutcome(Enum):
+    DONE = "done"
+    NOTHING_TO_DO = "nothing_to_do"
+    SKIPPED_COOLDOWN = "skipped_cooldown"
+
+
+class BroadcastOutcome(Enum):
+    NOT_BROADCAST = "not_broadcast"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    PENDING = "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedOutput:
+    vout: int
+    satoshis: int
+    address: str
+    locking_script: bytes
+    # Set when the output goes to the pool.
+    owner_key_id: str = ""
+    purpose: Purpose | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceTx:
+    inputs: tuple[Utxo, ...]
+    outputs: tuple[PlannedOutput, ...]
+    fee_satoshis: int
+    fee_rate_satoshis_per_kb: int
+    size_bytes: int
+    txid: str = ""
+    outcome: BroadcastOutcome = BroadcastOutcome.NOT_BROADCAST
+    detail: str = ""
+    attempts: int = 0
+
+    @property
+    def input_satoshis(self) -> int:
+        return sum(u.satoshis for u in self.inputs)
+
+    @property
+    def output_satoshis(self) -> int:
+        return sum(o.satoshis for o in self.outputs)
+
+
+@dataclass(frozen=True, slots=True)
+class UtxoChange:
+    outpoint: Outpoint
+    satoshis: int
+    from_status: UtxoStatus | None
+    to_status: UtxoStatus
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSummary:
+    added: int = 0
+    confirmed: int = 0
+    marked_spent: int = 0
+    dirty_to_available: int = 0
+    dirty_to_spent: int = 0
+    invalidated: int = 0
+    unchanged: int = 0
+    tip_height: int = 0
+    changes: tuple[UtxoChange, ...] = ()
+    changes_truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceResult:
+    action: MaintenanceAction
+    outcome: MaintenanceOutcome
+    dry_run: bool
+    transactions: tuple[MaintenanceTx, ...] = ()
+    sync: SyncSummary | None = None
+    reaped_leases: int = 0
+    reaped_utxos: int = 0
+    next_allowed_at: datetime | None = None
+    detail: str = ""
+
+    @property
+    def total_fee_satoshis(self) -> int:
+        return sum(t.fee_satoshis for t in self.transactions)
+
+
+@dataclass(frozen=True, slots=True)
+class SplitRequest:
+    funding_key_id: str = ""
+    output_key_id: str = ""
+    output_count: int = 0
+    output_satoshis: int = 0
+    fee_rate_satoshis_per_kb: int = 0
+    ignore_cooldown: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SweepRequest:
+    change_address: str = ""
+    change_key_id: str = ""
+    destination_address: str = ""
+    max_inputs_per_transaction: int = 0
+    max_transactions: int = 0
+    fee_rate_satoshis_per_kb: int = 0

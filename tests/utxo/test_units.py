@@ -1,0 +1,135 @@
+"""Pure parts: settings, fee-aware plans, transaction bytes, and the sync rules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from proofline_kit.chain import PreparedTx
+from proofline_kit.errors import DomainError
+from proofline_kit.settings import EnvReader, SettingsError
+from services.utxo.domain import fees, planning, txcodec
+from services.utxo.domain.models import Outpoint, Purpose, Utxo, UtxoStatus
+from services.utxo.domain.ports import ChainOutput, TxState
+from services.utxo.domain.sync import KeyView, plan_sync
+from services.utxo.settings import read_utxo_settings
+
+BASE = {"DATABASE_URL": "postgresql://x@127.0.0.1/db"}
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def coin(satoshis: int, vout: int = 0, status: UtxoStatus = UtxoStatus.AVAILABLE, **fields: object) -> Utxo:
+    values: dict[str, object] = {
+        "row_id": vout + 1,
+        "fencing_token": None,
+        "outpoint": Outpoint("ab" * 32, vout),
+        "satoshis": satoshis,
+        "locking_script": b"\x51",
+        "owner_key_id": "funding",
+        "purpose": Purpose.FUNDING,
+        "status": status,
+        "block_height": 10,
+        "confirmations": 1,
+        "lease_id": "",
+        "lease_expires_at": None,
+        "spent_by_txid": "",
+        "competing_txids": (),
+        "status_reason": "",
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    values.update(fields)
+    return Utxo(**values)  # type: ignore[arg-type]
+
+
+def test_settings_defaults_aliases_and_units() -> None:
+    settings = read_utxo_settings(EnvReader(BASE))
+    assert settings.service.grpc_port == 50052 and settings.service.metrics_port == 9102
+    assert settings.service.database_schema == "utxo"
+    assert settings.split.low_water == 50 and settings.split.target == 100
+    assert settings.fee_rate_satoshis_per_kb is None
+    aliased = read_utxo_settings(EnvReader({**BASE, "UTXO_MIN_POOL": "7", "FEE_SAT_PER_BYTE": "2"}))
+    assert aliased.split.low_water == 7 and aliased.fee_rate_satoshis_per_kb == 2000
+    rooted = read_utxo_settings(EnvReader({**BASE, "WOC_URL": "http://127.0.0.1:8700/v1/bsv/main/"}))
+    assert (rooted.chain.woc_url, rooted.chain.woc_network) == ("http://127.0.0.1:8700", "main")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"UTXO_LEASE_DEFAULT_MS": "7200000"},
+        {"UTXO_SPLIT_MIN_SATS": "2000", "UTXO_SPLIT_SIZE_SATS": "1000"},
+        {"UTXO_SPLIT_TARGET": "3", "MIN_UTXO_COUNT": "10"},
+        {"UTXO_FUNDING_KEY_ID": "bad key"},
+        {"WOC_NETWORK": "regtest"},
+        {"UTXO_LEASE_STRATEGY": "random"},
+    ],
+)
+def test_bad_settings_stop_the_service(overrides: dict[str, str]) -> None:
+    with pytest.raises(SettingsError):
+        read_utxo_settings(EnvReader({**BASE, **overrides}))
+
+
+def test_split_plan_is_fee_aware_and_shrinks_when_asked() -> None:
+    plan = planning.plan_split([coin(20_000), coin(5_000, 1)], 10, 1_000, 1_000, 1_000, 0, shrink_count=False)
+    assert [c.satoshis for c in plan.inputs] == [20_000]
+    assert plan.fee_satoshis == fees.fee_for(fees.p2pkh_tx_bytes(1, 11), 1_000)
+    assert plan.change_satoshis == 20_000 - 10_000 - plan.fee_satoshis
+    shrunk = planning.plan_split([coin(3_000)], 10, 1_000, 200, 1, 0, shrink_count=False)
+    assert shrunk.payouts == (299,) * 10 and shrunk.change_satoshis >= 0
+    fewer = planning.plan_split([coin(3_000)], 10, 1_000, 1_000, 1, 0, shrink_count=True)
+    assert fewer.payouts == (1_000, 1_000)
+    with pytest.raises(DomainError) as refused:
+        planning.plan_split([coin(3_000)], 10, 1_000, 1_000, 1, 0, shrink_count=False)
+    assert refused.value.reason == "INSUFFICIENT_FUNDS"
+    assert refused.value.metadata["availableSatoshis"] == "3000"
+
+
+def test_sweep_skips_dust_that_cannot_pay_for_itself() -> None:
+    coins = [coin(10), coin(200, 1), coin(300, 2)]
+    worth = planning.sweepable(coins, 100)  # an input costs 15 sat at 100 sat/kB
+    assert [c.satoshis for c in worth] == [200, 300]
+    plan = planning.plan_sweep(worth, 100, 0)
+    assert plan is not None and plan.payouts == (500 - plan.fee_satoshis,)
+    assert planning.plan_sweep([coin(1)], 1_000, 0) is None
+
+
+def test_transaction_bytes_round_trip_and_extended_format() -> None:
+    tx = txcodec.Tx(
+        (txcodec.TxInput(Outpoint("cd" * 32, 3), b"\x01\x02"),),
+        (txcodec.TxOutput(5, b"\x76\xa9"), txcodec.TxOutput(0, b"\x00\x6a")),
+    )
+    raw = txcodec.serialize(tx)
+    assert txcodec.parse(raw) == tx
+    extended = txcodec.extended_format(raw, [txcodec.TxOutput(1_000, b"\x51")])
+    prepared = PreparedTx.from_bytes(extended)
+    assert prepared.raw == raw and prepared.txid == txcodec.txid_of(raw)
+    with pytest.raises(ValueError, match="trailing"):
+        txcodec.parse(raw + b"\x00")
+
+
+def test_sync_rules() -> None:
+    key = KeyView("funding", b"\x51", Purpose.FUNDING, ())
+    dead_txid, live_txid = "01" * 32, "02" * 32
+    rows = [
+        coin(100, 0, UtxoStatus.UNCONFIRMED, block_height=0, outpoint=Outpoint(dead_txid, 0)),
+        coin(200, 1, UtxoStatus.DIRTY, spent_by_txid="ff" * 32, status_reason="REJECTED"),
+        coin(300, 2, UtxoStatus.AVAILABLE),
+        coin(400, 3, UtxoStatus.RESERVED, outpoint=Outpoint(live_txid, 3)),
+    ]
+    listed = (
+        ChainOutput("ab" * 32, 1, 200, 10, False),
+        ChainOutput("ab" * 32, 2, 300, 10, True),
+        ChainOutput("cd" * 32, 0, 999, None, False),
+    )
+    states = {dead_txid: TxState.UNKNOWN, "ff" * 32: TxState.UNKNOWN, live_txid: TxState.MINED}
+    plan = plan_sync([KeyView(key.key_id, key.locking_script, key.purpose_for_new, listed)], rows, set(), states, 12, 1)
+    changes = {c.utxo.satoshis: (c.to_status, c.reason) for c in plan.changes}
+    assert 100 not in changes, "an UNCONFIRMED output unknown to the chain may not be broadcast yet"
+    assert changes[200] == (UtxoStatus.AVAILABLE, "DIRTY_UNSPENT")
+    assert changes[300] == (UtxoStatus.SPENT, "SPENT_ON_CHAIN")
+    assert changes[400] == (UtxoStatus.SPENT, "SPENT_ON_CHAIN")
+    assert [(n.output.satoshis, n.status) for n in plan.new_rows] == [(999, UtxoStatus.UNCONFIRMED)]
+    summary = plan.summary(12)
+    assert (summary.added, summary.dirty_to_available, summary.marked_spent, summary.unchanged) == (1, 1, 2, 1)
