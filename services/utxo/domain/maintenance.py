@@ -133,6 +133,7 @@ class PoolMaintenance:
     async def sync(
         self, caller: Caller, request_id: str, dry_run: bool, owner_key_ids: Sequence[str]
     ) -> MaintenanceResult:
+        _require_admin(caller)
         if len(owner_key_ids) > check.MAX_ITEMS:
             raise invalid_argument("OWNER_KEY_IDS_INVALID", "owner_key_ids", f"at most {check.MAX_ITEMS}")
         for index, key_id in enumerate(owner_key_ids):
@@ -148,6 +149,7 @@ class PoolMaintenance:
         return (await self._admin(caller, request_id, dry_run, parts, MAINTENANCE_LOCK, self._lock_ttl, body))[0]
 
     async def split(self, caller: Caller, request_id: str, dry_run: bool, request: SplitRequest) -> MaintenanceResult:
+        _require_admin(caller)
         _check_split(request, self._config.split)
 
         async def body(lock: HeldLock | None) -> list[MaintenanceResult]:
@@ -159,10 +161,12 @@ class PoolMaintenance:
     async def sweep(self, caller: Caller, request_id: str, dry_run: bool, request: SweepRequest) -> MaintenanceResult:
         _require_admin(caller)
         _check_sweep(request)
-        change_address = request.change_address or self._config.change_address
         change_key = request.change_key_id or self._config.change_key_id
-        if not change_address and change_key:
-            change_address = (await self._keys.key(change_key)).address
+        if not change_key:
+            raise invalid_argument("CHANGE_KEY_ID_INVALID", "change_key_id", "required: UTXO_CHANGE_KEY_ID is unset")
+        change_address = (
+            request.change_address or self._config.change_address or (await self._keys.key(change_key)).address
+        )
 
         async def body(lock: HeldLock | None) -> list[MaintenanceResult]:
             return [await self._sweep(request, dry_run, lock, request_id)]
@@ -174,6 +178,7 @@ class PoolMaintenance:
     async def run(
         self, caller: Caller, request_id: str, action: MaintenanceAction | None, dry_run: bool
     ) -> list[MaintenanceResult]:
+        _require_admin(caller)
         if action is None:
             raise invalid_argument("ACTION_INVALID", "action", "one of SYNC, SWEEP, SPLIT, REAP_LEASES, PASS")
         if action is MaintenanceAction.SWEEP:
