@@ -1,6 +1,6 @@
 """`make bench`: every benchmark of the suite, each printing its own figures.
 
-`python -m bench` runs them all; `python -m bench signer` (or chainsim) runs one.
+`python -m bench` runs them all; `python -m bench signer` (or chainsim, utxo) runs one.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sys
 BENCHMARKS = {
     "signer": "bench.signer_bench",
     "chainsim": "bench.chainsim_bench",
+    "utxo": "bench.utxo_bench",
 }
 
 

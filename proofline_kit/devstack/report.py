@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from proofline_kit.devstack.provisioning import PoolKeys
 from proofline_kit.devstack.suite import RunningService
 
 SIGNER = "signer_gateway"
@@ -25,6 +26,8 @@ class StackReport:
     not_started: tuple[str, ...]
     dependencies: tuple[Dependency, ...]
     admin_token: str | None  # None when AUTH_TOKENS came from the environment
+    pool_keys: PoolKeys | None = None  # dev keys created for the utxo pool
+    chain_url: str = ""
 
 
 def redact_url(url: str) -> str:
@@ -82,5 +85,11 @@ def _try_lines(report: StackReport) -> list[str]:
     signer = next((s for s in report.services if s.name == SIGNER), None)
     if signer is None:
         return []
-    examples = grpcurl_examples(signer.grpc_address, report.admin_token)
+    examples = list(grpcurl_examples(signer.grpc_address, report.admin_token))
+    keys = report.pool_keys
+    if keys is not None and report.chain_url:
+        examples.append(
+            f"""curl -s -XPOST {report.chain_url}/_sim/fund -d '{{"address":"{keys.funding_address}","""
+            f""""satoshis":1000000,"count":1}}'   # fund the pool's key {keys.funding_key_id}"""
+        )
     return ["", "  try:", *(f"    {line}" for line in examples)]

@@ -60,7 +60,8 @@ async def start_chainsim(
     child = await launcher.spawn(ProcessSpec(CHAINSIM, _module_argv(CHAINSIM), child_env))
     base_url = f"http://{_HOST}:{port}"
     await wait_http_ok(f"{base_url}/v1/health", ready_timeout_s, CHAINSIM)
-    return ChainsimUrls(arc_url=base_url, woc_url=f"{base_url}/v1/bsv/test", pid=child.pid)
+    # WOC_URL is the API host, as for api.whatsonchain.com; the network travels in WOC_NETWORK.
+    return ChainsimUrls(arc_url=base_url, woc_url=base_url, pid=child.pid)
 
 
 async def start_service(

@@ -17,7 +17,8 @@ from proofline_kit.devstack.credentials import MASTER_KEY_FILE, dev_auth_tokens,
 from proofline_kit.devstack.errors import StartupError
 from proofline_kit.devstack.postgres import start_postgres
 from proofline_kit.devstack.procs import Launcher
-from proofline_kit.devstack.report import Dependency, StackReport, ready_banner
+from proofline_kit.devstack.provisioning import PoolKeys, ensure_pool_keys, pool_key_defaults
+from proofline_kit.devstack.report import SIGNER, Dependency, StackReport, ready_banner
 from proofline_kit.devstack.suite import (
     CHAINSIM,
     RunningService,
@@ -118,13 +119,20 @@ async def start_stack(config: DevstackConfig, launcher: Launcher) -> StackReport
     root = services_root()
     to_start = [spec for spec in SERVICES if _wanted(config, spec) and is_runnable(root, spec.name)]
     running: list[RunningService] = []
+    pool_keys: PoolKeys | None = None
+    wanted_keys = pool_key_defaults(env, config.admin_token)
     for spec in to_start:
-        running.append(await start_service(launcher, spec, env, config.ready_timeout_s))
+        started = await start_service(launcher, spec, env, config.ready_timeout_s)
+        running.append(started)
+        if spec.name == SIGNER and wanted_keys is not None:
+            pool_keys = await ensure_pool_keys(started.grpc_address, config.admin_token, *wanted_keys)
     return StackReport(
         services=tuple(running),
         not_started=tuple(spec.name for spec in SERVICES if spec not in to_start),
         dependencies=dependencies,
         admin_token=config.admin_token if not config.env.get("AUTH_TOKENS") else None,
+        pool_keys=pool_keys,
+        chain_url=env.get("ARC_URL", ""),
     )
 
 
@@ -170,7 +178,7 @@ async def _chain(config: DevstackConfig, launcher: Launcher, env: dict[str, str]
     if not is_runnable(services_root(), CHAINSIM):
         return Dependency("chain", "-", "none: ARC_URL/WOC_URL unset and services.chainsim not available")
     urls = await start_chainsim(launcher, env, config.chainsim_port, config.chainsim_snapshot, config.ready_timeout_s)
-    env["ARC_URL"], env["WOC_URL"] = urls.arc_url, urls.woc_url
+    env["ARC_URL"], env["WOC_URL"], env["WOC_NETWORK"] = urls.arc_url, urls.woc_url, "test"
     return Dependency("chainsim", urls.arc_url, f"ARC_URL={urls.arc_url} WOC_URL={urls.woc_url}")
 
 

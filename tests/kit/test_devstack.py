@@ -125,8 +125,10 @@ def free_port() -> int:
 
 
 def fake_ports() -> dict[str, str]:
+    """Free ports for every fake component; the fake signer has no CreateKey, so the pool keys are
+    given instead of provisioned."""
     names = [env for spec in SERVICES for env in (spec.grpc_port_env, spec.metrics_port_env)]
-    return {name: str(free_port()) for name in [*names, "CHAINSIM_PORT"]}
+    return {name: str(free_port()) for name in [*names, "CHAINSIM_PORT"]} | {"UTXO_FUNDING_KEY_ID": "fake-funding"}
 
 
 # --------------------------------------------------------------------------- the supervisor
@@ -415,7 +417,7 @@ async def test_services_and_chainsim_start_in_order_and_stop_in_reverse(
     chain = f"http://127.0.0.1:{ports['CHAINSIM_PORT']}"
     assert seen["DATABASE_URL"] == devstack.value("PostgreSQL")
     assert seen["REDIS_URL"] == devstack.value("Redis")
-    assert (seen["ARC_URL"], seen["WOC_URL"]) == (chain, f"{chain}/v1/bsv/test")
+    assert (seen["ARC_URL"], seen["WOC_URL"], seen["WOC_NETWORK"]) == (chain, chain, "test")
     assert seen["AUTH_TOKENS"] == "admin:admin:dev-admin-token"
     assert seen["PROOFLINE_ENV"] == "dev"
     assert seen["SIGNER_MASTER_KEY_FILE"] == str(data_dir / "signer-master.key")
