@@ -7,10 +7,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install proto lint test run bench clean
 
+# The editable install maps the generated `proofline` package only if it exists at install time,
+# so code is generated between the dependency install and a second, dependency-free install.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) scripts/gen_protos.py
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP) proto
