@@ -23,6 +23,7 @@ from services.publisher.rpc.mappers import ERROR_DOMAIN
 from services.publisher.rpc.servicer import PublisherServicer
 from services.publisher.settings import PublisherSettings
 from services.publisher.store.publisher_store import MIGRATIONS, JobChangeHub, PublisherStore
+from services.publisher.workers.runtime import PipelineRuntime, start_pipeline
 
 SERVICE_NAME = publisher_pb2.DESCRIPTOR.services_by_name["PublisherService"].full_name
 
@@ -34,6 +35,8 @@ class RunningPublisher:
     store: PublisherStore
     registry: CollectorRegistry
     stop: Callable[[], Awaitable[None]]
+    # None when PUBLISHER_WORKERS=0 (intake only).
+    pipeline: PipelineRuntime | None = None
 
 
 def _intake_counter(registry: CollectorRegistry) -> Callable[[str, str], None]:
@@ -63,6 +66,9 @@ async def start_publisher(settings: PublisherSettings, *, configure_logs: bool =
     changes = JobChangeHub(pool, service.database_schema)
     await changes.start()
     registry = CollectorRegistry()
+    pipeline: PipelineRuntime | None = None
+    if settings.workers.workers:
+        pipeline = await start_pipeline(settings.workers, store, registry)
     publisher = Publisher(
         store,
         changes,
@@ -73,6 +79,7 @@ async def start_publisher(settings: PublisherSettings, *, configure_logs: bool =
         settings.policy,
         settings.limits,
         observe=_intake_counter(registry),
+        on_queued=pipeline.wake if pipeline is not None else None,
     )
     server = GrpcServer(
         ServerOptions(
@@ -101,6 +108,8 @@ async def start_publisher(settings: PublisherSettings, *, configure_logs: bool =
         # Watchers and waiters end first (UNAVAILABLE / current state), so draining does not wait
         # for streams that would otherwise run until the grace period.
         changes.drain()
+        if pipeline is not None:
+            await pipeline.stop(service.shutdown_grace_ms / 1000)
         await server.stop()
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -111,4 +120,4 @@ async def start_publisher(settings: PublisherSettings, *, configure_logs: bool =
         await pool.close()
         log.info("publisher.stopped")
 
-    return RunningPublisher(port, publisher, store, registry, stop)
+    return RunningPublisher(port, publisher, store, registry, stop, pipeline)

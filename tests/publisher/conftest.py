@@ -89,6 +89,8 @@ def publisher_env(database_url: str, redis_url: str, **overrides: str) -> dict[s
         "PUBLISHER_WATCH_POLL_MS": "2000",
         "LOG_LEVEL": "warning",
         "SHUTDOWN_GRACE_MS": "2000",
+        # Intake only: these tests move jobs through the store themselves.
+        "PUBLISHER_WORKERS": "0",
     }
     env.update(overrides)
     return env

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from enum import Enum
 from typing import Protocol
+
+from proofline_kit.chain import ArcTxStatus, BroadcastOutcome, FeeRate, PreparedTx, ProofCheck, TxChainState
+from services.publisher.domain.txbuild import Outpoint, TxOut
 
 
 class NonceCache(Protocol):
@@ -39,3 +44,144 @@ class ChangeSubscription(Protocol):
 
 class JobChanges(Protocol):
     def subscribe(self, job_ids: Sequence[str]) -> AbstractAsyncContextManager[ChangeSubscription]: ...
+
+
+# --- publishing pipeline -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PoolUtxo:
+    outpoint: Outpoint
+    satoshis: int
+    locking_script: bytes
+    owner_key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PoolLease:
+    lease_id: str
+    fencing_token: int
+    utxos: tuple[PoolUtxo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeOutput:
+    vout: int
+    satoshis: int
+    locking_script: bytes
+    owner_key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSpend:
+    """One publish transaction's spend of its pool UTXO, and its change back to the pool."""
+
+    txid: str
+    funding: Outpoint
+    change: ChangeOutput | None
+
+
+class ConflictKind(Enum):
+    DOUBLE_SPEND = "double_spend"
+    MISSING_INPUTS = "missing_inputs"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictReport:
+    """A publish transaction that failed or conflicts, for the pool (its input becomes DIRTY)."""
+
+    funding: Outpoint
+    kind: ConflictKind
+    spending_txid: str
+    competing_txids: tuple[str, ...] = ()
+    detail: str = ""
+    # When the spend was never committed, the input is still under this lease.
+    lease_id: str = ""
+    fencing_token: int = 0
+
+
+class PublishPool(Protocol):
+    """The utxo service, as the publisher uses it. Errors are DomainErrors carrying the pool's
+    reason (POOL_EXHAUSTED, ALREADY_SPENT, FENCING_TOKEN_STALE...) or kind UNAVAILABLE."""
+
+    async def lease(
+        self, request_id: str, count: int, min_satoshis: int, owner_key_id: str, lease_s: float, holder: str
+    ) -> PoolLease:
+        """Up to `count` PUBLISH UTXOs worth at least `min_satoshis` each (fewer if that is all)."""
+        ...
+
+    async def commit(
+        self, request_id: str, lease_id: str, fencing_token: int, spends: Sequence[PoolSpend], release_unspent: bool
+    ) -> None: ...
+
+    async def release(self, request_id: str, lease_id: str, outpoints: Sequence[Outpoint]) -> None: ...
+
+    async def report(self, request_id: str, report: ConflictReport) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTx:
+    raw: bytes
+    txid: str
+
+
+class TxSigner(Protocol):
+    """signer_gateway in policy mode (it sees the whole transaction and checks its policy)."""
+
+    async def sign(self, request_id: str, unsigned_tx: bytes, spent: TxOut, key_id: str) -> SignedTx: ...
+
+    async def locking_script(self, key_id: str) -> bytes:
+        """The P2PKH locking script paying `key_id` (for change to a configured key)."""
+        ...
+
+    async def sign_digests(self, request_id: str, items: Sequence[tuple[str, bytes]]) -> list[tuple[bytes, bytes]]:
+        """Blind mode: one call signs every (key_id, 32-byte digest); (DER signature, public key) each,
+        in order. Only for keys whose signer policy does not require policy mode."""
+        ...
+
+
+class ChainGateway(Protocol):
+    """ARC for broadcasts, statuses and fee policy; WhatsOnChain for headers and spends. Lookups raise
+    ChainUnavailable when no provider answers; broadcasts never raise (UNAVAILABLE outcome)."""
+
+    async def fee_rate(self) -> FeeRate: ...
+
+    def fee_rate_stale(self) -> None:
+        """A broadcast was refused for its fee: fetch the policy rate again before the next build."""
+        ...
+
+    async def broadcast(self, txs: Sequence[PreparedTx]) -> dict[str, BroadcastOutcome]:
+        """All in one ARC /v1/txs call (WhatsOnChain only for those ARC gave no verdict on)."""
+        ...
+
+    async def status(self, txid: str) -> ArcTxStatus | None: ...
+
+    async def verify(self, txid: str, bump_hex: str) -> ProofCheck: ...
+
+    async def mined(self, txids: Sequence[str]) -> set[str]:
+        """Which of `txids` are in a block of the longest chain."""
+        ...
+
+    async def chain_states(self, txids: Sequence[str]) -> dict[str, TxChainState]:
+        """Mined / in the mempool / unknown, for many txids in few requests (WhatsOnChain bulk)."""
+        ...
+
+    async def spenders(self, outpoints: Sequence[Outpoint]) -> dict[Outpoint, str | None]:
+        """Who spends each outpoint (txid), None when unspent; outpoints the chain does not know at
+        all (no such output) are left out."""
+        ...
+
+    async def tip_height(self) -> int: ...
+
+    async def block_hash_at(self, height: int) -> str | None: ...
+
+
+class PipelineObserver(Protocol):
+    """Metrics of the pipeline."""
+
+    def stage(self, name: str, seconds: float, jobs: int) -> None: ...
+
+    def outcome(self, kind: str, count: int = 1) -> None: ...
+
+    def moved(self, target: str, reason: str, count: int = 1) -> None: ...

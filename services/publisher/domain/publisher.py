@@ -100,6 +100,7 @@ class Publisher:
         limits: IntakeLimits,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         observe: Callable[[str, str], None] | None = None,
+        on_queued: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._changes = changes
@@ -109,6 +110,8 @@ class Publisher:
         self._limits = limits
         self._clock = clock
         self._observe = observe or (lambda outcome, reason: None)
+        # Wakes this process's idle workers when jobs were queued (other replicas poll).
+        self._on_queued = on_queued or (lambda: None)
         self._queue = _QueueGauge(limits)
         self._log = get_logger("publisher")
 
@@ -332,6 +335,8 @@ class Publisher:
                 raise final[0].error
             await _record(uow, caller, method, request_id, fingerprint, _outcomes_to_json(final))
         self._queue.added(len(inserted))
+        if inserted:
+            self._on_queued()
         await self._nonces.remember(
             {(batch[i].pubkey, envelopes[i].nonce): digests[i] for i, job in new_jobs.items() if job.job_id in inserted}
         )

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,8 @@ class ClaimedJob:
     job: Job
     lease_token: int
     record: bytes
+    # Transactions built for the job so far.
+    builds: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,226 @@ class JobUpdate:
     batch_id: str | None = None
     attempts_increment: int = 0
     next_attempt_delay_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltTx:
+    """A job's signed transaction and what pays for it (stored before the first broadcast)."""
+
+    txid: str
+    raw_tx: bytes
+    fee_satoshis: int
+    funding_txid: str
+    funding_vout: int
+    funding_satoshis: int
+    funding_script: bytes
+    change_key_id: str
+    utxo_lease_id: str
+    utxo_fencing_token: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockProof:
+    block_hash: str
+    block_height: int
+    merkle_bump: bytes
+
+
+class LeaseChange(Enum):
+    KEEP = "keep"  # the worker goes on holding the job
+    CLEAR = "clear"  # nobody holds it (required for QUEUED, SENT, CONFIRMED, FAILED)
+    CLAIM = "claim"  # a new lease (and fencing token) for the caller of apply_moves
+
+
+@dataclass(frozen=True, slots=True)
+class JobMove:
+    """One guarded change of a job for `apply_moves` (the target may equal the source: an audited
+    change without a status move). None means "unchanged"."""
+
+    job_id: str
+    source: JobStatus
+    target: JobStatus
+    reason: str
+    # Guard: applies only while the job still carries this fencing token.
+    lease_token: int | None = None
+    lease: LeaseChange = LeaseChange.CLEAR
+    error_reason: str | None = None
+    error_detail: str | None = None
+    attempts_increment: int = 0
+    # next_attempt_at = now() + delay.
+    delay_s: float | None = None
+    tx: BuiltTx | None = None
+    # Forget the current transaction (it is dead; a new one will be built).
+    clear_tx: bool = False
+    block: BlockProof | None = None
+    clear_block: bool = False
+    spend_committed: bool | None = None
+    competing_txids: tuple[str, ...] | None = None
+    batch_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InFlightJob:
+    """A job that has a signed transaction (SIGNED, SENT or CONFIRMED), as the pipeline needs it."""
+
+    job_id: str
+    status: JobStatus
+    lease_token: int | None
+    tx: BuiltTx
+    attempts: int
+    builds: int
+    error_reason: str
+    competing_txids: tuple[str, ...]
+    spend_committed: bool
+    block_hash: str
+    block_height: int
+
+
+_IN_FLIGHT = (
+    "job_id, status, lease_token, txid, raw_tx, fee_satoshis, funding_txid, funding_vout, funding_satoshis,"
+    " funding_script, change_key_id, utxo_lease_id, utxo_fencing_token, attempts, builds, error_reason,"
+    " competing_txids, spend_committed, block_hash, block_height"
+)
+
+
+def _in_flight(row: asyncpg.Record) -> InFlightJob:
+    return InFlightJob(
+        job_id=row["job_id"],
+        status=JobStatus(row["status"]),
+        lease_token=row["lease_token"],
+        tx=BuiltTx(
+            txid=row["txid"],
+            raw_tx=bytes(row["raw_tx"]),
+            fee_satoshis=int(row["fee_satoshis"]),
+            funding_txid=row["funding_txid"] or "",
+            funding_vout=int(row["funding_vout"] or 0),
+            funding_satoshis=int(row["funding_satoshis"] or 0),
+            funding_script=bytes(row["funding_script"] or b""),
+            change_key_id=row["change_key_id"],
+            utxo_lease_id=row["utxo_lease_id"] or "",
+            utxo_fencing_token=int(row["utxo_fencing_token"] or 0),
+        ),
+        attempts=int(row["attempts"]),
+        builds=int(row["builds"]),
+        error_reason=row["error_reason"],
+        competing_txids=tuple(row["competing_txids"]),
+        spend_committed=bool(row["spend_committed"]),
+        block_hash=row["block_hash"] or "",
+        block_height=int(row["block_height"] or 0),
+    )
+
+
+# Targets that leave nobody holding the job (the CHECKs and claim queries rely on it).
+_UNLEASED = (JobStatus.QUEUED, JobStatus.SENT, JobStatus.CONFIRMED, JobStatus.FAILED)
+
+_APPLY_MOVES = """
+WITH m AS (
+    SELECT * FROM unnest(
+        $1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::int[],
+        $9::float8[], $10::text[], $11::text[], $12::bytea[], $13::bigint[], $14::text[], $15::int[],
+        $16::bigint[], $17::bytea[], $18::text[], $19::text[], $20::bigint[], $21::bool[], $22::text[],
+        $23::int[], $24::bytea[], $25::bool[], $26::bool[], $27::text[], $28::text[]
+    ) AS t(job_id, source, target, guard, reason, error_reason, error_detail, attempts_inc, delay_s, lease,
+           txid, raw_tx, fee, funding_txid, funding_vout, funding_satoshis, funding_script, change_key_id,
+           utxo_lease_id, utxo_token, clear_tx, block_hash, block_height, merkle_bump, clear_block,
+           spend_committed, competing, batch_id)
+), moved AS (
+    UPDATE jobs j SET
+        status = m.target,
+        lease_owner = CASE m.lease WHEN 'claim' THEN $29 WHEN 'keep' THEN j.lease_owner END,
+        lease_token = CASE m.lease WHEN 'claim' THEN nextval('job_lease_tokens') WHEN 'keep' THEN j.lease_token END,
+        lease_expires_at = CASE m.lease WHEN 'claim' THEN now() + make_interval(secs => $30)
+                                        WHEN 'keep' THEN j.lease_expires_at END,
+        error_reason = coalesce(m.error_reason, j.error_reason),
+        error_detail = coalesce(m.error_detail, j.error_detail),
+        attempts = j.attempts + m.attempts_inc,
+        next_attempt_at = CASE WHEN m.delay_s IS NULL THEN j.next_attempt_at
+                               ELSE now() + make_interval(secs => m.delay_s) END,
+        txid = CASE WHEN m.txid IS NOT NULL THEN m.txid WHEN m.clear_tx THEN NULL ELSE j.txid END,
+        raw_tx = CASE WHEN m.txid IS NOT NULL THEN m.raw_tx WHEN m.clear_tx THEN NULL ELSE j.raw_tx END,
+        fee_satoshis = CASE WHEN m.txid IS NOT NULL THEN m.fee WHEN m.clear_tx THEN 0 ELSE j.fee_satoshis END,
+        funding_txid = CASE WHEN m.txid IS NOT NULL THEN m.funding_txid WHEN m.clear_tx THEN NULL
+                            ELSE j.funding_txid END,
+        funding_vout = CASE WHEN m.txid IS NOT NULL THEN m.funding_vout WHEN m.clear_tx THEN NULL
+                            ELSE j.funding_vout END,
+        funding_satoshis = CASE WHEN m.txid IS NOT NULL THEN m.funding_satoshis WHEN m.clear_tx THEN NULL
+                                ELSE j.funding_satoshis END,
+        funding_script = CASE WHEN m.txid IS NOT NULL THEN m.funding_script WHEN m.clear_tx THEN NULL
+                              ELSE j.funding_script END,
+        change_key_id = CASE WHEN m.txid IS NOT NULL THEN m.change_key_id WHEN m.clear_tx THEN ''
+                             ELSE j.change_key_id END,
+        utxo_lease_id = CASE WHEN m.txid IS NOT NULL THEN m.utxo_lease_id WHEN m.clear_tx THEN NULL
+                             ELSE j.utxo_lease_id END,
+        utxo_fencing_token = CASE WHEN m.txid IS NOT NULL THEN m.utxo_token WHEN m.clear_tx THEN NULL
+                                  ELSE j.utxo_fencing_token END,
+        builds = j.builds + (m.txid IS NOT NULL)::int,
+        signed_at = CASE WHEN m.txid IS NOT NULL THEN now() WHEN m.clear_tx THEN NULL ELSE j.signed_at END,
+        sent_at = CASE WHEN m.target = 'sent' AND m.source NOT IN ('sent', 'confirmed') THEN now()
+                       WHEN m.clear_tx THEN NULL ELSE j.sent_at END,
+        confirmed_at = CASE WHEN m.target = 'confirmed' THEN coalesce(j.confirmed_at, now()) END,
+        block_hash = CASE WHEN m.block_hash IS NOT NULL THEN m.block_hash
+                          WHEN m.clear_block OR m.clear_tx THEN NULL ELSE j.block_hash END,
+        block_height = CASE WHEN m.block_hash IS NOT NULL THEN m.block_height
+                            WHEN m.clear_block OR m.clear_tx THEN NULL ELSE j.block_height END,
+        merkle_bump = CASE WHEN m.block_hash IS NOT NULL THEN m.merkle_bump
+                           WHEN m.clear_block OR m.clear_tx THEN NULL ELSE j.merkle_bump END,
+        spend_committed = CASE WHEN m.txid IS NOT NULL OR m.clear_tx THEN coalesce(m.spend_committed, false)
+                               ELSE coalesce(m.spend_committed, j.spend_committed) END,
+        competing_txids = CASE WHEN m.competing IS NOT NULL THEN string_to_array(m.competing, ',')
+                               WHEN m.txid IS NOT NULL OR m.clear_tx THEN '{}'::text[]
+                               ELSE j.competing_txids END,
+        batch_id = coalesce(m.batch_id, j.batch_id)
+    FROM m
+    WHERE j.job_id = m.job_id AND j.status = m.source AND (m.guard IS NULL OR j.lease_token = m.guard)
+    RETURNING j.id, j.job_id, j.status, j.txid, m.source, m.reason, m.error_detail
+), audit AS (
+    INSERT INTO job_events (job_id, from_status, to_status, txid, actor, reason, detail, request_id)
+    SELECT id, source, status, coalesce(txid, ''), $31, reason, coalesce(error_detail, ''), $32 FROM moved
+)
+SELECT job_id FROM moved
+"""
+
+
+def _move_arrays(moves: Sequence[JobMove]) -> list[list[Any]]:
+    def of(pick: Any) -> list[Any]:
+        return [pick(m) for m in moves]
+
+    def tx_field(name: str) -> list[Any]:
+        return [getattr(m.tx, name) if m.tx is not None else None for m in moves]
+
+    def block_field(name: str) -> list[Any]:
+        return [getattr(m.block, name) if m.block is not None else None for m in moves]
+
+    return [
+        of(lambda m: m.job_id),
+        of(lambda m: m.source.value),
+        of(lambda m: m.target.value),
+        of(lambda m: m.lease_token),
+        of(lambda m: m.reason),
+        of(lambda m: m.error_reason),
+        of(lambda m: None if m.error_detail is None else m.error_detail[:4096]),
+        of(lambda m: m.attempts_increment),
+        of(lambda m: m.delay_s),
+        of(lambda m: m.lease.value),
+        tx_field("txid"),
+        tx_field("raw_tx"),
+        tx_field("fee_satoshis"),
+        tx_field("funding_txid"),
+        tx_field("funding_vout"),
+        tx_field("funding_satoshis"),
+        tx_field("funding_script"),
+        tx_field("change_key_id"),
+        tx_field("utxo_lease_id"),
+        tx_field("utxo_fencing_token"),
+        of(lambda m: m.clear_tx),
+        block_field("block_hash"),
+        block_field("block_height"),
+        block_field("merkle_bump"),
+        of(lambda m: m.clear_block),
+        of(lambda m: m.spend_committed),
+        of(lambda m: None if m.competing_txids is None else ",".join(m.competing_txids)),
+        of(lambda m: m.batch_id),
+    ]
 
 
 _UPDATABLE = (
@@ -403,7 +626,7 @@ class PublisherUnitOfWork:
                                       lease_token = nextval('job_lease_tokens'),
                                       lease_expires_at = now() + make_interval(secs => $3), batch_id = $4
                     FROM picked WHERE j.id = picked.id
-                    RETURNING {_columns(False, "j")}, j.lease_token, j.record
+                    RETURNING {_columns(False, "j")}, j.lease_token, j.record, j.builds
                 ), audit AS (
                     INSERT INTO job_events (job_id, from_status, to_status, actor, reason, request_id)
                     SELECT id, 'queued', 'processing', $5, 'CLAIMED', $6 FROM moved
@@ -416,15 +639,22 @@ class PublisherUnitOfWork:
             actor.caller_id,
             actor.request_id,
         )
-        return [ClaimedJob(_job_from_row(r), int(r["lease_token"]), bytes(r["record"])) for r in rows]
+        return [ClaimedJob(_job_from_row(r), int(r["lease_token"]), bytes(r["record"]), int(r["builds"])) for r in rows]
 
-    async def claim_stuck(self, owner: str, limit: int, lease_s: float, actor: Actor) -> list[ClaimedJob]:
+    async def claim_stuck(
+        self,
+        owner: str,
+        limit: int,
+        lease_s: float,
+        actor: Actor,
+        statuses: Sequence[JobStatus] = (JobStatus.PROCESSING, JobStatus.SIGNED),
+    ) -> list[ClaimedJob]:
         """Take over PROCESSING or SIGNED jobs whose lease expired (their worker died or hung).
         The status stays; the new token fences the old holder out. Audited as a same-status event."""
         rows = await self._conn.fetch(
             f"""WITH picked AS (
                     SELECT id, lease_owner AS previous_owner FROM jobs
-                    WHERE status IN ('processing', 'signed') AND lease_expires_at < now()
+                    WHERE status = ANY($6::text[]) AND lease_expires_at < now()
                     ORDER BY lease_expires_at
                     LIMIT $2
                     FOR UPDATE SKIP LOCKED
@@ -432,7 +662,7 @@ class PublisherUnitOfWork:
                     UPDATE jobs j SET lease_owner = $1, lease_token = nextval('job_lease_tokens'),
                                       lease_expires_at = now() + make_interval(secs => $3)
                     FROM picked WHERE j.id = picked.id
-                    RETURNING {_columns(False, "j")}, j.lease_token, j.record, picked.previous_owner
+                    RETURNING {_columns(False, "j")}, j.lease_token, j.record, j.builds, picked.previous_owner
                 ), audit AS (
                     INSERT INTO job_events (job_id, from_status, to_status, txid, actor, reason, detail, request_id)
                     SELECT id, status, status, coalesce(txid, ''), $4, 'LEASE_EXPIRED',
@@ -445,8 +675,9 @@ class PublisherUnitOfWork:
             lease_s,
             actor.caller_id,
             actor.request_id,
+            [s.value for s in statuses],
         )
-        return [ClaimedJob(_job_from_row(r), int(r["lease_token"]), bytes(r["record"])) for r in rows]
+        return [ClaimedJob(_job_from_row(r), int(r["lease_token"]), bytes(r["record"]), int(r["builds"])) for r in rows]
 
     async def move_job(
         self,
@@ -518,6 +749,106 @@ class PublisherUnitOfWork:
             *args,
         )
         return _job_from_row(row) if row else None
+
+    # --- publishing pipeline (bulk) -----------------------------------------------------------
+
+    async def apply_moves(
+        self, moves: Sequence[JobMove], actor: Actor, *, owner: str = "", lease_s: float = 0.0
+    ) -> set[str]:
+        """Apply many guarded changes in one statement, each with its audit row. Returns the ids of
+        the jobs that moved; a job whose guard failed (status or fencing token changed) is left out.
+        LeaseChange.CLAIM gives the job a new lease held by `owner` for `lease_s`."""
+        if not moves:
+            return set()
+        if len({m.job_id for m in moves}) != len(moves):
+            raise ValueError("apply_moves: a job appears twice; split the moves into two calls")
+        for m in moves:
+            if m.target in _UNLEASED and m.lease is not LeaseChange.CLEAR:
+                raise ValueError(f"apply_moves: a {m.target.value} job cannot keep a lease")
+        rows = await self._conn.fetch(
+            _APPLY_MOVES, *_move_arrays(moves), owner, lease_s, actor.caller_id, actor.request_id
+        )
+        return {row["job_id"] for row in rows}
+
+    async def claim_signed(self, owner: str, limit: int, lease_s: float, actor: Actor) -> list[InFlightJob]:
+        """Claim SIGNED jobs to (re)broadcast: those whose backoff is over and that nobody holds, and
+        those whose holder's lease expired (a takeover, audited like claim_stuck)."""
+        rows = await self._conn.fetch(
+            f"""WITH picked AS (
+                    SELECT id, lease_owner AS previous_owner, lease_token AS previous_token FROM jobs
+                    WHERE status = 'signed'
+                      AND ((lease_token IS NULL AND next_attempt_at <= now()) OR lease_expires_at < now())
+                    ORDER BY next_attempt_at, id
+                    LIMIT $2
+                    FOR UPDATE SKIP LOCKED
+                ), moved AS (
+                    UPDATE jobs j SET lease_owner = $1, lease_token = nextval('job_lease_tokens'),
+                                      lease_expires_at = now() + make_interval(secs => $3)
+                    FROM picked WHERE j.id = picked.id
+                    RETURNING j.id, {", ".join("j." + c.strip() for c in _IN_FLIGHT.split(","))},
+                              picked.previous_owner, picked.previous_token
+                ), audit AS (
+                    INSERT INTO job_events (job_id, from_status, to_status, txid, actor, reason, detail, request_id)
+                    SELECT id, 'signed', 'signed', txid, $4, 'LEASE_EXPIRED',
+                           'taken over from ' || coalesce(previous_owner, ''), $5
+                    FROM moved WHERE previous_token IS NOT NULL
+                )
+                SELECT * FROM moved ORDER BY id""",
+            owner,
+            limit,
+            lease_s,
+            actor.caller_id,
+            actor.request_id,
+        )
+        return [_in_flight(r) for r in rows]
+
+    async def claim_sent_due(self, limit: int, recheck_s: float, max_recheck_s: float) -> list[InFlightJob]:
+        """SENT jobs whose confirmation check is due. Their next check is set in the same statement
+        (so replicas polling at the same time take different jobs), half the job's age from now:
+        at least `recheck_s`, at most `max_recheck_s`, so old unconfirmed jobs cost little."""
+        rows = await self._conn.fetch(
+            f"""WITH picked AS (
+                    SELECT id FROM jobs WHERE status = 'sent' AND next_attempt_at <= now()
+                    ORDER BY next_attempt_at, id LIMIT $1
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE jobs j SET next_attempt_at = now() + least(
+                    greatest(make_interval(secs => $2), (now() - j.sent_at) / 2), make_interval(secs => $3))
+                FROM picked WHERE j.id = picked.id
+                RETURNING {", ".join("j." + c.strip() for c in _IN_FLIGHT.split(","))}""",
+            limit,
+            recheck_s,
+            max_recheck_s,
+        )
+        return [_in_flight(r) for r in rows]
+
+    async def in_flight_by_txids(self, txids: Sequence[str]) -> list[InFlightJob]:
+        """Jobs whose current transaction is one of `txids` (SIGNED, SENT or CONFIRMED)."""
+        rows = await self._conn.fetch(
+            f"""SELECT {_IN_FLIGHT} FROM jobs
+                WHERE txid = ANY($1::text[]) AND status IN ('signed', 'sent', 'confirmed')""",
+            list(set(txids)),
+        )
+        return [_in_flight(r) for r in rows]
+
+    async def confirmed_blocks(self, min_height: int) -> list[tuple[str, int]]:
+        """(block hash, height) of the blocks holding CONFIRMED jobs at or above `min_height`."""
+        rows = await self._conn.fetch(
+            """SELECT DISTINCT block_hash, block_height FROM jobs
+               WHERE status = 'confirmed' AND block_height >= $1 ORDER BY block_height""",
+            min_height,
+        )
+        return [(row["block_hash"], int(row["block_height"])) for row in rows]
+
+    async def confirmed_in_block(self, block_hash: str) -> list[InFlightJob]:
+        rows = await self._conn.fetch(
+            f"SELECT {_IN_FLIGHT} FROM jobs WHERE status = 'confirmed' AND block_hash = $1", block_hash
+        )
+        return [_in_flight(r) for r in rows]
+
+    async def job_counts(self) -> dict[JobStatus, int]:
+        rows = await self._conn.fetch("SELECT status, count(*) AS n FROM jobs GROUP BY status")
+        return {JobStatus(row["status"]): int(row["n"]) for row in rows}
 
 
 class PublisherStore:

@@ -1,0 +1,156 @@
+"""Builds the publishing pipeline of one process from its settings and owns its lifetime: the channels
+to the utxo service and the signer, the chain clients, the ARC callback endpoint and the loops."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+import httpx
+from prometheus_client import CollectorRegistry
+
+from proofline_kit.chain import (
+    ArcClient,
+    ArcConfig,
+    ArcSubmitOptions,
+    ArcTxStatus,
+    Broadcaster,
+    BroadcastProvider,
+    RetryPolicy,
+    WocClient,
+    WocConfig,
+)
+from proofline_kit.logging import get_logger
+from services.publisher.adapters.callback_server import CALLBACK_PATH, CallbackServer
+from services.publisher.adapters.chain import ChainAdapter
+from services.publisher.adapters.signer_client import SignerClient
+from services.publisher.adapters.utxo_client import UtxoPoolClient
+from services.publisher.domain.confirmations import ConfirmationFollower
+from services.publisher.domain.models import Actor
+from services.publisher.domain.pipeline import PublishPipeline
+from services.publisher.settings import WorkerSettings
+from services.publisher.store.publisher_store import PublisherStore
+from services.publisher.workers.loops import BackgroundWorkers, LoopConfig, worker_identity
+from services.publisher.workers.metrics import PipelineMetrics
+
+
+@dataclass
+class PipelineRuntime:
+    pipeline: PublishPipeline
+    follower: ConfirmationFollower
+    workers: BackgroundWorkers
+    callback_url: str | None
+    _channels: tuple[grpc.aio.Channel, ...]
+    _http: httpx.AsyncClient
+    _callbacks: CallbackServer | None
+
+    def wake(self) -> None:
+        self.workers.wake()
+
+    async def stop(self, grace_s: float) -> None:
+        await self.workers.stop(grace_s)
+        if self._callbacks is not None:
+            await self._callbacks.stop()
+        for channel in self._channels:
+            await channel.close()
+        await self._http.aclose()
+
+
+async def start_pipeline(
+    settings: WorkerSettings, store: PublisherStore, registry: CollectorRegistry
+) -> PipelineRuntime:
+    chain_settings = settings.chain
+    assert chain_settings is not None, "settings guarantee a chain when workers run"
+    log = get_logger("publisher.pipeline")
+    metrics = PipelineMetrics(registry)
+    identity = worker_identity()
+    http = httpx.AsyncClient(limits=httpx.Limits(max_connections=64, max_keepalive_connections=32), trust_env=False)
+    utxo_channel = grpc.aio.insecure_channel(settings.utxo_addr)
+    signer_channel = grpc.aio.insecure_channel(settings.signer_addr)
+    callbacks: CallbackServer | None = None
+    callback_url: str | None = None
+    cb = settings.callbacks
+    if cb.enabled:
+        callbacks = CallbackServer(cb.host, cb.port, cb.token)
+        port = await callbacks.start()
+        callback_url = cb.public_url or f"http://{cb.host}:{port}{CALLBACK_PATH}"
+    timeout_s = chain_settings.timeout_s
+    retry = RetryPolicy(max_attempts=3, base_delay_s=0.2, max_delay_s=2.0)
+    arc = ArcClient(
+        http,
+        ArcConfig(
+            chain_settings.arc_url,
+            api_key=chain_settings.arc_api_key,
+            submit=ArcSubmitOptions(
+                callback_url=callback_url,
+                callback_token=cb.token if callback_url else None,
+                callback_batch=cb.batch and callback_url is not None,
+            ),
+            attempt_timeout_s=timeout_s,
+            default_budget_s=2 * timeout_s,
+            retry=retry,
+        ),
+    )
+    woc = WocClient(
+        http,
+        WocConfig(
+            chain_settings.woc_url,
+            network=chain_settings.woc_network,
+            api_key=chain_settings.woc_api_key,
+            attempt_timeout_s=timeout_s,
+            default_budget_s=2 * timeout_s,
+            retry=retry,
+        ),
+    )
+    providers: list[BroadcastProvider] = [arc, woc] if chain_settings.woc_broadcast_fallback else [arc]
+    woc_headers = {"Accept": "application/json"}
+    if chain_settings.woc_api_key:
+        woc_headers["woc-api-key"] = chain_settings.woc_api_key
+        woc_headers["Authorization"] = chain_settings.woc_api_key
+    chain = ChainAdapter(
+        http,
+        arc,
+        woc,
+        Broadcaster(providers, default_budget_s=3 * timeout_s),
+        woc_root=f"{chain_settings.woc_url.rstrip('/')}/v1/bsv/{chain_settings.woc_network}",
+        woc_headers=woc_headers,
+        fixed_rate=chain_settings.fee_rate,
+        fee_ttl_s=chain_settings.fee_ttl_s,
+        timeout_s=timeout_s,
+    )
+    pool = UtxoPoolClient(utxo_channel, settings.utxo_token, settings.rpc_timeout_s)
+    signer = SignerClient(signer_channel, settings.signer_token, settings.rpc_timeout_s)
+    pipeline = PublishPipeline(store, pool, signer, chain, settings.pipeline, metrics)
+    follower = ConfirmationFollower(store, chain, pipeline, settings.follow, metrics)
+    if callbacks is not None:
+
+        async def on_callback(statuses: Sequence[ArcTxStatus], request_id: str) -> int:
+            metrics.callbacks.labels("received").inc(len(statuses))
+            return await follower.on_statuses(statuses, Actor(f"{identity}/arc-callback", request_id))
+
+        callbacks.attach(on_callback)
+    workers = BackgroundWorkers(
+        pipeline,
+        follower,
+        LoopConfig(
+            workers=settings.workers,
+            idle_poll_s=settings.idle_poll_s,
+            stuck_check_s=settings.stuck_check_s,
+            confirm_tick_s=max(0.05, min(1.0, settings.follow.recheck_s / 4)),
+            reorg_check_s=settings.reorg_check_s,
+        ),
+        metrics,
+        identity,
+    )
+    workers.start()
+    log.info(
+        "pipeline.started",
+        workers=settings.workers,
+        identity=identity,
+        utxo=settings.utxo_addr,
+        signer=settings.signer_addr,
+        arc=chain_settings.arc_url,
+        callback_url=callback_url,
+    )
+    return PipelineRuntime(pipeline, follower, workers, callback_url, (utxo_channel, signer_channel), http, callbacks)
