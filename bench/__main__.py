@@ -1,6 +1,6 @@
 """`make bench`: every benchmark of the suite, each printing its own figures.
 
-`python -m bench` runs them all; `python -m bench signer` (or chainsim, utxo) runs one.
+`python -m bench` runs them all; `python -m bench signer` (or chainsim, utxo, publisher) runs one.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ BENCHMARKS = {
     "signer": "bench.signer_bench",
     "chainsim": "bench.chainsim_bench",
     "utxo": "bench.utxo_bench",
+    "publisher": "bench.publisher_bench",
 }
 
 

@@ -21,6 +21,7 @@ BENCH_PUBLISHER_WARMUP_SECONDS (10), BENCH_PUBLISHER_LATENCY_SECONDS (20), BENCH
 BENCH_PUBLISHER_WORKERS (4), BENCH_PUBLISHER_BATCH (500), BENCH_PUBLISHER_MAX_QUEUED (5000),
 BENCH_PUBLISHER_POOL_KEYS (8: the pool's UTXOs are spread over this many signer keys, because
 signer_gateway serializes SignTransaction per key),
+BENCH_PUBLISHER_IDENTITIES (32: intents are signed by this many registered identity keys),
 BENCH_PUBLISHER_SIGN_MODE (policy: one SignTransaction per transaction; batch: one blind Sign per batch),
 BENCH_PUBLISHER_CAPACITY (intents to fund for the sustained phase; default 1500/s x duration).
 """
@@ -66,6 +67,7 @@ LATENCY_SECONDS = float(os.environ.get("BENCH_PUBLISHER_LATENCY_SECONDS", "20"))
 RATE = int(os.environ.get("BENCH_PUBLISHER_RATE", "300"))
 WORKERS = os.environ.get("BENCH_PUBLISHER_WORKERS", "4")
 BATCH = int(os.environ.get("BENCH_PUBLISHER_BATCH", "500"))
+IDENTITIES = int(os.environ.get("BENCH_PUBLISHER_IDENTITIES", "32"))
 SIGN_MODE = os.environ.get("BENCH_PUBLISHER_SIGN_MODE", "policy")
 POOL_KEYS = int(os.environ.get("BENCH_PUBLISHER_POOL_KEYS", "8"))
 MAX_QUEUED = int(os.environ.get("BENCH_PUBLISHER_MAX_QUEUED", "5000"))
@@ -323,14 +325,19 @@ class Bench:
             flush=True,
         )
 
-    async def register(self) -> Identity:
-        key = PrivateKey()
-        identity = Identity(bytes(key.serialize()), bytes(key.public_key().serialize(compressed=True)))
-        await self.publisher.RegisterIdentity(
-            publisher_pb2.RegisterIdentityRequest(request_id="bench-identity", pubkey=identity.pubkey, label="bench"),
-            metadata=CLIENT,
-        )
-        return identity
+    async def register(self, count: int) -> list[Identity]:
+        identities = []
+        for index in range(count):
+            key = PrivateKey()
+            identity = Identity(bytes(key.serialize()), bytes(key.public_key().serialize(compressed=True)))
+            await self.publisher.RegisterIdentity(
+                publisher_pb2.RegisterIdentityRequest(
+                    request_id=f"bench-identity-{index}", pubkey=identity.pubkey, label=f"bench {index}"
+                ),
+                metadata=CLIENT,
+            )
+            identities.append(identity)
+        return identities
 
     async def counts(self) -> dict[str, int]:
         assert self.db is not None
@@ -401,6 +408,8 @@ class Bench:
             await asyncio.sleep(0.5)
 
     async def latency(self, intents: list[publisher_pb2.SignedIntent]) -> tuple[float, float, float]:
+        cpu_before, pg_before = await self.cpu_times()
+        client_before = sum(os.times()[:2])
         latencies: list[float] = []
         errors: dict[str, int] = {}
         first_errors: list[str] = []
@@ -432,6 +441,12 @@ class Bench:
             tasks.append(asyncio.create_task(one(intent, index)))
         await asyncio.gather(*tasks)
         window_end = time.time()
+        cpu_after, pg_after = await self.cpu_times()
+        span = window_end - window_start
+        busy = {name: (cpu_after[name] - cpu_before[name]) / span for name in self.running}
+        busy["postgres"] = (pg_after - pg_before) / span
+        busy["bench client"] = (sum(os.times()[:2]) - client_before) / span
+        print("  CPU during the latency run (cores busy): " + ", ".join(f"{k} {v:.2f}" for k, v in busy.items()))
         await self.drain(60)
         sent = await self.sent_between(window_start, time.time())
         if errors:
@@ -562,9 +577,9 @@ async def run(running: dict[str, Proc], database_url: str) -> None:
     try:
         latency_count = int(RATE * LATENCY_SECONDS)
         await bench.fund_pool(CAPACITY + latency_count)
-        identity = await bench.register()
+        identities = await bench.register(IDENTITIES)
         started = time.monotonic()
-        intents = [identity.intent(i) for i in range(CAPACITY + latency_count)]
+        intents = [identities[i % IDENTITIES].intent(i) for i in range(CAPACITY + latency_count)]
         print(f"  {len(intents)} intents signed in {time.monotonic() - started:.1f} s", flush=True)
         print(f"sustained throughput ({WORKERS} workers, batches of up to 500, sign mode {SIGN_MODE}):", flush=True)
         rate, _, _, submitted = await bench.sustained(intents[:CAPACITY])

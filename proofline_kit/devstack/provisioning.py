@@ -23,12 +23,16 @@ class PoolKeys:
 
 
 def pool_key_defaults(env: dict[str, str], admin_token: str) -> tuple[str, str] | None:
-    """Fill the utxo service's key settings with dev keys; None when the operator set their own."""
-    if env.get("UTXO_FUNDING_KEY_ID") or not env.get("AUTH_TOKENS", "").endswith(admin_token):
+    """Fill the service-to-service settings with dev values: the pool's keys, and the admin token for
+    the calls utxo and the publisher make to other services. None when the operator set the keys."""
+    if not env.get("AUTH_TOKENS", "").endswith(admin_token):
+        return None
+    for name in ("PUBLISHER_UTXO_TOKEN", "PUBLISHER_SIGNER_TOKEN", "UTXO_SIGNER_TOKEN"):
+        env[name] = env.get(name) or admin_token
+    if env.get("UTXO_FUNDING_KEY_ID"):
         return None
     env["UTXO_FUNDING_KEY_ID"] = FUNDING_KEY_ID
     env["UTXO_CHANGE_KEY_ID"] = env.get("UTXO_CHANGE_KEY_ID") or CHANGE_KEY_ID
-    env["UTXO_SIGNER_TOKEN"] = env.get("UTXO_SIGNER_TOKEN") or admin_token
     return env["UTXO_FUNDING_KEY_ID"], env["UTXO_CHANGE_KEY_ID"]
 
 
