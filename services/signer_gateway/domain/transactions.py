@@ -55,7 +55,7 @@ class UnsignedTransaction:
         return bytes(self._tx.serialize())
 
     def txid(self) -> str:
-        return str(Transaction.from_hex(self.serialize()).txid())
+        return bytes(hash256(self.serialize()))[::-1].hex()
 
 
 def parse_transaction(raw: bytes) -> Transaction | None:
