@@ -3,49 +3,22 @@ and, when the caller has it, Extended Format (BRC-30) so ARC can validate withou
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
+
+from proofline_kit.wire import ByteReader, TxFormatError, txid_of
+
+__all__ = ["PreparedTx", "TxFormatError", "require_txid"]
 
 _EF_MARKER = b"\x00\x00\x00\x00\x00\xef"
 
 
-class TxFormatError(ValueError):
-    """The bytes are not a complete raw or Extended Format transaction."""
-
-
-class _Reader:
-    __slots__ = ("data", "pos")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def take(self, n: int) -> bytes:
-        end = self.pos + n
-        if end > len(self.data):
-            raise TxFormatError("transaction bytes end early")
-        chunk = self.data[self.pos : end]
-        self.pos = end
-        return chunk
-
-    def varint(self) -> int:
-        first = self.take(1)[0]
-        if first < 0xFD:
-            return first
-        width = 2 if first == 0xFD else 4 if first == 0xFE else 8
-        return int.from_bytes(self.take(width), "little")
-
-    def script(self) -> None:
-        self.take(self.varint())
-
-
-def _txid(raw: bytes) -> str:
-    return hashlib.sha256(hashlib.sha256(raw).digest()).digest()[::-1].hex()
+def _skip_script(reader: ByteReader) -> None:
+    reader.take(reader.varint())
 
 
 def _strip_ef(data: bytes) -> bytes:
     """The raw serialization of an EF transaction (drops the marker and each input's prevout data)."""
-    reader = _Reader(data)
+    reader = ByteReader(data)
     parts = [reader.take(4)]
     reader.take(len(_EF_MARKER))
     start = reader.pos
@@ -54,11 +27,11 @@ def _strip_ef(data: bytes) -> bytes:
     for _ in range(n_in):
         begin = reader.pos
         reader.take(36)
-        reader.script()
+        _skip_script(reader)
         reader.take(4)
         parts.append(data[begin : reader.pos])
         reader.take(8)  # previous output's satoshis
-        reader.script()  # previous output's locking script
+        _skip_script(reader)  # previous output's locking script
     begin = reader.pos
     _skip_outputs_and_locktime(reader)
     parts.append(data[begin : reader.pos])
@@ -66,24 +39,24 @@ def _strip_ef(data: bytes) -> bytes:
     return b"".join(parts)
 
 
-def _skip_outputs_and_locktime(reader: _Reader) -> None:
+def _skip_outputs_and_locktime(reader: ByteReader) -> None:
     for _ in range(reader.varint()):
         reader.take(8)
-        reader.script()
+        _skip_script(reader)
     reader.take(4)
 
 
-def _expect_end(reader: _Reader) -> None:
+def _expect_end(reader: ByteReader) -> None:
     if reader.pos != len(reader.data):
         raise TxFormatError(f"{len(reader.data) - reader.pos} trailing bytes after the transaction")
 
 
 def _check_raw(data: bytes) -> None:
-    reader = _Reader(data)
+    reader = ByteReader(data)
     reader.take(4)
     for _ in range(reader.varint()):
         reader.take(36)
-        reader.script()
+        _skip_script(reader)
         reader.take(4)
     _skip_outputs_and_locktime(reader)
     _expect_end(reader)
@@ -104,9 +77,9 @@ class PreparedTx:
             raise TxFormatError("BEEF is not supported; pass the transaction in raw or Extended Format")
         if data[4:10] == _EF_MARKER:
             raw = _strip_ef(data)
-            return cls(_txid(raw), raw, data)
+            return cls(txid_of(raw), raw, data)
         _check_raw(data)
-        return cls(_txid(data), data, None)
+        return cls(txid_of(data), data, None)
 
     @classmethod
     def from_hex(cls, hex_str: str) -> PreparedTx:
@@ -119,12 +92,12 @@ class PreparedTx:
     @property
     def parent_txids(self) -> frozenset[str]:
         """Txids of the outputs this transaction spends."""
-        reader = _Reader(self.raw)
+        reader = ByteReader(self.raw)
         reader.take(4)
         parents: set[str] = set()
         for _ in range(reader.varint()):
             parents.add(reader.take(36)[31::-1].hex())
-            reader.script()
+            _skip_script(reader)
             reader.take(4)
         return frozenset(parents)
 

@@ -7,6 +7,7 @@ import hashlib
 import pytest
 
 from proofline_kit.chain import ArcStatus, BroadcastOutcome, FeeRate, OutcomeKind, PreparedTx, Provider
+from proofline_kit.wire import txid_of
 from services.publisher.domain.models import JobStatus
 from services.publisher.domain.outcomes import RetryPolicy, Verdict, conflict_report, judge, moves_for
 from services.publisher.domain.ports import ConflictKind
@@ -28,7 +29,6 @@ from services.publisher.domain.txbuild import (
     serialize,
     sighash,
     signed_size,
-    txid_of,
 )
 from services.publisher.store.publisher_store import BuiltTx, InFlightJob, LeaseChange
 

@@ -25,6 +25,7 @@ from enum import Enum
 from proofline_kit.chain import ChainUnavailable, FeeRate, PreparedTx
 from proofline_kit.errors import DomainError, ErrorKind
 from proofline_kit.logging import get_logger
+from proofline_kit.wire import txid_of
 from services.publisher.domain.models import Actor, JobStatus
 from services.publisher.domain.outcomes import (
     FEE_TOO_LOW,
@@ -68,7 +69,6 @@ from services.publisher.domain.txbuild import (
     parse_tx,
     serialize,
     sighash,
-    txid_of,
 )
 from services.publisher.store.publisher_store import (
     BuiltTx,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from proofline_kit.chain import FeeRate
+from proofline_kit.wire import ByteReader, txid_of, varint
 
 OP_FALSE = 0x00
 OP_RETURN = 0x6A
@@ -112,16 +113,6 @@ def read_data_script(script: bytes) -> list[bytes] | None:
     return pushes
 
 
-def varint(n: int) -> bytes:
-    if n < 0xFD:
-        return bytes([n])
-    if n <= 0xFFFF:
-        return b"\xfd" + n.to_bytes(2, "little")
-    if n <= 0xFFFFFFFF:
-        return b"\xfe" + n.to_bytes(4, "little")
-    return b"\xff" + n.to_bytes(8, "little")
-
-
 def _outputs(outputs: Sequence[TxOut]) -> bytes:
     return varint(len(outputs)) + b"".join(
         o.satoshis.to_bytes(8, "little") + varint(len(o.script)) + o.script for o in outputs
@@ -216,10 +207,6 @@ def p2pkh_unlocking(signature_der: bytes, public_key: bytes) -> bytes:
     return push(signature_der + bytes([SIGHASH_ALL_FORKID])) + push(public_key)
 
 
-def txid_of(raw: bytes) -> str:
-    return hashlib.sha256(hashlib.sha256(raw).digest()).digest()[::-1].hex()
-
-
 @dataclass(frozen=True, slots=True)
 class ParsedTx:
     inputs: tuple[tuple[Outpoint, bytes, int], ...]  # outpoint, unlocking script, sequence
@@ -228,29 +215,8 @@ class ParsedTx:
     locktime: int
 
 
-class _Reader:
-    __slots__ = ("data", "pos")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise ValueError("transaction bytes end early")
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
-
-    def varint(self) -> int:
-        first = self.take(1)[0]
-        if first < 0xFD:
-            return first
-        return int.from_bytes(self.take({0xFD: 2, 0xFE: 4, 0xFF: 8}[first]), "little")
-
-
 def parse_tx(raw: bytes) -> ParsedTx:
-    reader = _Reader(raw)
+    reader = ByteReader(raw)
     version = int.from_bytes(reader.take(4), "little")
     inputs = []
     for _ in range(reader.varint()):

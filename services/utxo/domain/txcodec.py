@@ -3,11 +3,13 @@ Extended Format (BRC-30) so ARC can validate without looking parents up."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from proofline_kit.wire import ByteReader, txid_of, varint
 from services.utxo.domain.models import Outpoint
+
+__all__ = ["Tx", "TxInput", "TxOutput", "extended_format", "parse", "serialize", "txid_of", "varint"]
 
 _EF_MARKER = b"\x00\x00\x00\x00\x00\xef"
 
@@ -31,16 +33,6 @@ class Tx:
     outputs: tuple[TxOutput, ...]
     version: int = 1
     locktime: int = 0
-
-
-def varint(n: int) -> bytes:
-    if n < 0xFD:
-        return bytes([n])
-    if n <= 0xFFFF:
-        return b"\xfd" + n.to_bytes(2, "little")
-    if n <= 0xFFFFFFFF:
-        return b"\xfe" + n.to_bytes(4, "little")
-    return b"\xff" + n.to_bytes(8, "little")
 
 
 def _outpoint(outpoint: Outpoint) -> bytes:
@@ -68,31 +60,8 @@ def _input(tx_input: TxInput) -> bytes:
     return _outpoint(tx_input.outpoint) + varint(len(script)) + script + tx_input.sequence.to_bytes(4, "little")
 
 
-def txid_of(raw: bytes) -> str:
-    return hashlib.sha256(hashlib.sha256(raw).digest()).digest()[::-1].hex()
-
-
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise ValueError("transaction bytes end early")
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
-
-    def varint(self) -> int:
-        first = self.take(1)[0]
-        if first < 0xFD:
-            return first
-        return int.from_bytes(self.take({0xFD: 2, 0xFE: 4, 0xFF: 8}[first]), "little")
-
-
 def parse(raw: bytes) -> Tx:
-    reader = _Reader(raw)
+    reader = ByteReader(raw)
     version = int.from_bytes(reader.take(4), "little")
     inputs = []
     for _ in range(reader.varint()):
