@@ -1,13 +1,25 @@
-"""Bitcoin wire-format primitives every transaction codec of the suite shares: varints, a
-bounds-checked byte reader, and the txid of raw bytes."""
+"""Bitcoin transactions on the wire, for every service that builds or reads them: varints, a
+bounds-checked reader, txids, typed parse/serialize, and Extended Format (BRC-30) so ARC can
+validate without looking parents up."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 
 class TxFormatError(ValueError):
     """The bytes are not a complete raw or Extended Format transaction."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Outpoint:
+    txid: str  # display-order hex
+    vout: int
+
+    def __str__(self) -> str:
+        return f"{self.txid}:{self.vout}"
 
 
 def varint(n: int) -> bytes:
@@ -49,3 +61,86 @@ class ByteReader:
 
     def at_end(self) -> bool:
         return self.pos == len(self.data)
+
+
+_EF_MARKER = b"\x00\x00\x00\x00\x00\xef"
+
+
+@dataclass(frozen=True, slots=True)
+class TxInput:
+    outpoint: Outpoint
+    unlocking_script: bytes = b""
+    sequence: int = 0xFFFFFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class TxOutput:
+    satoshis: int
+    locking_script: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Tx:
+    inputs: tuple[TxInput, ...]
+    outputs: tuple[TxOutput, ...]
+    version: int = 1
+    locktime: int = 0
+
+
+def _outpoint(outpoint: Outpoint) -> bytes:
+    return bytes.fromhex(outpoint.txid)[::-1] + outpoint.vout.to_bytes(4, "little")
+
+
+def _outputs(outputs: Sequence[TxOutput]) -> bytes:
+    parts = [varint(len(outputs))]
+    for output in outputs:
+        parts.append(output.satoshis.to_bytes(8, "little") + varint(len(output.locking_script)) + output.locking_script)
+    return b"".join(parts)
+
+
+def serialize(tx: Tx) -> bytes:
+    parts = [tx.version.to_bytes(4, "little"), varint(len(tx.inputs))]
+    for tx_input in tx.inputs:
+        parts.append(_input(tx_input))
+    parts.append(_outputs(tx.outputs))
+    parts.append(tx.locktime.to_bytes(4, "little"))
+    return b"".join(parts)
+
+
+def _input(tx_input: TxInput) -> bytes:
+    script = tx_input.unlocking_script
+    return _outpoint(tx_input.outpoint) + varint(len(script)) + script + tx_input.sequence.to_bytes(4, "little")
+
+
+def parse(raw: bytes) -> Tx:
+    reader = ByteReader(raw)
+    version = int.from_bytes(reader.take(4), "little")
+    inputs = []
+    for _ in range(reader.varint()):
+        prev = reader.take(36)
+        script = reader.take(reader.varint())
+        sequence = int.from_bytes(reader.take(4), "little")
+        inputs.append(TxInput(Outpoint(prev[31::-1].hex(), int.from_bytes(prev[32:], "little")), script, sequence))
+    outputs = []
+    for _ in range(reader.varint()):
+        satoshis = int.from_bytes(reader.take(8), "little")
+        outputs.append(TxOutput(satoshis, reader.take(reader.varint())))
+    locktime = int.from_bytes(reader.take(4), "little")
+    if reader.pos != len(raw):
+        raise ValueError("trailing bytes after the transaction")
+    return Tx(tuple(inputs), tuple(outputs), version, locktime)
+
+
+def extended_format(raw: bytes, spent: Sequence[TxOutput]) -> bytes:
+    """The signed transaction with each input's previous output appended (BRC-30)."""
+    tx = parse(raw)
+    if len(spent) != len(tx.inputs):
+        raise ValueError("one spent output per input is required")
+    parts = [tx.version.to_bytes(4, "little"), _EF_MARKER, varint(len(tx.inputs))]
+    for tx_input, prevout in zip(tx.inputs, spent, strict=True):
+        parts.append(_input(tx_input))
+        parts.append(prevout.satoshis.to_bytes(8, "little") + varint(len(prevout.locking_script)))
+        parts.append(prevout.locking_script)
+    parts.append(_outputs(tx.outputs))
+    parts.append(tx.locktime.to_bytes(4, "little"))
+    return b"".join(parts)

@@ -12,9 +12,9 @@ from proofline.common.v1 import common_pb2
 from proofline.signer.v1 import signer_pb2
 from proofline.utxo.v1 import utxo_pb2, utxo_pb2_grpc
 
+from proofline_kit import wire
+from proofline_kit.wire import Outpoint
 from services.chainsim import ChainSim, Settings
-from services.utxo.domain import txcodec
-from services.utxo.domain.models import Outpoint
 from tests.signer_gateway.conftest import SignerUnderTest, signer_env, start_signer_under_test, stop_signer_under_test
 from tests.utxo.conftest import ADMIN, UtxoUnderTest, start_utxo_under_test, stop_utxo_under_test, utxo_env
 
@@ -55,10 +55,10 @@ class Stack:
     async def spend_elsewhere(self, key_id: str, coins: Sequence[tuple[Outpoint, int]], to: bytes) -> str:
         """Spend pool coins behind the pool's back (signed by the signer as admin, sent to ARC)."""
         total = sum(s for _, s in coins)
-        unsigned = txcodec.serialize(
-            txcodec.Tx(
-                tuple(txcodec.TxInput(o) for o, _ in coins),
-                (txcodec.TxOutput(total - 1, to),),
+        unsigned = wire.serialize(
+            wire.Tx(
+                tuple(wire.TxInput(o) for o, _ in coins),
+                (wire.TxOutput(total - 1, to),),
             )
         )
         script = self.scripts[key_id]
@@ -71,7 +71,7 @@ class Stack:
             ),
             metadata=SIGNER_ADMIN,
         )
-        extended = txcodec.extended_format(signed.signed_tx, [txcodec.TxOutput(s, script) for _, s in coins])
+        extended = wire.extended_format(signed.signed_tx, [wire.TxOutput(s, script) for _, s in coins])
         response = await self.http.post("/v1/tx", json={"rawTx": extended.hex()})
         assert response.status_code == 200, response.text
         return signed.txid

@@ -6,11 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+from proofline_kit import wire
 from proofline_kit.chain import PreparedTx
 from proofline_kit.errors import DomainError
 from proofline_kit.settings import EnvReader, SettingsError
-from services.utxo.domain import fees, planning, txcodec
-from services.utxo.domain.models import Outpoint, Purpose, Utxo, UtxoStatus
+from proofline_kit.wire import Outpoint
+from services.utxo.domain import fees, planning
+from services.utxo.domain.models import Purpose, Utxo, UtxoStatus
 from services.utxo.domain.ports import ChainOutput, TxState
 from services.utxo.domain.sync import KeyView, plan_sync
 from services.utxo.settings import read_utxo_settings
@@ -96,17 +98,17 @@ def test_sweep_skips_dust_that_cannot_pay_for_itself() -> None:
 
 
 def test_transaction_bytes_round_trip_and_extended_format() -> None:
-    tx = txcodec.Tx(
-        (txcodec.TxInput(Outpoint("cd" * 32, 3), b"\x01\x02"),),
-        (txcodec.TxOutput(5, b"\x76\xa9"), txcodec.TxOutput(0, b"\x00\x6a")),
+    tx = wire.Tx(
+        (wire.TxInput(Outpoint("cd" * 32, 3), b"\x01\x02"),),
+        (wire.TxOutput(5, b"\x76\xa9"), wire.TxOutput(0, b"\x00\x6a")),
     )
-    raw = txcodec.serialize(tx)
-    assert txcodec.parse(raw) == tx
-    extended = txcodec.extended_format(raw, [txcodec.TxOutput(1_000, b"\x51")])
+    raw = wire.serialize(tx)
+    assert wire.parse(raw) == tx
+    extended = wire.extended_format(raw, [wire.TxOutput(1_000, b"\x51")])
     prepared = PreparedTx.from_bytes(extended)
-    assert prepared.raw == raw and prepared.txid == txcodec.txid_of(raw)
+    assert prepared.raw == raw and prepared.txid == wire.txid_of(raw)
     with pytest.raises(ValueError, match="trailing"):
-        txcodec.parse(raw + b"\x00")
+        wire.parse(raw + b"\x00")
 
 
 def test_sync_rules() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from proofline_kit.wire import Outpoint
 from services.utxo.domain.models import (
     BroadcastOutcome,
     CommitResult,
@@ -21,7 +22,6 @@ from services.utxo.domain.models import (
     MaintenanceOutcome,
     MaintenanceResult,
     MaintenanceTx,
-    Outpoint,
     PlannedOutput,
     Purpose,
     ReleaseResult,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from proofline_kit.errors import DomainError, ErrorKind
-from services.utxo.domain.models import Outpoint, Purpose
+from proofline_kit.wire import Outpoint
+from services.utxo.domain.models import Purpose
 
 
 def lease_not_found(lease_id: str) -> DomainError:

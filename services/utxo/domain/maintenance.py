@@ -13,11 +13,13 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from bsv.utils import decode_address
 
+from proofline_kit import wire
 from proofline_kit.auth import ROLE_ADMIN, Caller
 from proofline_kit.errors import DomainError, ErrorKind, invalid_argument
 from proofline_kit.idempotency import check_request_id
 from proofline_kit.logging import get_logger
-from services.utxo.domain import codec, fees, planning, txcodec
+from proofline_kit.wire import Outpoint
+from services.utxo.domain import codec, fees, planning
 from services.utxo.domain import validation as check
 from services.utxo.domain.models import (
     KEY_ID_PATTERN,
@@ -33,7 +35,6 @@ from services.utxo.domain.models import (
     MaintenanceOutcome,
     MaintenanceResult,
     MaintenanceTx,
-    Outpoint,
     OutputSpec,
     PlannedOutput,
     Purpose,
@@ -644,10 +645,10 @@ class PoolMaintenance:
         """Sign, commit (with the signed bytes) before the first broadcast, broadcast with retry."""
         step = f"{action}{index}"
         inputs = plan.inputs
-        unsigned = txcodec.serialize(
-            txcodec.Tx(
-                tuple(txcodec.TxInput(u.outpoint) for u in inputs),
-                tuple(txcodec.TxOutput(o.satoshis, o.locking_script) for o in outputs),
+        unsigned = wire.serialize(
+            wire.Tx(
+                tuple(wire.TxInput(u.outpoint) for u in inputs),
+                tuple(wire.TxOutput(o.satoshis, o.locking_script) for o in outputs),
             )
         )
         try:
@@ -660,7 +661,7 @@ class PoolMaintenance:
         except DomainError:
             await self._release(request_id, step, lease)
             raise
-        extended = txcodec.extended_format(signed.raw, [txcodec.TxOutput(u.satoshis, u.locking_script) for u in inputs])
+        extended = wire.extended_format(signed.raw, [wire.TxOutput(u.satoshis, u.locking_script) for u in inputs])
         spend = Spend(
             signed.txid,
             tuple(u.outpoint for u in inputs),

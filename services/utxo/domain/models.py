@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 
+from proofline_kit.wire import Outpoint
+
 KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 TXID_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 
@@ -46,15 +48,6 @@ class ConflictKind(Enum):
     DOUBLE_SPEND = "DOUBLE_SPEND"
     MISSING_INPUTS = "MISSING_INPUTS"
     REJECTED = "REJECTED"
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Outpoint:
-    txid: str
-    vout: int
-
-    def __str__(self) -> str:
-        return f"{self.txid}:{self.vout}"
 
 
 @dataclass(frozen=True, slots=True)

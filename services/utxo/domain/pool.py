@@ -15,6 +15,7 @@ from proofline_kit.errors import invalid_argument
 from proofline_kit.idempotency import check_request_id
 from proofline_kit.logging import get_logger
 from proofline_kit.pagination import decode_page_token, encode_page_token, page_size
+from proofline_kit.wire import Outpoint
 from services.utxo.domain import codec, errors, fees
 from services.utxo.domain import validation as check
 from services.utxo.domain.models import (
@@ -31,7 +32,6 @@ from services.utxo.domain.models import (
     LeaseState,
     LeaseStats,
     MaintenanceStatus,
-    Outpoint,
     OutputSpec,
     PoolHealth,
     Purpose,

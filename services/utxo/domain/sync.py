@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from services.utxo.domain.models import Outpoint, Purpose, SyncSummary, TrackedOutput, Utxo, UtxoChange, UtxoStatus
+from proofline_kit.wire import Outpoint
+from services.utxo.domain.models import Purpose, SyncSummary, TrackedOutput, Utxo, UtxoChange, UtxoStatus
 from services.utxo.domain.ports import ChainOutput, TxState
 
 MAX_LISTED_CHANGES = 1000

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from proofline_kit.errors import invalid_argument
-from services.utxo.domain.models import KEY_ID_PATTERN, TXID_PATTERN, Outpoint, OutputSpec, Purpose, TrackedOutput
+from proofline_kit.wire import Outpoint
+from services.utxo.domain.models import KEY_ID_PATTERN, TXID_PATTERN, OutputSpec, Purpose, TrackedOutput
 
 MAX_ITEMS = 1000
 MAX_SCRIPT_BYTES = 10_000

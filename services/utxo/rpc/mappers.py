@@ -11,6 +11,7 @@ from proofline.common.v1 import common_pb2
 from proofline.utxo.v1 import utxo_pb2
 
 from proofline_kit.errors import invalid_argument
+from proofline_kit.wire import Outpoint
 from services.utxo.domain.models import (
     AddressComparison,
     BroadcastOutcome,
@@ -27,7 +28,6 @@ from services.utxo.domain.models import (
     MaintenanceOutcome,
     MaintenanceResult,
     MaintenanceTx,
-    Outpoint,
     OutputSpec,
     PlannedOutput,
     PoolHealth,

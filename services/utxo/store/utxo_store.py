@@ -12,9 +12,9 @@ import asyncpg
 
 from proofline_kit import idempotency
 from proofline_kit.database import DbConnection
+from proofline_kit.wire import Outpoint
 from services.utxo.domain.models import (
     Bucket,
-    Outpoint,
     Purpose,
     Strategy,
     TrackedOutput,
