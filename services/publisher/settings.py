@@ -13,7 +13,10 @@ from services.publisher.domain.outcomes import RetryPolicy
 from services.publisher.domain.pipeline import PipelineConfig, SignMode
 from services.publisher.domain.publisher import IntakeLimits
 from services.publisher.domain.records import RecordSchema
-from services.publisher.domain.txbuild import DataFormat, DataMode
+from services.publisher.domain.txbuild import (
+    DataFormat,
+    DataMode,
+)
 
 # The utxo service's and the signer's gRPC ports as `make run` hands them to every service.
 _UTXO_PORT_ENV, _UTXO_PORT = "UTXO_GRPC_PORT", 50052

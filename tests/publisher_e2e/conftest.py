@@ -27,8 +27,12 @@ from proofline.signer.v1 import signer_pb2
 from proofline.utxo.v1 import utxo_pb2, utxo_pb2_grpc
 
 from proofline_kit.settings import EnvReader
+from proofline_kit.wire import Outpoint, TxOutput, parse
 from services.publisher.app import RunningPublisher, start_publisher
-from services.publisher.domain.txbuild import Outpoint, TxOut, parse_tx, read_data_script, serialize
+from services.publisher.domain.txbuild import (
+    read_data_script,
+    serialize,
+)
 from services.publisher.settings import read_publisher_settings
 from tests.chain_clients.sim import REPO_ROOT, SimControl, _die_with_parent, chainsim_process, free_port
 from tests.publisher.conftest import IdentityKey, canonical
@@ -312,18 +316,18 @@ class Suite:
 
     async def data_of(self, txid: str) -> list[bytes]:
         """The pushes of the transaction's OP_FALSE OP_RETURN output, read back from the chain."""
-        tx = parse_tx(await self.tx_raw(txid))
+        tx = parse(await self.tx_raw(txid))
         for output in tx.outputs:
-            pushes = read_data_script(output.script)
+            pushes = read_data_script(output.locking_script)
             if pushes is not None:
                 assert output.satoshis == 0
                 return pushes
         raise AssertionError(f"{txid} has no data output")
 
     async def data_of_or_none(self, txid: str) -> list[bytes] | None:
-        tx = parse_tx(await self.tx_raw(txid))
+        tx = parse(await self.tx_raw(txid))
         for output in tx.outputs:
-            pushes = read_data_script(output.script)
+            pushes = read_data_script(output.locking_script)
             if pushes is not None:
                 return pushes
         return None
@@ -344,7 +348,7 @@ class Suite:
 
 
 def _one_input_tx(outpoint: common_pb2.Outpoint, outputs: list[tuple[int, bytes]]) -> bytes:
-    return serialize(Outpoint(outpoint.txid, outpoint.vout), b"", [TxOut(v, s) for v, s in outputs])
+    return serialize(Outpoint(outpoint.txid, outpoint.vout), b"", [TxOutput(v, s) for v, s in outputs])
 
 
 def record_pushes(record: dict[str, Any]) -> list[bytes]:

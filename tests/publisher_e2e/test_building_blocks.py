@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from proofline_kit.chain import ArcStatus, BroadcastOutcome, FeeRate, OutcomeKind, PreparedTx, Provider
-from proofline_kit.wire import txid_of
+from proofline_kit.wire import Outpoint, TxInput, TxOutput, parse, txid_of
 from services.publisher.domain.models import JobStatus
 from services.publisher.domain.outcomes import RetryPolicy, Verdict, conflict_report, judge, moves_for
 from services.publisher.domain.ports import ConflictKind
@@ -16,14 +16,11 @@ from services.publisher.domain.txbuild import (
     DataFormat,
     DataMode,
     FundingTooSmall,
-    Outpoint,
-    TxOut,
     build_publish,
     check_signed,
     data_pushes,
     data_script,
     extended_format,
-    parse_tx,
     push,
     read_data_script,
     serialize,
@@ -65,43 +62,43 @@ def test_data_formats() -> None:
 
 def test_publish_with_change_pays_its_fee_and_returns_the_rest() -> None:
     data = data_script([b"proofline", b"x" * 300])
-    built = build_publish(FUNDING, TxOut(5_000, P2PKH), data, P2PKH, FeeRate(500, 1000), 1)
-    assert built.outputs == (TxOut(0, data), TxOut(5_000 - built.fee_satoshis, P2PKH))
+    built = build_publish(FUNDING, TxOutput(5_000, P2PKH), data, P2PKH, FeeRate(500, 1000), 1)
+    assert built.outputs == (TxOutput(0, data), TxOutput(5_000 - built.fee_satoshis, P2PKH))
     assert built.change == built.outputs[1]
     # The fee covers the largest signed size at the rate, which the real signed size never exceeds.
     largest = len(serialize(FUNDING, b"\x00" * P2PKH_UNLOCK_MAX_BYTES, built.outputs))
     assert largest == signed_size(built.outputs)
     assert built.fee_satoshis == (largest * 500 + 999) // 1000
-    tx = parse_tx(built.raw)
-    assert tx.inputs == ((FUNDING, b"", 0xFFFFFFFF),) and tx.version == 1 and tx.locktime == 0
+    tx = parse(built.raw)
+    assert tx.inputs == (TxInput(FUNDING, b"", 0xFFFFFFFF),) and tx.version == 1 and tx.locktime == 0
 
 
 def test_change_below_dust_goes_to_the_fee_and_too_little_is_refused() -> None:
     data = data_script([b"proofline", b"{}"])
-    no_change_fee = RATE.fee_for(signed_size([TxOut(0, data)]))
-    with_change_fee = RATE.fee_for(signed_size([TxOut(0, data), TxOut(0, P2PKH)]))
-    built = build_publish(FUNDING, TxOut(with_change_fee + 5, P2PKH), data, P2PKH, RATE, 10)
+    no_change_fee = RATE.fee_for(signed_size([TxOutput(0, data)]))
+    with_change_fee = RATE.fee_for(signed_size([TxOutput(0, data), TxOutput(0, P2PKH)]))
+    built = build_publish(FUNDING, TxOutput(with_change_fee + 5, P2PKH), data, P2PKH, RATE, 10)
     assert built.change is None and built.fee_satoshis == with_change_fee + 5
-    exact = build_publish(FUNDING, TxOut(with_change_fee + 10, P2PKH), data, P2PKH, RATE, 10)
-    assert exact.change == TxOut(10, P2PKH)
+    exact = build_publish(FUNDING, TxOutput(with_change_fee + 10, P2PKH), data, P2PKH, RATE, 10)
+    assert exact.change == TxOutput(10, P2PKH)
     with pytest.raises(FundingTooSmall):
-        build_publish(FUNDING, TxOut(no_change_fee - 1, P2PKH), data, P2PKH, FeeRate(1000, 1000), 1)
+        build_publish(FUNDING, TxOutput(no_change_fee - 1, P2PKH), data, P2PKH, FeeRate(1000, 1000), 1)
 
 
 def test_signed_bytes_are_checked_and_sent_as_extended_format() -> None:
     data = data_script([b"proofline", b"{}"])
-    built = build_publish(FUNDING, TxOut(5_000, P2PKH), data, P2PKH, RATE, 1)
+    built = build_publish(FUNDING, TxOutput(5_000, P2PKH), data, P2PKH, RATE, 1)
     unlocking = b"\x48" + b"\x30" * 72 + b"\x21" + b"\x02" * 33
     signed = serialize(FUNDING, unlocking, built.outputs)
     check_signed(built, signed, txid_of(signed))
     with pytest.raises(ValueError, match="txid"):
         check_signed(built, signed, "00" * 32)
-    tampered = serialize(FUNDING, unlocking, [built.outputs[0], TxOut(built.outputs[1].satoshis - 1, P2PKH)])
+    tampered = serialize(FUNDING, unlocking, [built.outputs[0], TxOutput(built.outputs[1].satoshis - 1, P2PKH)])
     with pytest.raises(ValueError, match="outputs"):
         check_signed(built, tampered, txid_of(tampered))
     with pytest.raises(ValueError, match="not signed"):
         check_signed(built, built.raw, txid_of(built.raw))
-    prepared = PreparedTx.from_bytes(extended_format(signed, TxOut(5_000, P2PKH)))
+    prepared = PreparedTx.from_bytes(extended_format(signed, TxOutput(5_000, P2PKH)))
     assert (prepared.txid, prepared.raw) == (txid_of(signed), signed) and prepared.ef is not None
 
 
@@ -177,7 +174,7 @@ def test_sighash_matches_bsv_sdk() -> None:
     from bsv.transaction_preimage import tx_preimages
 
     data = data_script([b"proofline", b'{"doc":"x"}'])
-    built = build_publish(FUNDING, TxOut(5_000, P2PKH), data, P2PKH, RATE, 1)
+    built = build_publish(FUNDING, TxOutput(5_000, P2PKH), data, P2PKH, RATE, 1)
     tx = Transaction.from_hex(built.raw)
     assert tx is not None
     tx.inputs[0].satoshis = 5_000

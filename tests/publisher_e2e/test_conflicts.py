@@ -9,7 +9,7 @@ from proofline.common.v1 import common_pb2
 from proofline.publisher.v1 import publisher_pb2
 from proofline.utxo.v1 import utxo_pb2
 
-from services.publisher.domain.txbuild import parse_tx
+from proofline_kit.wire import parse
 from tests.publisher_e2e.conftest import Suite, record_pushes
 
 SIGNED = publisher_pb2.JOB_STATUS_SIGNED
@@ -63,8 +63,8 @@ async def test_double_spend_is_reported_and_the_job_retried_once_the_first_tx_is
     assert competitor in block["txids"] and first not in block["txids"]
     sent = await suite.wait_status(job.job_id, SENT, timeout_s=30)
     assert sent.txid != first
-    tx = parse_tx(await suite.tx_raw(sent.txid))
-    assert [(i[0].txid, i[0].vout) for i in tx.inputs] == [(big.txid, big.vout)]
+    tx = parse(await suite.tx_raw(sent.txid))
+    assert [(i.outpoint.txid, i.outpoint.vout) for i in tx.inputs] == [(big.txid, big.vout)]
     assert await suite.data_of(sent.txid) == record_pushes(record)
     assert (await suite.arc_status(first))["txStatus"] == "REJECTED"
 
@@ -90,8 +90,8 @@ async def test_missing_inputs_is_reported_for_resync_and_the_job_retried(suite: 
     job = await suite.publish(key.intent(key.payload(record)))
 
     sent = await suite.wait_status(job.job_id, SENT, timeout_s=30)
-    tx = parse_tx(await suite.tx_raw(sent.txid))
-    assert [(i[0].txid, i[0].vout) for i in tx.inputs] == [(big.txid, big.vout)]
+    tx = parse(await suite.tx_raw(sent.txid))
+    assert [(i.outpoint.txid, i.outpoint.vout) for i in tx.inputs] == [(big.txid, big.vout)]
     assert await suite.data_of(sent.txid) == record_pushes(record)
 
     events = await suite.events(job.job_id)

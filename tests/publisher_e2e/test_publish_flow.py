@@ -11,7 +11,7 @@ import grpc
 from proofline.publisher.v1 import publisher_pb2
 from proofline.utxo.v1 import utxo_pb2
 
-from services.publisher.domain.txbuild import parse_tx
+from proofline_kit.wire import parse
 from tests.publisher.conftest import canonical
 from tests.publisher_e2e.conftest import CLIENT, POOL_KEY, Suite, record_pushes
 
@@ -43,10 +43,10 @@ async def test_publish_is_sent_then_confirmed_and_the_record_is_on_chain(suite: 
 
     # The record is on chain exactly as signed (JCS bytes), in an OP_FALSE OP_RETURN output of 0 sat.
     assert await suite.data_of(job.txid) == record_pushes(record)
-    tx = parse_tx(await suite.tx_raw(job.txid))
-    assert [(i[0].txid, i[0].vout) for i in tx.inputs] == [(funding.txid, funding.vout)]
+    tx = parse(await suite.tx_raw(job.txid))
+    assert [(i.outpoint.txid, i.outpoint.vout) for i in tx.inputs] == [(funding.txid, funding.vout)]
     change = tx.outputs[1]
-    assert change.script == suite.pool_script and change.satoshis == 5_000 - job.fee_satoshis
+    assert change.locking_script == suite.pool_script and change.satoshis == 5_000 - job.fee_satoshis
 
     # The pool: the UTXO is spent by this txid, the change is tracked as a new PUBLISH output.
     spent = await suite.pool_utxo(funding)

@@ -22,7 +22,7 @@ from proofline_kit.chain import (
     WocClient,
     verify_merkle_path,
 )
-from services.publisher.domain.txbuild import Outpoint
+from proofline_kit.wire import Outpoint
 
 # WhatsOnChain's bulk endpoints take at most this many items.
 _WOC_BULK = 20

@@ -9,9 +9,9 @@ from proofline.common.v1 import common_pb2
 from proofline.signer.v1 import signer_pb2, signer_pb2_grpc
 
 from proofline_kit.rpc.interceptors import outbound_metadata
+from proofline_kit.wire import TxOutput
 from services.publisher.adapters.grpc_errors import domain_error
 from services.publisher.domain.ports import SignedTx
-from services.publisher.domain.txbuild import TxOut
 
 UNAVAILABLE_REASON = "SIGNER_UNAVAILABLE"
 
@@ -25,13 +25,15 @@ class SignerClient:
         self._timeout_s = timeout_s
         self._scripts: dict[str, bytes] = {}
 
-    async def sign(self, request_id: str, unsigned_tx: bytes, spent: TxOut, key_id: str) -> SignedTx:
+    async def sign(self, request_id: str, unsigned_tx: bytes, spent: TxOutput, key_id: str) -> SignedTx:
         try:
             response = await self._stub.SignTransaction(
                 signer_pb2.SignTransactionRequest(
                     request_id=request_id,
                     unsigned_tx=unsigned_tx,
-                    spent_outputs=[common_pb2.SpentOutput(satoshis=spent.satoshis, locking_script=spent.script)],
+                    spent_outputs=[
+                        common_pb2.SpentOutput(satoshis=spent.satoshis, locking_script=spent.locking_script)
+                    ],
                     input_keys=[signer_pb2.InputKey(input_index=0, key_id=key_id)],
                 ),
                 metadata=outbound_metadata(self._token),

@@ -10,9 +10,9 @@ from proofline.common.v1 import common_pb2
 from proofline.utxo.v1 import utxo_pb2, utxo_pb2_grpc
 
 from proofline_kit.rpc.interceptors import outbound_metadata
+from proofline_kit.wire import Outpoint
 from services.publisher.adapters.grpc_errors import domain_error
 from services.publisher.domain.ports import ConflictKind, ConflictReport, PoolLease, PoolSpend, PoolUtxo
-from services.publisher.domain.txbuild import Outpoint
 
 _KINDS = {
     ConflictKind.DOUBLE_SPEND: utxo_pb2.CONFLICT_KIND_DOUBLE_SPEND,

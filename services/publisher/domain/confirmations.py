@@ -23,11 +23,14 @@ from proofline_kit.chain import (
 )
 from proofline_kit.chain.arc_results import outcome_from_status
 from proofline_kit.logging import get_logger
+from proofline_kit.wire import TxOutput
 from services.publisher.domain.models import Actor, JobStatus
 from services.publisher.domain.outcomes import Judgement, Verdict, judge
 from services.publisher.domain.pipeline import PublishPipeline
 from services.publisher.domain.ports import ChainGateway, PipelineObserver
-from services.publisher.domain.txbuild import TxOut, extended_format
+from services.publisher.domain.txbuild import (
+    extended_format,
+)
 from services.publisher.store.publisher_store import BlockProof, InFlightJob, JobMove, PublisherStore
 
 
@@ -130,7 +133,7 @@ class ConfirmationFollower:
             outcomes = await self._chain.broadcast(
                 [
                     PreparedTx.from_bytes(
-                        extended_format(j.tx.raw_tx, TxOut(j.tx.funding_satoshis, j.tx.funding_script))
+                        extended_format(j.tx.raw_tx, TxOutput(j.tx.funding_satoshis, j.tx.funding_script))
                     )
                     for j in unknown
                 ]

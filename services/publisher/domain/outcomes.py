@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 from proofline_kit.chain import ArcStatus, BroadcastOutcome, OutcomeKind
+from proofline_kit.wire import Outpoint
 from services.publisher.domain.models import JobStatus
 from services.publisher.domain.ports import ConflictKind, ConflictReport
-from services.publisher.domain.txbuild import Outpoint
 from services.publisher.store.publisher_store import InFlightJob, JobMove, LeaseChange
 
 # Job.error_reason values (docs/api.md lists them).

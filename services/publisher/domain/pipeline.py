@@ -25,7 +25,7 @@ from enum import Enum
 from proofline_kit.chain import ChainUnavailable, FeeRate, PreparedTx
 from proofline_kit.errors import DomainError, ErrorKind
 from proofline_kit.logging import get_logger
-from proofline_kit.wire import txid_of
+from proofline_kit.wire import Outpoint, TxOutput, parse, txid_of
 from services.publisher.domain.models import Actor, JobStatus
 from services.publisher.domain.outcomes import (
     FEE_TOO_LOW,
@@ -56,8 +56,6 @@ from services.publisher.domain.ports import (
 from services.publisher.domain.txbuild import (
     DataFormat,
     FundingTooSmall,
-    Outpoint,
-    TxOut,
     UnsignedPublish,
     build_publish,
     check_signed,
@@ -66,7 +64,6 @@ from services.publisher.domain.txbuild import (
     extended_format,
     min_funding,
     p2pkh_unlocking,
-    parse_tx,
     serialize,
     sighash,
 )
@@ -146,9 +143,9 @@ def _spend_of(job: InFlightJob) -> PoolSpend:
     """The pool spend of a stored transaction (change, when present, is output 1)."""
     tx = job.tx
     change: ChangeOutput | None = None
-    outputs = parse_tx(tx.raw_tx).outputs
+    outputs = parse(tx.raw_tx).outputs
     if len(outputs) > 1:
-        change = ChangeOutput(1, outputs[1].satoshis, outputs[1].script, tx.change_key_id)
+        change = ChangeOutput(1, outputs[1].satoshis, outputs[1].locking_script, tx.change_key_id)
     return PoolSpend(tx.txid, Outpoint(tx.funding_txid, tx.funding_vout), change)
 
 
@@ -307,7 +304,7 @@ class PublishPipeline:
             try:
                 unsigned = build_publish(
                     utxo.outpoint,
-                    TxOut(utxo.satoshis, utxo.locking_script),
+                    TxOutput(utxo.satoshis, utxo.locking_script),
                     datas[claim.job.job_id],
                     change_script or utxo.locking_script,
                     rate,
@@ -523,7 +520,7 @@ class PublishPipeline:
         if not jobs:
             return
         prepared = [
-            PreparedTx.from_bytes(extended_format(j.tx.raw_tx, TxOut(j.tx.funding_satoshis, j.tx.funding_script)))
+            PreparedTx.from_bytes(extended_format(j.tx.raw_tx, TxOutput(j.tx.funding_satoshis, j.tx.funding_script)))
             for j in jobs
         ]
         started = self._clock()

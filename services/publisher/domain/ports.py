@@ -9,7 +9,7 @@ from enum import Enum
 from typing import Protocol
 
 from proofline_kit.chain import ArcTxStatus, BroadcastOutcome, FeeRate, PreparedTx, ProofCheck, TxChainState
-from services.publisher.domain.txbuild import Outpoint, TxOut
+from proofline_kit.wire import Outpoint, TxOutput
 
 
 class NonceCache(Protocol):
@@ -129,7 +129,7 @@ class SignedTx:
 class TxSigner(Protocol):
     """signer_gateway in policy mode (it sees the whole transaction and checks its policy)."""
 
-    async def sign(self, request_id: str, unsigned_tx: bytes, spent: TxOut, key_id: str) -> SignedTx: ...
+    async def sign(self, request_id: str, unsigned_tx: bytes, spent: TxOutput, key_id: str) -> SignedTx: ...
 
     async def locking_script(self, key_id: str) -> bytes:
         """The P2PKH locking script paying `key_id` (for change to a configured key)."""

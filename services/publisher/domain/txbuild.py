@@ -9,14 +9,15 @@ from dataclasses import dataclass
 from enum import Enum
 
 from proofline_kit.chain import FeeRate
-from proofline_kit.wire import ByteReader, txid_of, varint
+from proofline_kit.wire import Outpoint, Tx, TxInput, TxOutput, parse, txid_of, varint
+from proofline_kit.wire import extended_format as extended_format_of
+from proofline_kit.wire import serialize as serialize_tx
 
 OP_FALSE = 0x00
 OP_RETURN = 0x6A
 OP_PUSHDATA1 = 0x4C
 OP_PUSHDATA2 = 0x4D
 OP_PUSHDATA4 = 0x4E
-_EF_MARKER = b"\x00\x00\x00\x00\x00\xef"
 # A P2PKH unlocking script at its largest: push(72-byte low-S DER + sighash byte) + push(33-byte key),
 # one byte of slack so the estimate is never below the signed size.
 P2PKH_UNLOCK_MAX_BYTES = 1 + 73 + 1 + 33
@@ -38,28 +39,16 @@ class DataFormat:
 
 
 @dataclass(frozen=True, slots=True)
-class Outpoint:
-    txid: str
-    vout: int
-
-
-@dataclass(frozen=True, slots=True)
-class TxOut:
-    satoshis: int
-    script: bytes
-
-
-@dataclass(frozen=True, slots=True)
 class UnsignedPublish:
     """A publish transaction before signing: one input (the pool UTXO), the data output first,
     change second (if any)."""
 
     raw: bytes
     funding: Outpoint
-    spent: TxOut
-    outputs: tuple[TxOut, ...]
+    spent: TxOutput
+    outputs: tuple[TxOutput, ...]
     fee_satoshis: int
-    change: TxOut | None
+    change: TxOutput | None
 
 
 def push(data: bytes) -> bytes:
@@ -113,34 +102,18 @@ def read_data_script(script: bytes) -> list[bytes] | None:
     return pushes
 
 
-def _outputs(outputs: Sequence[TxOut]) -> bytes:
-    return varint(len(outputs)) + b"".join(
-        o.satoshis.to_bytes(8, "little") + varint(len(o.script)) + o.script for o in outputs
-    )
+def serialize(funding: Outpoint, unlocking: bytes, outputs: Sequence[TxOutput]) -> bytes:
+    return serialize_tx(Tx((TxInput(funding, unlocking),), tuple(outputs)))
 
 
-def _input(funding: Outpoint, unlocking: bytes) -> bytes:
-    return (
-        bytes.fromhex(funding.txid)[::-1]
-        + funding.vout.to_bytes(4, "little")
-        + varint(len(unlocking))
-        + unlocking
-        + b"\xff\xff\xff\xff"
-    )
-
-
-def serialize(funding: Outpoint, unlocking: bytes, outputs: Sequence[TxOut]) -> bytes:
-    return b"\x01\x00\x00\x00" + b"\x01" + _input(funding, unlocking) + _outputs(outputs) + b"\x00\x00\x00\x00"
-
-
-def signed_size(outputs: Sequence[TxOut]) -> int:
+def signed_size(outputs: Sequence[TxOutput]) -> int:
     """Size in bytes of the signed transaction (one P2PKH input) at most."""
     return len(serialize(Outpoint("00" * 32, 0), b"\x00" * P2PKH_UNLOCK_MAX_BYTES, outputs))
 
 
 def min_funding(data: bytes, fee: FeeRate) -> int:
     """The smallest pool UTXO that can pay for this data output (no change)."""
-    return max(1, fee.fee_for(signed_size([TxOut(0, data)])))
+    return max(1, fee.fee_for(signed_size([TxOutput(0, data)])))
 
 
 class FundingTooSmall(ValueError):
@@ -149,7 +122,7 @@ class FundingTooSmall(ValueError):
 
 def build_publish(
     funding: Outpoint,
-    spent: TxOut,
+    spent: TxOutput,
     data: bytes,
     change_script: bytes,
     fee: FeeRate,
@@ -157,13 +130,13 @@ def build_publish(
 ) -> UnsignedPublish:
     """The unsigned transaction spending `funding` (worth `spent.satoshis`) to the data output and,
     when what is left after the fee is at least `dust_limit`, change to `change_script`."""
-    data_out = TxOut(0, data)
-    with_change = fee.fee_for(signed_size([data_out, TxOut(0, change_script)]))
+    data_out = TxOutput(0, data)
+    with_change = fee.fee_for(signed_size([data_out, TxOutput(0, change_script)]))
     change_value = spent.satoshis - with_change
-    outputs: tuple[TxOut, ...]
+    outputs: tuple[TxOutput, ...]
     if change_value >= max(1, dust_limit):
-        change: TxOut | None = TxOut(change_value, change_script)
-        outputs = (data_out, TxOut(change_value, change_script))
+        change: TxOutput | None = TxOutput(change_value, change_script)
+        outputs = (data_out, TxOutput(change_value, change_script))
         paid = with_change
     else:
         change = None
@@ -186,14 +159,16 @@ def sighash(unsigned: UnsignedPublish) -> bytes:
     funding = unsigned.funding
     outpoint = bytes.fromhex(funding.txid)[::-1] + funding.vout.to_bytes(4, "little")
     sequence = b"\xff\xff\xff\xff"
-    outputs = _outputs(unsigned.outputs)[len(varint(len(unsigned.outputs))) :]
+    outputs = b"".join(
+        o.satoshis.to_bytes(8, "little") + varint(len(o.locking_script)) + o.locking_script for o in unsigned.outputs
+    )
     preimage = (
         b"\x01\x00\x00\x00"
         + _dsha(outpoint)
         + _dsha(sequence)
         + outpoint
-        + varint(len(unsigned.spent.script))
-        + unsigned.spent.script
+        + varint(len(unsigned.spent.locking_script))
+        + unsigned.spent.locking_script
         + unsigned.spent.satoshis.to_bytes(8, "little")
         + sequence
         + _dsha(outputs)
@@ -207,63 +182,22 @@ def p2pkh_unlocking(signature_der: bytes, public_key: bytes) -> bytes:
     return push(signature_der + bytes([SIGHASH_ALL_FORKID])) + push(public_key)
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedTx:
-    inputs: tuple[tuple[Outpoint, bytes, int], ...]  # outpoint, unlocking script, sequence
-    outputs: tuple[TxOut, ...]
-    version: int
-    locktime: int
-
-
-def parse_tx(raw: bytes) -> ParsedTx:
-    reader = ByteReader(raw)
-    version = int.from_bytes(reader.take(4), "little")
-    inputs = []
-    for _ in range(reader.varint()):
-        prev = reader.take(36)
-        script = reader.take(reader.varint())
-        sequence = int.from_bytes(reader.take(4), "little")
-        inputs.append((Outpoint(prev[31::-1].hex(), int.from_bytes(prev[32:], "little")), script, sequence))
-    outputs = []
-    for _ in range(reader.varint()):
-        satoshis = int.from_bytes(reader.take(8), "little")
-        outputs.append(TxOut(satoshis, reader.take(reader.varint())))
-    locktime = int.from_bytes(reader.take(4), "little")
-    if reader.pos != len(raw):
-        raise ValueError("trailing bytes after the transaction")
-    return ParsedTx(tuple(inputs), tuple(outputs), version, locktime)
-
-
 def check_signed(unsigned: UnsignedPublish, signed_raw: bytes, claimed_txid: str) -> None:
     """The signer returned our transaction with only the unlocking script filled in, and the txid
     it claims. Raises ValueError otherwise."""
-    signed = parse_tx(signed_raw)
+    signed = parse(signed_raw)
     if txid_of(signed_raw) != claimed_txid:
         raise ValueError("the signer's txid does not match the signed bytes")
-    if len(signed.inputs) != 1 or signed.inputs[0][0] != unsigned.funding or not signed.inputs[0][1]:
+    if (
+        len(signed.inputs) != 1
+        or signed.inputs[0].outpoint != unsigned.funding
+        or not signed.inputs[0].unlocking_script
+    ):
         raise ValueError("the signed transaction spends something else, or is not signed")
     if signed.outputs != unsigned.outputs or signed.version != 1 or signed.locktime != 0:
         raise ValueError("the signed transaction's outputs differ from the ones built")
 
 
-def extended_format(signed_raw: bytes, spent: TxOut) -> bytes:
+def extended_format(signed_raw: bytes, spent: TxOutput) -> bytes:
     """The signed one-input transaction with the spent output appended to its input (BRC-30)."""
-    tx = parse_tx(signed_raw)
-    if len(tx.inputs) != 1:
-        raise ValueError("a publish transaction has exactly one input")
-    outpoint, unlocking, sequence = tx.inputs[0]
-    return (
-        tx.version.to_bytes(4, "little")
-        + _EF_MARKER
-        + b"\x01"
-        + bytes.fromhex(outpoint.txid)[::-1]
-        + outpoint.vout.to_bytes(4, "little")
-        + varint(len(unlocking))
-        + unlocking
-        + sequence.to_bytes(4, "little")
-        + spent.satoshis.to_bytes(8, "little")
-        + varint(len(spent.script))
-        + spent.script
-        + _outputs(tx.outputs)
-        + tx.locktime.to_bytes(4, "little")
-    )
+    return extended_format_of(signed_raw, [spent])
