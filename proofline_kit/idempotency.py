@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+import orjson
+
 from proofline_kit.database import DbConnection
 from proofline_kit.errors import DomainError, ErrorKind, invalid_argument
 
@@ -31,8 +33,9 @@ def check_request_id(request_id: str) -> str:
     return request_id
 
 
-def request_fingerprint(serialized_request: bytes) -> bytes:
-    return hashlib.sha256(serialized_request).digest()
+def request_fingerprint(*parts: object) -> bytes:
+    """What identifies a request's content, to tell a retry from a reuse of its request_id."""
+    return hashlib.sha256(orjson.dumps(parts)).digest()
 
 
 async def find_answer(
@@ -54,7 +57,14 @@ async def find_answer(
 
 async def record_answer(
     conn: DbConnection, caller_id: str, method: str, request_id: str, fingerprint: bytes, answer: bytes
-) -> bool:
-    """Record the answer inside the caller's transaction; False if another request got there first."""
+) -> None:
+    """Record the answer inside the caller's transaction. If a concurrent request with the same id
+    committed first, ABORTED: the caller's transaction rolls back and a retry replays that answer."""
     status = await conn.execute(_INSERT, caller_id, method, request_id, fingerprint, answer)
-    return bool(status.endswith(" 1"))
+    if not status.endswith(" 1"):
+        raise DomainError(
+            ErrorKind.ABORTED,
+            "REQUEST_IN_PROGRESS",
+            "a request with this request_id completed concurrently; retry to get its answer",
+            metadata={"requestId": request_id},
+        )

@@ -150,7 +150,7 @@ class Publisher:
                     "this key is already registered",
                     metadata={"pubkey": pubkey.hex()},
                 )
-            await _record(uow, caller, "RegisterIdentity", request_id, fingerprint, b"{}")
+            await uow.record_answer(caller.caller_id, "RegisterIdentity", request_id, fingerprint, b"{}")
         self._log.info("identity.registered", pubkey=pubkey.hex(), owner_ref=owner_ref)
         return created
 
@@ -184,7 +184,9 @@ class Publisher:
                 identity = await uow.revoke_identity(pubkey, reason, actor)
             cancelled = await uow.cancel_queued_jobs(pubkey, reason, actor) if cancel_queued_jobs else 0
             await uow.append_identity_event(pubkey, "revoked", actor, reason, cancelled)
-            await _record(uow, caller, method, request_id, fingerprint, orjson.dumps({"cancelled": cancelled}))
+            await uow.record_answer(
+                caller.caller_id, method, request_id, fingerprint, orjson.dumps({"cancelled": cancelled})
+            )
         self._log.info("identity.revoked", pubkey=pubkey.hex(), cancelled_jobs=cancelled)
         return identity, cancelled
 
@@ -333,7 +335,7 @@ class Publisher:
             if not is_batch and final[0].error is not None:
                 self._observe_all(final)
                 raise final[0].error
-            await _record(uow, caller, method, request_id, fingerprint, _outcomes_to_json(final))
+            await uow.record_answer(caller.caller_id, method, request_id, fingerprint, _outcomes_to_json(final))
         self._queue.added(len(inserted))
         if inserted:
             self._on_queued()
@@ -589,18 +591,6 @@ def _error_from_json(item: dict[str, Any]) -> DomainError:
         field_violations=tuple(FieldViolation(f, d) for f, d in item["violations"]),
         retry_after_ms=item["retry"],
     )
-
-
-async def _record(
-    uow: PublisherUnitOfWork, caller: Caller, method: str, request_id: str, fingerprint: bytes, answer: bytes
-) -> None:
-    if not await uow.record_answer(caller.caller_id, method, request_id, fingerprint, answer):
-        raise DomainError(
-            ErrorKind.ABORTED,
-            "REQUEST_IN_PROGRESS",
-            "a request with this request_id completed concurrently; retry to get its answer",
-            metadata={"requestId": request_id},
-        )
 
 
 def _require_role(caller: Caller, role: str) -> None:

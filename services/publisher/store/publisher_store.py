@@ -375,8 +375,8 @@ class PublisherUnitOfWork:
 
     async def record_answer(
         self, caller_id: str, method: str, request_id: str, fingerprint: bytes, answer: bytes
-    ) -> bool:
-        return await idempotency.record_answer(self._conn, caller_id, method, request_id, fingerprint, answer)
+    ) -> None:
+        await idempotency.record_answer(self._conn, caller_id, method, request_id, fingerprint, answer)
 
     # --- identities ------------------------------------------------------------------------------
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -10,7 +9,7 @@ import orjson
 
 from proofline_kit.auth import ROLE_ADMIN, Caller
 from proofline_kit.errors import DomainError, ErrorKind, FieldViolation, invalid_argument
-from proofline_kit.idempotency import check_request_id
+from proofline_kit.idempotency import check_request_id, request_fingerprint
 from proofline_kit.logging import get_logger
 from proofline_kit.pagination import decode_page_token, encode_page_token, page_size
 from services.signer_gateway.backends.local_keystore import LocalKeystoreBackend, LocalSignatureCheckFailed
@@ -70,7 +69,7 @@ class SignerGateway:
         """Blind mode: all or nothing."""
         check_request_id(request_id)
         _check_batch(items)
-        fingerprint = _fingerprint("Sign", *((i.key_id, i.digest.hex()) for i in items))
+        fingerprint = request_fingerprint("Sign", *((i.key_id, i.digest.hex()) for i in items))
         async with self._store.unit_of_work() as uow:
             replay = await uow.find_answer(caller.caller_id, "Sign", request_id, fingerprint)
             if replay is not None:
@@ -87,7 +86,7 @@ class SignerGateway:
             await uow.append_audit(
                 [AuditEntry(caller.caller_id, request_id, i.key_id, i.digest, None, "signed") for i in items]
             )
-            await self._record_or_replay(uow, caller, "Sign", request_id, fingerprint, _signatures_to_json(results))
+            await uow.record_answer(caller.caller_id, "Sign", request_id, fingerprint, _signatures_to_json(results))
         return results
 
     async def sign_transaction(
@@ -97,7 +96,7 @@ class SignerGateway:
         check_request_id(request_id)
         unsigned = _parse_request(request)
         key_ids = sorted({k.key_id for k in request.input_keys})
-        fingerprint = _fingerprint(
+        fingerprint = request_fingerprint(
             "SignTransaction",
             request.unsigned_tx.hex(),
             *((p.satoshis, p.locking_script.hex()) for p in request.spent_outputs),
@@ -159,8 +158,8 @@ class SignerGateway:
                     for r, d in zip(records, wanted, strict=True)
                 ]
             )
-            await self._record_or_replay(
-                uow, caller, "SignTransaction", request_id, fingerprint, _signed_tx_to_json(result)
+            await uow.record_answer(
+                caller.caller_id, "SignTransaction", request_id, fingerprint, _signed_tx_to_json(result)
             )
         return result
 
@@ -186,7 +185,7 @@ class SignerGateway:
         _check_key_id(key_id)
         validate_policy(policy)
         backend = backend or self._default_backend
-        fingerprint = _fingerprint("CreateKey", key_id, backend.value, _policy_json(policy))
+        fingerprint = request_fingerprint("CreateKey", key_id, backend.value, _policy_json(policy))
         async with self._store.unit_of_work() as uow:
             if await uow.find_answer(caller.caller_id, "CreateKey", request_id, fingerprint) is not None:
                 return (await uow.keys_by_id([key_id]))[key_id]
@@ -209,7 +208,7 @@ class SignerGateway:
                     f"key {key_id} already exists",
                     metadata={"keyId": key_id},
                 )
-            await self._record_or_replay(uow, caller, "CreateKey", request_id, fingerprint, key_id.encode())
+            await uow.record_answer(caller.caller_id, "CreateKey", request_id, fingerprint, key_id.encode())
         self._log.info("key.created", key_id=key_id, backend=backend.value)
         return created
 
@@ -218,14 +217,14 @@ class SignerGateway:
         check_request_id(request_id)
         _check_key_id(key_id)
         validate_policy(policy)
-        fingerprint = _fingerprint("SetKeyPolicy", key_id, _policy_json(policy))
+        fingerprint = request_fingerprint("SetKeyPolicy", key_id, _policy_json(policy))
         async with self._store.unit_of_work() as uow:
             if await uow.find_answer(caller.caller_id, "SetKeyPolicy", request_id, fingerprint) is not None:
                 return (await uow.keys_by_id([key_id]))[key_id]
             updated = await uow.set_policy(key_id, policy)
             if updated is None:
                 raise _key_not_found(key_id)
-            await self._record_or_replay(uow, caller, "SetKeyPolicy", request_id, fingerprint, key_id.encode())
+            await uow.record_answer(caller.caller_id, "SetKeyPolicy", request_id, fingerprint, key_id.encode())
         self._log.info("key.policy_set", key_id=key_id)
         return updated
 
@@ -338,23 +337,6 @@ class SignerGateway:
                 [AuditEntry(caller.caller_id, request_id, k, None, txid, "denied", reason) for k in key_ids]
             )
 
-    async def _record_or_replay(
-        self,
-        uow: SignerUnitOfWork,
-        caller: Caller,
-        method: str,
-        request_id: str,
-        fingerprint: bytes,
-        answer: bytes,
-    ) -> None:
-        if not await uow.record_answer(caller.caller_id, method, request_id, fingerprint, answer):
-            raise DomainError(
-                ErrorKind.ABORTED,
-                "REQUEST_IN_PROGRESS",
-                "a request with this request_id completed concurrently; retry to get its answer",
-                metadata={"requestId": request_id},
-            )
-
 
 def _normalised(key_id: str, signature: bytes) -> bytes:
     try:
@@ -435,10 +417,6 @@ def _parse_request(request: TransactionToSign) -> UnsignedTransaction:
 
 def _key_not_found(key_id: str) -> DomainError:
     return DomainError(ErrorKind.NOT_FOUND, "KEY_NOT_FOUND", f"no key {key_id}", metadata={"keyId": key_id})
-
-
-def _fingerprint(*parts: object) -> bytes:
-    return hashlib.sha256(orjson.dumps(parts)).digest()
 
 
 def _policy_json(policy: KeyPolicy) -> list[object]:

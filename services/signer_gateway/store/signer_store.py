@@ -151,8 +151,8 @@ class SignerUnitOfWork:
 
     async def record_answer(
         self, caller_id: str, method: str, request_id: str, fingerprint: bytes, answer: bytes
-    ) -> bool:
-        return await idempotency.record_answer(self._conn, caller_id, method, request_id, fingerprint, answer)
+    ) -> None:
+        await idempotency.record_answer(self._conn, caller_id, method, request_id, fingerprint, answer)
 
 
 class SignerStore:

@@ -103,12 +103,3 @@ def role_required(role: str, caller_id: str) -> DomainError:
         f"caller {caller_id} needs the {role} role",
         metadata={"role": role, "callerId": caller_id},
     )
-
-
-def request_in_progress(request_id: str) -> DomainError:
-    return DomainError(
-        ErrorKind.ABORTED,
-        "REQUEST_IN_PROGRESS",
-        "a request with this request_id completed concurrently; retry to get its answer",
-        metadata={"requestId": request_id},
-    )

@@ -12,7 +12,7 @@ import orjson
 
 from proofline_kit.auth import Caller
 from proofline_kit.errors import invalid_argument
-from proofline_kit.idempotency import check_request_id
+from proofline_kit.idempotency import check_request_id, request_fingerprint
 from proofline_kit.logging import get_logger
 from proofline_kit.pagination import decode_page_token, encode_page_token, page_size
 from proofline_kit.wire import Outpoint
@@ -105,7 +105,7 @@ class UtxoPool:
             raise invalid_argument("MAX_COUNT_INVALID", "max_count", f"must be 0 to {check.MAX_ITEMS}")
         check.text(request.holder, "holder", check.MAX_HOLDER_CHARS)
         strategy = request.strategy or self._config.default_strategy
-        fingerprint = _fingerprint(
+        fingerprint = request_fingerprint(
             "LeaseUtxos",
             purpose.value,
             request.owner_key_id,
@@ -132,7 +132,7 @@ class UtxoPool:
                 assert request.target_satoshis is not None
                 utxos = await self._claim_target(uow, row, request, request.target_satoshis)
             lease = _lease(row, utxos)
-            await _record(uow, caller, "LeaseUtxos", request_id, fingerprint, codec.lease_to_json(lease))
+            await uow.record_answer(caller.caller_id, "LeaseUtxos", request_id, fingerprint, codec.lease_to_json(lease))
         return lease
 
     async def _claim_count(self, uow: UtxoUnitOfWork, row: LeaseRow, request: LeaseRequest, count: int) -> list[Utxo]:
@@ -190,7 +190,7 @@ class UtxoPool:
         check_request_id(request_id)
         check.lease_id(lease_id)
         duration = check.lease_duration(duration, self._config.default_lease, self._config.max_lease, "lease_duration")
-        fingerprint = _fingerprint("RenewLease", lease_id, fencing_token, duration.total_seconds())
+        fingerprint = request_fingerprint("RenewLease", lease_id, fencing_token, duration.total_seconds())
         async with self._store.unit_of_work() as uow:
             replay = await uow.find_answer(caller.caller_id, "RenewLease", request_id, fingerprint)
             if replay is not None:
@@ -207,7 +207,7 @@ class UtxoPool:
             row = await uow.set_lease_expiry(row.fencing_token, duration)
             await uow.renew_rows(row, caller.caller_id)
             lease = _lease(row, await uow.carrying(row))
-            await _record(uow, caller, "RenewLease", request_id, fingerprint, codec.lease_to_json(lease))
+            await uow.record_answer(caller.caller_id, "RenewLease", request_id, fingerprint, codec.lease_to_json(lease))
         return lease
 
     async def release(
@@ -217,7 +217,7 @@ class UtxoPool:
         check_request_id(request_id)
         check.lease_id(lease_id)
         check.outpoints(outpoints, "outpoints", allow_empty=True)
-        fingerprint = _fingerprint("ReleaseLease", lease_id, *(str(o) for o in outpoints))
+        fingerprint = request_fingerprint("ReleaseLease", lease_id, *(str(o) for o in outpoints))
         async with self._store.unit_of_work() as uow:
             replay = await uow.find_answer(caller.caller_id, "ReleaseLease", request_id, fingerprint)
             if replay is not None:
@@ -228,7 +228,9 @@ class UtxoPool:
                 row_ids = [u.row_id for u in (await uow.outpoints(outpoints)).values()]
             released = await uow.release(row.fencing_token, row_ids, caller.caller_id)
             result = ReleaseResult(tuple(released), _lease(row, await uow.carrying(row)))
-            await _record(uow, caller, "ReleaseLease", request_id, fingerprint, codec.release_to_json(result))
+            await uow.record_answer(
+                caller.caller_id, "ReleaseLease", request_id, fingerprint, codec.release_to_json(result)
+            )
         return result
 
     # --- spends and conflicts --------------------------------------------------------------------
@@ -248,7 +250,7 @@ class UtxoPool:
         check_request_id(request_id)
         check.lease_id(lease_id)
         tracked = _checked_spends(spends)
-        fingerprint = _fingerprint(
+        fingerprint = request_fingerprint(
             "CommitSpend",
             lease_id,
             fencing_token,
@@ -294,7 +296,9 @@ class UtxoPool:
             result = CommitResult(spent, tuple(added), tuple(released), _lease(row, await uow.carrying(row)))
             if within is not None:
                 await within(uow)
-            await _record(uow, caller, "CommitSpend", request_id, fingerprint, codec.commit_to_json(result))
+            await uow.record_answer(
+                caller.caller_id, "CommitSpend", request_id, fingerprint, codec.commit_to_json(result)
+            )
         self._log.info("spend.committed", lease_id=lease_id, inputs=len(pending), outputs=len(added))
         return result
 
@@ -311,7 +315,7 @@ class UtxoPool:
         for index, competing in enumerate(report.competing_txids):
             check.txid(competing, f"competing_txids[{index}]", "COMPETING_TXIDS_INVALID")
         check.text(report.detail, "detail", check.MAX_DETAIL_CHARS)
-        fingerprint = _fingerprint(
+        fingerprint = request_fingerprint(
             "ReportConflict",
             report.lease_id,
             report.fencing_token,
@@ -354,7 +358,9 @@ class UtxoPool:
                     report.spending_txid, "PARENT_DEAD", caller.caller_id
                 )
             result = ConflictResult(tuple(dirty), tuple(invalidated))
-            await _record(uow, caller, "ReportConflict", request_id, fingerprint, codec.conflict_to_json(result))
+            await uow.record_answer(
+                caller.caller_id, "ReportConflict", request_id, fingerprint, codec.conflict_to_json(result)
+            )
         self._log.info("conflict.reported", kind=report.kind.value, dirty=len(dirty), invalidated=len(invalidated))
         if self._on_dirty is not None:
             await self._on_dirty()
@@ -367,13 +373,15 @@ class UtxoPool:
             raise invalid_argument("OUTPUTS_INVALID", "outputs", f"1 to {check.MAX_ITEMS} outputs")
         tracked = [check.tracked_output(o, f"outputs[{i}]") for i, o in enumerate(outputs)]
         _no_duplicate_outpoints([o.outpoint for o in tracked], "outputs")
-        fingerprint = _fingerprint("AddOutputs", *(_output_key(o) for o in tracked))
+        fingerprint = request_fingerprint("AddOutputs", *(_output_key(o) for o in tracked))
         async with self._store.unit_of_work() as uow:
             replay = await uow.find_answer(caller.caller_id, "AddOutputs", request_id, fingerprint)
             if replay is not None:
                 return codec.utxos_from_json(replay)
             result = tuple(await _track(uow, tracked, caller.caller_id, "external"))
-            await _record(uow, caller, "AddOutputs", request_id, fingerprint, codec.utxos_to_json(result))
+            await uow.record_answer(
+                caller.caller_id, "AddOutputs", request_id, fingerprint, codec.utxos_to_json(result)
+            )
         return result
 
     # --- reads -----------------------------------------------------------------------------------
@@ -692,14 +700,3 @@ def _filter_key(filters: UtxoFilter) -> list[object]:
         filters.min_satoshis,
         filters.max_satoshis,
     ]
-
-
-async def _record(
-    uow: UtxoUnitOfWork, caller: Caller, method: str, request_id: str, fingerprint: bytes, answer: bytes
-) -> None:
-    if not await uow.record_answer(caller.caller_id, method, request_id, fingerprint, answer):
-        raise errors.request_in_progress(request_id)
-
-
-def _fingerprint(*parts: object) -> bytes:
-    return hashlib.sha256(orjson.dumps(parts)).digest()
