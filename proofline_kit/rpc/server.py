@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from proofline_kit.auth import TokenDirectory
 from proofline_kit.logging import get_logger
 from proofline_kit.rpc.interceptors import AuthInterceptor, ObservabilityInterceptor, RpcMetrics
+from proofline_kit.settings import ServiceSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,17 @@ class ServerOptions:
     max_message_bytes: int
     shutdown_grace_s: float
     error_domain: str
+
+    @classmethod
+    def for_service(cls, service: ServiceSettings, error_domain: str) -> ServerOptions:
+        return cls(
+            host=service.grpc_host,
+            port=service.grpc_port,
+            reflection=service.reflection_enabled,
+            max_message_bytes=service.max_message_bytes,
+            shutdown_grace_s=service.shutdown_grace_ms / 1000,
+            error_domain=error_domain,
+        )
 
 
 class GrpcServer:

@@ -82,14 +82,7 @@ async def start_publisher(settings: PublisherSettings, *, configure_logs: bool =
         on_queued=pipeline.wake if pipeline is not None else None,
     )
     server = GrpcServer(
-        ServerOptions(
-            host=service.grpc_host,
-            port=service.grpc_port,
-            reflection=service.reflection_enabled,
-            max_message_bytes=service.max_message_bytes,
-            shutdown_grace_s=service.shutdown_grace_ms / 1000,
-            error_domain=ERROR_DOMAIN,
-        ),
+        ServerOptions.for_service(service, ERROR_DOMAIN),
         [
             ServiceBinding(
                 SERVICE_NAME, PublisherServicer(publisher), publisher_pb2_grpc.add_PublisherServiceServicer_to_server

@@ -68,14 +68,7 @@ async def start_signer(settings: SignerSettings, *, configure_logs: bool = True)
     resealed = await gateway.reseal_old_keys()
     registry = CollectorRegistry()
     server = GrpcServer(
-        ServerOptions(
-            host=service.grpc_host,
-            port=service.grpc_port,
-            reflection=service.reflection_enabled,
-            max_message_bytes=service.max_message_bytes,
-            shutdown_grace_s=service.shutdown_grace_ms / 1000,
-            error_domain="proofline.signer",
-        ),
+        ServerOptions.for_service(service, "proofline.signer"),
         [
             ServiceBinding(
                 SERVICE_NAME,

@@ -136,14 +136,7 @@ async def start_utxo(settings: UtxoSettings, *, configure_logs: bool = True) -> 
     maintenance = PoolMaintenance(store, pool, config, signer, signer, chain_adapter, chain_adapter, locks, fee_rates)
     registry = CollectorRegistry()
     server = GrpcServer(
-        ServerOptions(
-            host=service.grpc_host,
-            port=service.grpc_port,
-            reflection=service.reflection_enabled,
-            max_message_bytes=service.max_message_bytes,
-            shutdown_grace_s=service.shutdown_grace_ms / 1000,
-            error_domain="proofline.utxo",
-        ),
+        ServerOptions.for_service(service, "proofline.utxo"),
         [
             ServiceBinding(SERVICE_NAME, UtxoServicer(pool), utxo_pb2_grpc.add_UtxoServiceServicer_to_server),
             ServiceBinding(
