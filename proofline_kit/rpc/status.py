@@ -6,8 +6,9 @@ import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from proofline.common.v1 import common_pb2
 
-from proofline_kit.errors import DomainError, ErrorKind
+from proofline_kit.errors import DomainError, ErrorKind, FieldViolation
 
 _CODES: dict[ErrorKind, int] = {
     ErrorKind.INVALID_ARGUMENT: code_pb2.INVALID_ARGUMENT,
@@ -59,6 +60,33 @@ def to_rpc_status(error: DomainError, domain: str) -> grpc.Status:
     status = status_pb2.Status(code=_CODES[error.kind], message=f"{error.reason}: {error.message}", details=details)
     converted: grpc.Status = rpc_status.to_status(status)
     return converted
+
+
+def to_item_error(error: DomainError, domain: str) -> common_pb2.ItemError:
+    """One failed item of a batch answer: what `to_rpc_status` would say, in typed fields."""
+    return common_pb2.ItemError(
+        code=_CODES[error.kind],
+        reason=error.reason,
+        domain=domain,
+        message=f"{error.reason}: {error.message}",
+        metadata={k: str(v) for k, v in error.metadata.items()},
+        field_violations=[
+            common_pb2.FieldViolation(field=v.field, description=v.description, reason=error.reason)
+            for v in error.field_violations
+        ],
+    )
+
+
+def from_item_error(item: common_pb2.ItemError) -> DomainError:
+    """The client side of `to_item_error`: the item's code, reason, metadata and field violations."""
+    kind = next((k for k, code in _CODES.items() if code == item.code), ErrorKind.INTERNAL)
+    return DomainError(
+        kind,
+        item.reason or kind.value,
+        item.message,
+        metadata=dict(item.metadata),
+        field_violations=tuple(FieldViolation(v.field, v.description) for v in item.field_violations),
+    )
 
 
 def internal_status(domain: str) -> grpc.Status:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import cast
 
-import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from proofline.common.v1 import common_pb2
 from proofline.publisher.v1 import publisher_pb2
 
-from proofline_kit.errors import DomainError
+from proofline_kit.rpc.status import to_item_error
 from services.publisher.domain.models import Identity, IdentityStatus, Job, JobFilter, JobStatus, SignedIntent
 from services.publisher.domain.publisher import Outcome
 
@@ -115,25 +114,11 @@ def job_to_proto(job: Job) -> publisher_pb2.Job:
     return message
 
 
-def item_error_to_proto(error: DomainError) -> common_pb2.ItemError:
-    return common_pb2.ItemError(
-        code=grpc.StatusCode[error.kind.value].value[0],
-        reason=error.reason,
-        domain=ERROR_DOMAIN,
-        message=f"{error.reason}: {error.message}",
-        metadata={k: str(v) for k, v in error.metadata.items()},
-        field_violations=[
-            common_pb2.FieldViolation(field=v.field, description=v.description, reason=error.reason)
-            for v in error.field_violations
-        ],
-    )
-
-
 def result_to_proto(outcome: Outcome) -> publisher_pb2.PublishResult:
     if outcome.job is not None:
         return publisher_pb2.PublishResult(job=job_to_proto(outcome.job), deduplicated=outcome.deduplicated)
     assert outcome.error is not None
-    return publisher_pb2.PublishResult(error=item_error_to_proto(outcome.error))
+    return publisher_pb2.PublishResult(error=to_item_error(outcome.error, ERROR_DOMAIN))
 
 
 def job_filter_from_proto(request: publisher_pb2.ListJobsRequest) -> JobFilter:
