@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from proofline_kit.devstack.demo import DemoPublish
 from proofline_kit.devstack.provisioning import PoolKeys
 from proofline_kit.devstack.suite import RunningService
 
 SIGNER = "signer_gateway"
+UTXO = "utxo"
+PUBLISHER = "publisher"
+PUBLISH_METHOD = "proofline.publisher.v1.PublisherService/Publish"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +32,7 @@ class StackReport:
     admin_token: str | None  # None when AUTH_TOKENS came from the environment
     pool_keys: PoolKeys | None = None  # dev keys created for the utxo pool
     chain_url: str = ""
+    demo: DemoPublish | None = None  # the funded demo pool and identity
 
 
 def redact_url(url: str) -> str:
@@ -87,9 +92,32 @@ def _try_lines(report: StackReport) -> list[str]:
         return []
     examples = list(grpcurl_examples(signer.grpc_address, report.admin_token))
     keys = report.pool_keys
+    if report.demo is not None:
+        return ["", "  try:", *(f"    {line}" for line in examples), *_demo_lines(report)]
     if keys is not None and report.chain_url:
         examples.append(
             f"""curl -s -XPOST {report.chain_url}/_sim/fund -d '{{"address":"{keys.funding_address}","""
             f""""satoshis":1000000,"count":1}}'   # fund the pool's key {keys.funding_key_id}"""
         )
     return ["", "  try:", *(f"    {line}" for line in examples)]
+
+
+def _demo_lines(report: StackReport) -> list[str]:
+    demo = report.demo
+    publisher = next((s for s in report.services if s.name == PUBLISHER), None)
+    if demo is None or publisher is None:
+        return []
+    bearer = report.admin_token if report.admin_token is not None else "<a token from AUTH_TOKENS>"
+    call = f"grpcurl -plaintext -H 'authorization: Bearer {bearer}'"
+    hours = f"{demo.ttl_s / 3600:g} h"
+    return [
+        "",
+        f"  publish (pool: {demo.available_utxos} publish UTXOs on chainsim;"
+        f" demo identity {demo.identity_pubkey[:16]}…):",
+        f"    # a signed intent, ready: answers once the job is SENT; valid for {hours}, and only once (its nonce)",
+        f"    {call} -d '{demo.publish_request_json}' {publisher.grpc_address} {PUBLISH_METHOD}",
+        "    # a fresh one, with your own record:",
+        f"    .venv/bin/proofline-intent --key-file {demo.identity_key_file} --wait-for-sent"
+        f""" --record '{{"note":"hi"}}' | {call} -d @ {publisher.grpc_address} {PUBLISH_METHOD}""",
+        f"    curl -s -XPOST {report.chain_url}/_sim/mine -d '{{}}'   # mine it; the job goes CONFIRMED",
+    ]

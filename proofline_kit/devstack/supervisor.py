@@ -14,11 +14,12 @@ from pathlib import Path
 from proofline_kit.devstack.config import SERVICES, DevstackConfig, ServiceSpec
 from proofline_kit.devstack.console import Console
 from proofline_kit.devstack.credentials import MASTER_KEY_FILE, dev_auth_tokens, ensure_master_key
+from proofline_kit.devstack.demo import DemoPublish, prepare_demo
 from proofline_kit.devstack.errors import StartupError
 from proofline_kit.devstack.postgres import start_postgres
 from proofline_kit.devstack.procs import Launcher
 from proofline_kit.devstack.provisioning import PoolKeys, ensure_pool_keys, pool_key_defaults
-from proofline_kit.devstack.report import SIGNER, Dependency, StackReport, ready_banner
+from proofline_kit.devstack.report import PUBLISHER, SIGNER, UTXO, Dependency, StackReport, ready_banner
 from proofline_kit.devstack.suite import (
     CHAINSIM,
     RunningService,
@@ -126,6 +127,7 @@ async def start_stack(config: DevstackConfig, launcher: Launcher) -> StackReport
         running.append(started)
         if spec.name == SIGNER and wanted_keys is not None:
             pool_keys = await ensure_pool_keys(started.grpc_address, config.admin_token, *wanted_keys)
+    demo = await _demo(config, env, running, pool_keys)
     return StackReport(
         services=tuple(running),
         not_started=tuple(spec.name for spec in SERVICES if spec not in to_start),
@@ -133,6 +135,26 @@ async def start_stack(config: DevstackConfig, launcher: Launcher) -> StackReport
         admin_token=config.admin_token if not config.env.get("AUTH_TOKENS") else None,
         pool_keys=pool_keys,
         chain_url=env.get("ARC_URL", ""),
+        demo=demo,
+    )
+
+
+async def _demo(
+    config: DevstackConfig, env: dict[str, str], running: list[RunningService], pool_keys: PoolKeys | None
+) -> DemoPublish | None:
+    """The demo pool and identity: only on the stack's own chainsim with the dev pool keys, once
+    utxo and the publisher both run."""
+    addresses = {s.name: s.grpc_address for s in running}
+    if pool_keys is None or not config.chainsim_wanted or not {UTXO, PUBLISHER} <= set(addresses):
+        return None
+    return await prepare_demo(
+        chain_url=env["ARC_URL"],
+        utxo_address=addresses[UTXO],
+        publisher_address=addresses[PUBLISHER],
+        pool=pool_keys,
+        admin_token=config.admin_token,
+        data_dir=config.data_dir,
+        intent_ttl_s=config.reader().integer("PUBLISHER_INTENT_MAX_TTL_S", 3600, minimum=1),
     )
 
 

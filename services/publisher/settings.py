@@ -187,7 +187,7 @@ def _read_workers(env: EnvReader, service: ServiceSettings) -> WorkerSettings:
         data_format=DataFormat(
             env.choice("PUBLISHER_DATA_MODE", DataMode, DataMode.RECORD), b"" if prefix == "-" else prefix.encode()
         ),
-        sign_concurrency=env.integer("PUBLISHER_SIGN_CONCURRENCY", 64, minimum=1, maximum=1000),
+        sign_chunk_txs=env.integer("PUBLISHER_SIGN_CHUNK_TXS", 256, minimum=1, maximum=1024),
         sign_mode=env.choice("PUBLISHER_SIGN_MODE", SignMode, SignMode.POLICY),
         requeue_delay_s=_ms(env, "PUBLISHER_REQUEUE_DELAY_MS", 2_000, minimum=0),
         retry=retry,

@@ -1,4 +1,5 @@
-"""signer_gateway over gRPC (proofline.signer.v1.SignerService), policy mode, as the TxSigner."""
+"""signer_gateway over gRPC (proofline.signer.v1.SignerService) as the TxSigner: SignTransactions (policy
+mode) by default, Sign for the opt-in blind batch mode."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import grpc
 from proofline.common.v1 import common_pb2
 from proofline.signer.v1 import signer_pb2, signer_pb2_grpc
 
+from proofline_kit.errors import DomainError
 from proofline_kit.rpc.interceptors import outbound_metadata
-from proofline_kit.wire import TxOutput
+from proofline_kit.rpc.status import from_item_error
 from services.publisher.adapters.grpc_errors import domain_error
-from services.publisher.domain.ports import SignedTx
+from services.publisher.domain.ports import SignedTx, TxToSign
 
 UNAVAILABLE_REASON = "SIGNER_UNAVAILABLE"
 
@@ -25,23 +27,30 @@ class SignerClient:
         self._timeout_s = timeout_s
         self._scripts: dict[str, bytes] = {}
 
-    async def sign(self, request_id: str, unsigned_tx: bytes, spent: TxOutput, key_id: str) -> SignedTx:
-        try:
-            response = await self._stub.SignTransaction(
-                signer_pb2.SignTransactionRequest(
-                    request_id=request_id,
-                    unsigned_tx=unsigned_tx,
+    async def sign_transactions(self, request_id: str, txs: Sequence[TxToSign]) -> list[SignedTx | DomainError]:
+        request = signer_pb2.SignTransactionsRequest(
+            request_id=request_id,
+            transactions=[
+                signer_pb2.TransactionToSign(
+                    unsigned_tx=tx.unsigned_tx,
                     spent_outputs=[
-                        common_pb2.SpentOutput(satoshis=spent.satoshis, locking_script=spent.locking_script)
+                        common_pb2.SpentOutput(satoshis=tx.spent.satoshis, locking_script=tx.spent.locking_script)
                     ],
-                    input_keys=[signer_pb2.InputKey(input_index=0, key_id=key_id)],
-                ),
-                metadata=outbound_metadata(self._token),
-                timeout=self._timeout_s,
+                    input_keys=[signer_pb2.InputKey(input_index=0, key_id=tx.key_id)],
+                )
+                for tx in txs
+            ],
+        )
+        try:
+            response = await self._stub.SignTransactions(
+                request, metadata=outbound_metadata(self._token), timeout=self._timeout_s
             )
         except grpc.aio.AioRpcError as error:
             raise domain_error(error, "signer_gateway", UNAVAILABLE_REASON) from None
-        return SignedTx(bytes(response.signed_tx), response.txid)
+        return [
+            SignedTx(bytes(r.signed.signed_tx), r.signed.txid) if r.HasField("signed") else from_item_error(r.error)
+            for r in response.results
+        ]
 
     async def sign_digests(self, request_id: str, items: Sequence[tuple[str, bytes]]) -> list[tuple[bytes, bytes]]:
         try:

@@ -52,6 +52,7 @@ from services.publisher.domain.ports import (
     PublishPool,
     SignedTx,
     TxSigner,
+    TxToSign,
 )
 from services.publisher.domain.txbuild import (
     DataFormat,
@@ -80,7 +81,7 @@ _REASON = re.compile(r"^[A-Z0-9_]{1,64}$")
 
 
 class SignMode(Enum):
-    # One SignTransaction per transaction (the signer parses it and checks the key's policy).
+    # SignTransactions: the signer parses every transaction and checks the key's policy.
     POLICY = "policy"
     # One Sign call per batch with every sighash (blind: the signer checks no transaction policy;
     # only for keys whose policy allows it). Far fewer signer round trips.
@@ -103,7 +104,8 @@ class PipelineConfig:
     change_key_id: str = ""
     dust_limit_satoshis: int = 1
     data_format: DataFormat = field(default_factory=DataFormat)
-    sign_concurrency: int = 64
+    # Transactions per SignTransactions call in policy mode (a batch's chunks are signed concurrently).
+    sign_chunk_txs: int = 256
     sign_mode: SignMode = SignMode.POLICY
     # A job given back to the queue before signing (pool empty or unreachable, signer unreachable).
     requeue_delay_s: float = 2.0
@@ -239,7 +241,7 @@ class PublishPipeline:
         try:
             planned, leftover = await self._plan(claims, lease, datas, rate)
         except DomainError as error:
-            reason = SIGNER_UNAVAILABLE if error.kind is ErrorKind.UNAVAILABLE else _reason(error, SIGNING_FAILED)
+            reason, _ = _signing_failure(error)
             await self._requeue(claims, reason, error.message, actor)
             await self._release(lease, [u.outpoint for u in lease.utxos])
             return
@@ -329,9 +331,8 @@ class PublishPipeline:
         try:
             signatures = await self._signer.sign_digests(request_id, items)
         except DomainError as error:
-            reason = SIGNER_UNAVAILABLE if error.kind is ErrorKind.UNAVAILABLE else _reason(error, SIGNING_FAILED)
             self._log.warning("batch.signing_failed", failed=len(planned), reason=error.reason)
-            return {p.job_id: (reason, error.message) for p in planned}
+            return {p.job_id: _signing_failure(error) for p in planned}
         if len(signatures) != len(planned):
             return {p.job_id: (SIGNING_FAILED, "the signer answered for another number of digests") for p in planned}
         for plan, (signature, public_key) in zip(planned, signatures, strict=True):
@@ -340,32 +341,37 @@ class PublishPipeline:
         return {}
 
     async def _sign_each(self, planned: list[_Planned]) -> dict[str, tuple[str, str]]:
-        """One SignTransaction per transaction (the signer's policy mode signs one transaction per
-        call), `sign_concurrency` at a time."""
-        gate = asyncio.Semaphore(self.config.sign_concurrency)
+        """Policy mode: the signer parses and checks every transaction itself. Chunks of
+        `sign_chunk_txs` transactions, one SignTransactions call each, all chunks in flight at once."""
+        size = self.config.sign_chunk_txs
+        chunks = [planned[i : i + size] for i in range(0, len(planned), size)]
         failures: dict[str, tuple[str, str]] = {}
-
-        async def sign(plan: _Planned) -> None:
-            request_id = f"sign-{plan.job_id}-{plan.claim.lease_token}"[:64]
-            async with gate:
-                try:
-                    signed = await self._signer.sign(
-                        request_id, plan.unsigned.raw, plan.unsigned.spent, plan.utxo.owner_key_id
-                    )
-                    check_signed(plan.unsigned, signed.raw, signed.txid)
-                except DomainError as error:
-                    fallback = SIGNER_UNAVAILABLE if error.kind is ErrorKind.UNAVAILABLE else SIGNING_FAILED
-                    reason = SIGNER_UNAVAILABLE if error.kind is ErrorKind.UNAVAILABLE else _reason(error, fallback)
-                    failures[plan.job_id] = (reason, error.message)
-                    return
-                except ValueError as error:
-                    failures[plan.job_id] = (SIGNING_FAILED, str(error))
-                    return
-            plan.signed = signed
-
-        await asyncio.gather(*(sign(p) for p in planned))
+        for chunk_failures in await asyncio.gather(*(self._sign_chunk(c) for c in chunks)):
+            failures.update(chunk_failures)
         if failures:
             self._log.warning("batch.signing_failed", failed=len(failures), sample=next(iter(failures.values())))
+        return failures
+
+    async def _sign_chunk(self, chunk: list[_Planned]) -> dict[str, tuple[str, str]]:
+        request_id = f"signs-{chunk[0].job_id}-{chunk[0].claim.lease_token}"[:64]
+        txs = [TxToSign(p.unsigned.raw, p.unsigned.spent, p.utxo.owner_key_id) for p in chunk]
+        try:
+            answers = await self._signer.sign_transactions(request_id, txs)
+        except DomainError as error:
+            return {p.job_id: _signing_failure(error) for p in chunk}
+        if len(answers) != len(chunk):
+            return {p.job_id: (SIGNING_FAILED, "the signer answered for another number of transactions") for p in chunk}
+        failures: dict[str, tuple[str, str]] = {}
+        for plan, answer in zip(chunk, answers, strict=True):
+            if isinstance(answer, DomainError):
+                failures[plan.job_id] = _signing_failure(answer)
+                continue
+            try:
+                check_signed(plan.unsigned, answer.raw, answer.txid)
+            except ValueError as error:
+                failures[plan.job_id] = (SIGNING_FAILED, str(error))
+                continue
+            plan.signed = answer
         return failures
 
     def _signed_move(self, plan: _Planned, batch_id: str) -> JobMove:
@@ -631,3 +637,10 @@ class PublishPipeline:
 
 def _random_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def _signing_failure(error: DomainError) -> tuple[str, str]:
+    """(job error reason, detail): the signer's own reason, or SIGNER_UNAVAILABLE when it could not answer."""
+    if error.kind is ErrorKind.UNAVAILABLE:
+        return SIGNER_UNAVAILABLE, error.message
+    return _reason(error, SIGNING_FAILED), error.message

@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Protocol
 
 from proofline_kit.chain import ArcTxStatus, BroadcastOutcome, FeeRate, PreparedTx, ProofCheck, TxChainState
+from proofline_kit.errors import DomainError
 from proofline_kit.wire import Outpoint, TxOutput
 
 
@@ -126,10 +127,22 @@ class SignedTx:
     txid: str
 
 
+@dataclass(frozen=True, slots=True)
+class TxToSign:
+    """A one-input transaction for the signer's policy mode: the bytes, the output it spends, the key."""
+
+    unsigned_tx: bytes
+    spent: TxOutput
+    key_id: str
+
+
 class TxSigner(Protocol):
     """signer_gateway in policy mode (it sees the whole transaction and checks its policy)."""
 
-    async def sign(self, request_id: str, unsigned_tx: bytes, spent: TxOutput, key_id: str) -> SignedTx: ...
+    async def sign_transactions(self, request_id: str, txs: Sequence[TxToSign]) -> list[SignedTx | DomainError]:
+        """One call for many transactions, each answered on its own (signed, or the error it met).
+        Raises a DomainError only when the call as a whole fails."""
+        ...
 
     async def locking_script(self, key_id: str) -> bytes:
         """The P2PKH locking script paying `key_id` (for change to a configured key)."""
