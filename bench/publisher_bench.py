@@ -22,7 +22,8 @@ BENCH_PUBLISHER_WORKERS (4), BENCH_PUBLISHER_BATCH (500), BENCH_PUBLISHER_MAX_QU
 BENCH_PUBLISHER_POOL_KEYS (8: the pool's UTXOs are spread over this many signer keys, because
 signer_gateway serializes SignTransaction per key),
 BENCH_PUBLISHER_IDENTITIES (32: intents are signed by this many registered identity keys),
-BENCH_PUBLISHER_SIGN_MODE (policy: one SignTransaction per transaction; batch: one blind Sign per batch),
+BENCH_PUBLISHER_SIGN_MODE (policy: SignTransactions, the signer checks every transaction; batch: one blind
+Sign per batch),
 BENCH_PUBLISHER_CAPACITY (intents to fund for the sustained phase; default 1500/s x duration).
 """
 
@@ -49,14 +50,13 @@ import asyncpg
 import grpc
 import httpx
 import psycopg
-import rfc8785
-from bsv import PrivateKey
-from bsv.native import NATIVE_MODULE
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from proofline.common.v1 import common_pb2
 from proofline.publisher.v1 import publisher_pb2, publisher_pb2_grpc
 from proofline.signer.v1 import signer_pb2, signer_pb2_grpc
 from proofline.utxo.v1 import utxo_pb2, utxo_pb2_grpc
+
+from proofline_kit.signed_intents import IdentityKey, intent_body
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_URL = os.environ.get("BENCH_DATABASE_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -221,24 +221,10 @@ async def wait_http(proc: Proc, url: str) -> None:
             await asyncio.sleep(0.2)
 
 
-@dataclass
-class Identity:
-    secret: bytes
-    pubkey: bytes
-
-    def intent(self, index: int) -> publisher_pb2.SignedIntent:
-        now = int(time.time())
-        payload = rfc8785.dumps(
-            {
-                "aud": AUDIENCE,
-                "exp": now + 3000,
-                "iat": now,
-                "nonce": f"bench{index:012d}{uuid.uuid4().hex[:8]}",
-                "record": {"doc": f"sha256:{hashlib.sha256(str(index).encode()).hexdigest()}", "n": index},
-            }
-        )
-        signature = bytes(NATIVE_MODULE.ecdsa_sign(hashlib.sha256(payload).digest(), self.secret))
-        return publisher_pb2.SignedIntent(signed_payload=payload, signature=signature, pubkey=self.pubkey)
+def bench_intent(identity: IdentityKey, index: int) -> publisher_pb2.SignedIntent:
+    record = {"doc": f"sha256:{hashlib.sha256(str(index).encode()).hexdigest()}", "n": index}
+    nonce = f"bench{index:012d}{uuid.uuid4().hex[:8]}"
+    return identity.intent(intent_body(record, ttl_s=3000, nonce=nonce, audience=AUDIENCE))
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -325,11 +311,10 @@ class Bench:
             flush=True,
         )
 
-    async def register(self, count: int) -> list[Identity]:
+    async def register(self, count: int) -> list[IdentityKey]:
         identities = []
         for index in range(count):
-            key = PrivateKey()
-            identity = Identity(bytes(key.serialize()), bytes(key.public_key().serialize(compressed=True)))
+            identity = IdentityKey.generate()
             await self.publisher.RegisterIdentity(
                 publisher_pb2.RegisterIdentityRequest(
                     request_id=f"bench-identity-{index}", pubkey=identity.pubkey, label=f"bench {index}"
@@ -579,7 +564,7 @@ async def run(running: dict[str, Proc], database_url: str) -> None:
         await bench.fund_pool(CAPACITY + latency_count)
         identities = await bench.register(IDENTITIES)
         started = time.monotonic()
-        intents = [identities[i % IDENTITIES].intent(i) for i in range(CAPACITY + latency_count)]
+        intents = [bench_intent(identities[i % IDENTITIES], i) for i in range(CAPACITY + latency_count)]
         print(f"  {len(intents)} intents signed in {time.monotonic() - started:.1f} s", flush=True)
         print(f"sustained throughput ({WORKERS} workers, batches of up to 500, sign mode {SIGN_MODE}):", flush=True)
         rate, _, _, submitted = await bench.sustained(intents[:CAPACITY])
