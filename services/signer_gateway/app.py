@@ -21,6 +21,7 @@ from services.signer_gateway.backends.local_keystore import LocalKeystoreBackend
 from services.signer_gateway.domain import ecdsa
 from services.signer_gateway.domain.crypto_pool import CryptoPool
 from services.signer_gateway.domain.gateway import SignerGateway
+from services.signer_gateway.rpc.mappers import ERROR_DOMAIN
 from services.signer_gateway.rpc.servicer import SignerServicer
 from services.signer_gateway.settings import SignerSettings
 from services.signer_gateway.store.signer_store import MIGRATIONS, SignerStore
@@ -68,7 +69,7 @@ async def start_signer(settings: SignerSettings, *, configure_logs: bool = True)
     resealed = await gateway.reseal_old_keys()
     registry = CollectorRegistry()
     server = GrpcServer(
-        ServerOptions.for_service(service, "proofline.signer"),
+        ServerOptions.for_service(service, ERROR_DOMAIN),
         [
             ServiceBinding(
                 SERVICE_NAME,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -23,12 +25,15 @@ from services.signer_gateway.domain.models import (
     DigestToSign,
     KeyPolicy,
     KeyRecord,
+    KeySpend,
     Page,
     SignatureResult,
     SignedTransaction,
+    TransactionOutcome,
     TransactionToSign,
 )
 from services.signer_gateway.domain.policy import (
+    SpendSummary,
     check_transaction_policy,
     policy_mode_required,
     summarize_spend,
@@ -92,76 +97,211 @@ class SignerGateway:
     async def sign_transaction(
         self, caller: Caller, request_id: str, request: TransactionToSign, timeout_s: float
     ) -> SignedTransaction:
-        """Policy mode: the gateway computes every sighash itself and checks the keys' policies."""
+        """Policy mode: the gateway computes every sighash itself and checks the keys' policies.
+
+        A batch of one with all-or-nothing answers: the transaction's error fails the call."""
         check_request_id(request_id)
-        unsigned = _parse_request(request)
-        key_ids = sorted({k.key_id for k in request.input_keys})
-        fingerprint = request_fingerprint(
+        pending = _prepare(request)
+        if pending.error is not None:
+            raise pending.error
+        fingerprint = request_fingerprint("SignTransaction", *_transaction_fingerprint_parts(request))
+        outcomes = await self._sign_transactions(
+            caller,
+            request_id,
             "SignTransaction",
-            request.unsigned_tx.hex(),
-            *((p.satoshis, p.locking_script.hex()) for p in request.spent_outputs),
-            *((k.input_index, k.key_id) for k in request.input_keys),
+            fingerprint,
+            [pending],
+            timeout_s,
+            partial=False,
+            encode=lambda results: _signed_tx_to_json(_signed(results[0])),
+            decode=lambda raw: [_signed_tx_from_json(raw)],
         )
-        async with self._store.unit_of_work() as uow:
-            replay = await uow.find_answer(caller.caller_id, "SignTransaction", request_id, fingerprint)
-            if replay is not None:
-                return _signed_tx_from_json(replay)
-            keys = await self._usable_keys(uow, caller, request_id, key_ids)
-            for input_key in request.input_keys:
-                owner = p2pkh_hash(request.spent_outputs[input_key.input_index].locking_script)
-                if owner != ecdsa.pubkey_hash(keys[input_key.key_id].public_key):
-                    raise invalid_argument(
-                        "INPUT_NOT_OWNED_BY_KEY",
-                        f"input_keys[{input_key.input_index}]",
-                        f"spent output is not a P2PKH output of key {input_key.key_id}",
-                    )
-            summary = summarize_spend(
-                unsigned.outputs,
-                request.spent_outputs,
-                {ecdsa.pubkey_hash(k.public_key) for k in keys.values()},
+        return _signed(outcomes[0])
+
+    async def sign_transactions(
+        self, caller: Caller, request_id: str, requests: Sequence[TransactionToSign], timeout_s: float
+    ) -> list[TransactionOutcome]:
+        """Policy mode for many transactions: one answer per transaction, in request order.
+
+        Each transaction goes through SignTransaction's checks and fails alone (its DomainError is
+        its answer); problems of the call itself (request_id, batch size, request_id reuse, a
+        backend failure) fail the call."""
+        check_request_id(request_id)
+        if not requests:
+            raise invalid_argument("BATCH_EMPTY", "transactions", "at least one transaction is required")
+        if len(requests) > MAX_BATCH_ITEMS:
+            raise invalid_argument(
+                "BATCH_TOO_LARGE", "transactions", f"at most {MAX_BATCH_ITEMS} transactions per call"
             )
-            now = self._clock()
-            # Only keys with a daily limit pay for it: their rows are locked so that concurrent
-            # signatures are counted one after the other, and their last 24 hours are summed.
-            limited = [k for k in key_ids if keys[k].policy.max_amount_per_day_satoshis]
-            sent_today: dict[str, int] = {}
-            if limited:
-                keys.update(await uow.keys_by_id(limited, for_update=True))
-                sent_today = await uow.sent_last_24h(limited, now)
-            for key_id in key_ids:
-                try:
-                    check_transaction_policy(key_id, keys[key_id].policy, summary, sent_today.get(key_id, 0))
-                except DomainError as denial:
-                    await self._audit_denied(caller, request_id, [key_id], denial.reason, None)
-                    raise
-            digests = unsigned.sighashes()
-            records = [keys[k.key_id] for k in request.input_keys]
-            wanted = [digests[k.input_index] for k in request.input_keys]
-            signatures = await self._sign_checked(records, wanted, timeout_s)
-            for input_key, record, signature in zip(request.input_keys, records, signatures, strict=True):
-                unsigned.apply_signature(input_key.input_index, signature, record.public_key)
+        fingerprint = request_fingerprint("SignTransactions", *(_transaction_fingerprint_parts(r) for r in requests))
+        return await self._sign_transactions(
+            caller,
+            request_id,
+            "SignTransactions",
+            fingerprint,
+            [_prepare(r) for r in requests],
+            timeout_s,
+            partial=True,
+            encode=_outcomes_to_json,
+            decode=_outcomes_from_json,
+        )
+
+    async def _sign_transactions(
+        self,
+        caller: Caller,
+        request_id: str,
+        method: str,
+        fingerprint: bytes,
+        pending: list[_Pending],
+        timeout_s: float,
+        *,
+        partial: bool,
+        encode: Callable[[list[TransactionOutcome]], bytes],
+        decode: Callable[[bytes], list[TransactionOutcome]],
+    ) -> list[TransactionOutcome]:
+        """One unit of work for the whole call: one idempotency lookup and record, keys read once,
+        daily-limited keys locked once, spends and audit rows written with one statement each.
+        Unless `partial`, the first transaction error fails the call and nothing is written but the
+        denials."""
+        denials: list[AuditEntry] = []
+        try:
+            async with self._store.unit_of_work() as uow:
+                replay = await uow.find_answer(caller.caller_id, method, request_id, fingerprint)
+                if replay is not None:
+                    return decode(replay)
+                outcomes, spends, signed = await self._check_and_sign(
+                    uow, caller, request_id, pending, timeout_s, denials
+                )
+                if not partial:
+                    for outcome in outcomes:
+                        if isinstance(outcome, DomainError):
+                            raise outcome
+                if spends:
+                    await uow.record_spends(spends)
+                await uow.append_audit([*signed, *denials])
+                await uow.record_answer(caller.caller_id, method, request_id, fingerprint, encode(outcomes))
+        except Exception:
+            if denials:
+                # Their own transaction: denials are recorded even though the request's transaction
+                # rolled back.
+                async with self._store.unit_of_work() as uow:
+                    await uow.append_audit(denials)
+            raise
+        return outcomes
+
+    async def _check_and_sign(
+        self,
+        uow: SignerUnitOfWork,
+        caller: Caller,
+        request_id: str,
+        pending: list[_Pending],
+        timeout_s: float,
+        denials: list[AuditEntry],
+    ) -> tuple[list[TransactionOutcome], list[KeySpend], list[AuditEntry]]:
+        """SignTransaction's checks, in its order, for every transaction; then one signing pass.
+
+        Returns the outcomes, the spends to record and the audit rows of the signatures; appends
+        the denials (ACL, policy) to `denials`."""
+        caller_id = caller.caller_id
+        allowed: dict[str, bool] = {}
+        live: list[_Pending] = []
+        for item in pending:
+            if item.error is not None:
+                continue
+            denied = []
+            for key_id in item.key_ids:
+                ok = allowed.get(key_id)
+                if ok is None:
+                    ok = allowed[key_id] = self._acl.allows(caller, key_id)
+                if not ok:
+                    denied.append(key_id)
+            if denied:
+                denials.extend(
+                    AuditEntry(caller_id, request_id, k, None, None, "denied", "KEY_ACCESS_DENIED") for k in denied
+                )
+                item.error = _access_denied(caller, denied[0])
+            else:
+                live.append(item)
+        keys: dict[str, KeyRecord] = {}
+        if live:
+            keys = await uow.keys_by_id(sorted({k for item in live for k in item.key_ids}))
+        hashes = {key_id: ecdsa.pubkey_hash(key.public_key) for key_id, key in keys.items()}
+        checked: list[_Pending] = []
+        for item in live:
+            missing = [k for k in item.key_ids if k not in keys]
+            if missing:
+                item.error = _key_not_found(missing[0])
+                continue
+            try:
+                item.summary = _check_ownership_and_summarize(item, hashes)
+            except DomainError as error:
+                item.error = error
+                continue
+            checked.append(item)
+        now = self._clock()
+        # Only keys with a daily limit pay for it: their rows are locked (once per call) so that
+        # concurrent signatures are counted one after the other, and their last 24 hours are summed.
+        # Within the call, transactions are counted in request order.
+        limited = sorted({k for item in checked for k in item.key_ids if keys[k].policy.max_amount_per_day_satoshis})
+        sent_today: dict[str, int] = {}
+        if limited:
+            keys.update(await uow.keys_by_id(limited, for_update=True))
+            sent_today = await uow.sent_last_24h(limited, now)
+        to_sign: list[_Pending] = []
+        for item in checked:
+            summary = item.summary
+            assert summary is not None
+            try:
+                for key_id in item.key_ids:
+                    try:
+                        check_transaction_policy(key_id, keys[key_id].policy, summary, sent_today.get(key_id, 0))
+                    except DomainError as denial:
+                        denials.append(AuditEntry(caller_id, request_id, key_id, None, None, "denied", denial.reason))
+                        raise
+            except DomainError as error:
+                item.error = error
+                continue
+            for key_id in item.key_ids:
+                sent_today[key_id] = sent_today.get(key_id, 0) + summary.sent_satoshis
+            to_sign.append(item)
+        records: list[KeyRecord] = []
+        digests: list[bytes] = []
+        for item in to_sign:
+            assert item.unsigned is not None
+            sighashes = item.unsigned.sighashes()
+            for input_key in item.request.input_keys:
+                records.append(keys[input_key.key_id])
+                digests.append(sighashes[input_key.input_index])
+        signatures = await self._sign_checked(records, digests, timeout_s) if records else []
+        spends: list[KeySpend] = []
+        audit: list[AuditEntry] = []
+        position = 0
+        for item in to_sign:
+            unsigned, summary = item.unsigned, item.summary
+            assert unsigned is not None and summary is not None
+            first = position
+            for input_key in item.request.input_keys:
+                unsigned.apply_signature(input_key.input_index, signatures[position], records[position].public_key)
+                position += 1
             raw = unsigned.serialize()
             txid = unsigned.txid()
-            result = SignedTransaction(
-                raw_tx=raw,
-                txid=txid,
-                fee_satoshis=summary.fee_satoshis,
-                sent_satoshis=summary.sent_satoshis,
-                signatures=tuple(
-                    SignatureResult(r.key_id, s, r.public_key) for r, s in zip(records, signatures, strict=True)
-                ),
+            results = tuple(
+                SignatureResult(records[i].key_id, signatures[i], records[i].public_key) for i in range(first, position)
             )
-            await uow.record_spends(key_ids, txid, summary.sent_satoshis, now)
-            await uow.append_audit(
-                [
-                    AuditEntry(caller.caller_id, request_id, r.key_id, d, txid, "signed")
-                    for r, d in zip(records, wanted, strict=True)
-                ]
+            item.result = SignedTransaction(raw, txid, summary.fee_satoshis, summary.sent_satoshis, results)
+            spends.extend(KeySpend(k, txid, summary.sent_satoshis, now) for k in item.key_ids)
+            audit.extend(
+                AuditEntry(caller_id, request_id, records[i].key_id, digests[i], txid, "signed")
+                for i in range(first, position)
             )
-            await uow.record_answer(
-                caller.caller_id, "SignTransaction", request_id, fingerprint, _signed_tx_to_json(result)
-            )
-        return result
+        outcomes: list[TransactionOutcome] = []
+        for item in pending:
+            if item.result is not None:
+                outcomes.append(item.result)
+            else:
+                assert item.error is not None
+                outcomes.append(item.error)
+        return outcomes, spends, audit
 
     # --- keys ------------------------------------------------------------------------------------
 
@@ -275,12 +415,7 @@ class SignerGateway:
         if denied:
             if audit:
                 await self._audit_denied(caller, request_id, denied, "KEY_ACCESS_DENIED", None)
-            raise DomainError(
-                ErrorKind.PERMISSION_DENIED,
-                "KEY_ACCESS_DENIED",
-                f"caller {caller.caller_id} may not use key {denied[0]}",
-                metadata={"keyId": denied[0], "callerId": caller.caller_id},
-            )
+            raise _access_denied(caller, denied[0])
         keys = await uow.keys_by_id(key_ids, for_update=for_update)
         missing = sorted(set(key_ids) - set(keys))
         if missing:
@@ -390,6 +525,27 @@ def _check_batch(items: Sequence[DigestToSign]) -> None:
         )
 
 
+@dataclass(slots=True)
+class _Pending:
+    """One transaction of a call on its way through the checks."""
+
+    request: TransactionToSign
+    unsigned: UnsignedTransaction | None = None
+    key_ids: tuple[str, ...] = ()
+    error: DomainError | None = None
+    summary: SpendSummary | None = None
+    result: SignedTransaction | None = None
+
+
+def _prepare(request: TransactionToSign) -> _Pending:
+    """Parse and check the transaction's own fields (no database): its error, if any, is its answer."""
+    try:
+        unsigned = _parse_request(request)
+    except DomainError as error:
+        return _Pending(request, error=error)
+    return _Pending(request, unsigned, tuple(sorted({k.key_id for k in request.input_keys})))
+
+
 def _parse_request(request: TransactionToSign) -> UnsignedTransaction:
     tx = parse_transaction(request.unsigned_tx)
     if tx is None:
@@ -415,6 +571,44 @@ def _parse_request(request: TransactionToSign) -> UnsignedTransaction:
     return UnsignedTransaction(tx, request.spent_outputs)
 
 
+def _check_ownership_and_summarize(item: _Pending, pubkey_hashes: dict[str, bytes]) -> SpendSummary:
+    """Every listed input must spend a P2PKH output of its key; then how the transaction moves money."""
+    request, unsigned = item.request, item.unsigned
+    assert unsigned is not None
+    for input_key in request.input_keys:
+        owner = p2pkh_hash(request.spent_outputs[input_key.input_index].locking_script)
+        if owner != pubkey_hashes[input_key.key_id]:
+            raise invalid_argument(
+                "INPUT_NOT_OWNED_BY_KEY",
+                f"input_keys[{input_key.input_index}]",
+                f"spent output is not a P2PKH output of key {input_key.key_id}",
+            )
+    return summarize_spend(unsigned.outputs, request.spent_outputs, {pubkey_hashes[k] for k in item.key_ids})
+
+
+def _transaction_fingerprint_parts(request: TransactionToSign) -> tuple[object, ...]:
+    return (
+        request.unsigned_tx.hex(),
+        *((p.satoshis, p.locking_script.hex()) for p in request.spent_outputs),
+        *((k.input_index, k.key_id) for k in request.input_keys),
+    )
+
+
+def _signed(outcome: TransactionOutcome) -> SignedTransaction:
+    if isinstance(outcome, DomainError):
+        raise outcome
+    return outcome
+
+
+def _access_denied(caller: Caller, key_id: str) -> DomainError:
+    return DomainError(
+        ErrorKind.PERMISSION_DENIED,
+        "KEY_ACCESS_DENIED",
+        f"caller {caller.caller_id} may not use key {key_id}",
+        metadata={"keyId": key_id, "callerId": caller.caller_id},
+    )
+
+
 def _key_not_found(key_id: str) -> DomainError:
     return DomainError(ErrorKind.NOT_FOUND, "KEY_NOT_FOUND", f"no key {key_id}", metadata={"keyId": key_id})
 
@@ -438,23 +632,61 @@ def _signatures_from_json(raw: bytes) -> list[SignatureResult]:
 
 
 def _signed_tx_to_json(result: SignedTransaction) -> bytes:
-    return orjson.dumps(
-        {
-            "raw": result.raw_tx.hex(),
-            "txid": result.txid,
-            "fee": result.fee_satoshis,
-            "sent": result.sent_satoshis,
-            "signatures": orjson.loads(_signatures_to_json(result.signatures)),
-        }
-    )
+    return orjson.dumps(_outcome_to_data(result))
 
 
 def _signed_tx_from_json(raw: bytes) -> SignedTransaction:
-    data = orjson.loads(raw)
+    return _signed_tx_from_data(orjson.loads(raw))
+
+
+def _signed_tx_from_data(data: dict[str, Any]) -> SignedTransaction:
     return SignedTransaction(
         raw_tx=bytes.fromhex(data["raw"]),
         txid=data["txid"],
         fee_satoshis=data["fee"],
         sent_satoshis=data["sent"],
-        signatures=tuple(_signatures_from_json(orjson.dumps(data["signatures"]))),
+        signatures=tuple(SignatureResult(k, bytes.fromhex(s), bytes.fromhex(p)) for k, s, p in data["signatures"]),
     )
+
+
+def _outcome_to_data(outcome: TransactionOutcome) -> dict[str, Any]:
+    if isinstance(outcome, DomainError):
+        return {
+            "error": {
+                "kind": outcome.kind.value,
+                "reason": outcome.reason,
+                "message": outcome.message,
+                "metadata": dict(outcome.metadata),
+                "violations": [[v.field, v.description] for v in outcome.field_violations],
+            }
+        }
+    return {
+        "raw": outcome.raw_tx.hex(),
+        "txid": outcome.txid,
+        "fee": outcome.fee_satoshis,
+        "sent": outcome.sent_satoshis,
+        "signatures": [[s.key_id, s.signature_der.hex(), s.public_key.hex()] for s in outcome.signatures],
+    }
+
+
+def _outcomes_to_json(outcomes: list[TransactionOutcome]) -> bytes:
+    return orjson.dumps([_outcome_to_data(o) for o in outcomes])
+
+
+def _outcomes_from_json(raw: bytes) -> list[TransactionOutcome]:
+    outcomes: list[TransactionOutcome] = []
+    for data in orjson.loads(raw):
+        error = data.get("error")
+        if error is None:
+            outcomes.append(_signed_tx_from_data(data))
+        else:
+            outcomes.append(
+                DomainError(
+                    ErrorKind(error["kind"]),
+                    error["reason"],
+                    error["message"],
+                    metadata=error["metadata"],
+                    field_violations=tuple(FieldViolation(f, d) for f, d in error["violations"]),
+                )
+            )
+    return outcomes

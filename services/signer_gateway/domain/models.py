@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
+from proofline_kit.errors import DomainError
 from services.signer_gateway.domain.keystore import SealedSecret
 
 KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -60,6 +61,16 @@ class SignedTransaction:
 
 
 @dataclass(frozen=True, slots=True)
+class KeySpend:
+    """An amount a key's signature sent away, counted against its daily limit."""
+
+    key_id: str
+    txid: str
+    satoshis: int
+    signed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     caller_id: str
     request_id: str
@@ -93,3 +104,7 @@ class TransactionToSign:
     unsigned_tx: bytes
     spent_outputs: tuple[SpentOutput, ...]
     input_keys: tuple[InputKey, ...] = field(default_factory=tuple)
+
+
+# The answer for one transaction of a batch: the signed transaction, or the error that refused it.
+TransactionOutcome = SignedTransaction | DomainError

@@ -1,12 +1,16 @@
-"""Unsigned transactions: parsing, FORKID sighashes, and applying P2PKH signatures."""
+"""Unsigned transactions: parsing, FORKID sighashes, and applying P2PKH signatures.
+
+Everything on this path calls bsv-sdk's native module directly (parse, BIP-143 preimages, hash256,
+serialisation): building bsv `Transaction`/`Script` objects costs more than the work itself when a
+batch of hundreds of transactions is signed in one call.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from bsv import Script, Transaction
-from bsv.hash import hash256
-from bsv.transaction_preimage import tx_preimages
+from bsv.native import NATIVE_MODULE
 from bsv.utils import encode_pushdata
 
 from services.signer_gateway.domain.models import SpentOutput
@@ -23,16 +27,30 @@ class ParsedOutput:
     locking_script: bytes
 
 
+class ParsedTransaction:
+    """The fields of a raw transaction, as the native parser returns them."""
+
+    __slots__ = ("inputs", "locktime", "outputs", "version")
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.version: int = fields["version"]
+        self.locktime: int = fields["locktime"]
+        self.inputs: list[dict[str, Any]] = fields["inputs"]
+        self.outputs: list[dict[str, Any]] = fields["outputs"]
+
+    def serialize(self) -> bytes:
+        return bytes(NATIVE_MODULE.tx_to_bytes(self.version, self.inputs, self.outputs, self.locktime))
+
+
 class UnsignedTransaction:
     """A parsed transaction plus the outputs it spends (one per input)."""
 
-    def __init__(self, tx: Transaction, spent: tuple[SpentOutput, ...]) -> None:
+    def __init__(self, tx: ParsedTransaction, spent: tuple[SpentOutput, ...]) -> None:
+        if len(spent) != len(tx.inputs):
+            raise ValueError("one spent output per input")
         self._tx = tx
         self.spent = spent
-        for tx_input, prevout in zip(tx.inputs, spent, strict=True):
-            tx_input.satoshis = prevout.satoshis
-            tx_input.locking_script = Script(prevout.locking_script)
-            tx_input.sighash = SIGHASH_ALL_FORKID
+        self._raw: bytes | None = None
 
     @property
     def input_count(self) -> int:
@@ -40,35 +58,60 @@ class UnsignedTransaction:
 
     @property
     def outputs(self) -> list[ParsedOutput]:
-        return [ParsedOutput(int(o.satoshis), bytes(o.locking_script.serialize())) for o in self._tx.outputs]
+        return [ParsedOutput(int(o["satoshis"]), bytes(o["locking_script"])) for o in self._tx.outputs]
 
     def sighashes(self) -> list[bytes]:
         """All SIGHASH_ALL|FORKID digests in one pass."""
-        preimages = tx_preimages(self._tx.inputs, self._tx.outputs, self._tx.version, self._tx.locktime)
-        return [bytes(hash256(p)) for p in preimages]
+        tx = self._tx
+        sighash = SIGHASH_ALL_FORKID
+        inputs = [
+            (i["source_txid"], i["source_output_index"], p.locking_script, p.satoshis, i["sequence"], sighash)
+            for i, p in zip(tx.inputs, self.spent, strict=True)
+        ]
+        outputs = [_output_bytes(o["satoshis"], o["locking_script"]) for o in tx.outputs]
+        hash256 = NATIVE_MODULE.hash256
+        return [bytes(hash256(p)) for p in NATIVE_MODULE.tx_preimages(tx.version, tx.locktime, inputs, outputs)]
 
     def apply_signature(self, input_index: int, signature_der: bytes, public_key: bytes) -> None:
         unlocking = encode_pushdata(signature_der + bytes([SIGHASH_ALL_FORKID])) + encode_pushdata(public_key)
-        self._tx.inputs[input_index].unlocking_script = Script(unlocking)
+        self._tx.inputs[input_index]["unlocking_script"] = unlocking
+        self._raw = None
 
     def serialize(self) -> bytes:
-        return bytes(self._tx.serialize())
+        if self._raw is None:
+            self._raw = self._tx.serialize()
+        return self._raw
 
     def txid(self) -> str:
-        return bytes(hash256(self.serialize()))[::-1].hex()
+        return bytes(NATIVE_MODULE.hash256(self.serialize()))[::-1].hex()
 
 
-def parse_transaction(raw: bytes) -> Transaction | None:
+def _output_bytes(satoshis: int, script: bytes) -> bytes:
+    return satoshis.to_bytes(8, "little") + _varint(len(script)) + script
+
+
+def _varint(n: int) -> bytes:
+    if n < 0xFD:
+        return bytes((n,))
+    if n <= 0xFFFF:
+        return b"\xfd" + n.to_bytes(2, "little")
+    if n <= 0xFFFFFFFF:
+        return b"\xfe" + n.to_bytes(4, "little")
+    return b"\xff" + n.to_bytes(8, "little")
+
+
+def parse_transaction(raw: bytes) -> ParsedTransaction | None:
     if not raw or len(raw) > MAX_TX_BYTES:
         return None
     try:
-        tx = Transaction.from_hex(raw)
-    except (ValueError, IndexError, TypeError, AssertionError):
+        fields = NATIVE_MODULE.tx_from_bytes(raw)
+    except (ValueError, IndexError, TypeError, OverflowError):
         return None
-    if tx is None or not tx.inputs or not tx.outputs:
+    if fields["bytes_read"] != len(raw) or not fields["inputs"] or not fields["outputs"]:
         return None
-    # from_hex tolerates trailing bytes; a transaction must round-trip exactly.
-    if bytes(tx.serialize()) != raw:
+    tx = ParsedTransaction(fields)
+    # Non-minimal varints parse too; a transaction must round-trip exactly.
+    if tx.serialize() != raw:
         return None
     return tx
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import cast
 
+import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from proofline.common.v1 import common_pb2
 from proofline.signer.v1 import signer_pb2
 
+from proofline_kit.errors import DomainError, ErrorKind
 from services.signer_gateway.domain.addresses import Network
 from services.signer_gateway.domain.models import (
     Backend,
@@ -18,6 +21,7 @@ from services.signer_gateway.domain.models import (
     SignatureResult,
     SignedTransaction,
     SpentOutput,
+    TransactionOutcome,
     TransactionToSign,
 )
 
@@ -32,6 +36,8 @@ _NETWORKS = {
     common_pb2.NETWORK_REGTEST: Network.REGTEST,
 }
 _NETWORKS_OUT = {v: k for k, v in _NETWORKS.items()}
+ERROR_DOMAIN = "proofline.signer"
+_STATUS_CODES: dict[ErrorKind, int] = {kind: grpc.StatusCode[kind.value].value[0] for kind in ErrorKind}
 
 
 def backend_from_proto(value: int) -> Backend | None:
@@ -88,7 +94,9 @@ def signature_to_proto(result: SignatureResult) -> signer_pb2.Signature:
     return signer_pb2.Signature(key_id=result.key_id, signature_der=result.signature_der, public_key=result.public_key)
 
 
-def transaction_from_proto(request: signer_pb2.SignTransactionRequest) -> TransactionToSign:
+def transaction_from_proto(
+    request: signer_pb2.SignTransactionRequest | signer_pb2.TransactionToSign,
+) -> TransactionToSign:
     return TransactionToSign(
         unsigned_tx=request.unsigned_tx,
         spent_outputs=tuple(SpentOutput(o.satoshis, o.locking_script) for o in request.spent_outputs),
@@ -103,4 +111,33 @@ def signed_transaction_to_proto(result: SignedTransaction) -> signer_pb2.SignTra
         fee_satoshis=result.fee_satoshis,
         sent_satoshis=result.sent_satoshis,
         signatures=[signature_to_proto(s) for s in result.signatures],
+    )
+
+
+def transactions_from_proto(request: signer_pb2.SignTransactionsRequest) -> list[TransactionToSign]:
+    return [transaction_from_proto(t) for t in request.transactions]
+
+
+def item_error_to_proto(error: DomainError) -> common_pb2.ItemError:
+    return common_pb2.ItemError(
+        code=_STATUS_CODES[error.kind],
+        reason=error.reason,
+        domain=ERROR_DOMAIN,
+        message=f"{error.reason}: {error.message}",
+        metadata={k: str(v) for k, v in error.metadata.items()},
+        field_violations=[
+            common_pb2.FieldViolation(field=v.field, description=v.description, reason=error.reason)
+            for v in error.field_violations
+        ],
+    )
+
+
+def outcomes_to_proto(outcomes: Sequence[TransactionOutcome]) -> signer_pb2.SignTransactionsResponse:
+    return signer_pb2.SignTransactionsResponse(
+        results=[
+            signer_pb2.SignTransactionResult(error=item_error_to_proto(o))
+            if isinstance(o, DomainError)
+            else signer_pb2.SignTransactionResult(signed=signed_transaction_to_proto(o))
+            for o in outcomes
+        ]
     )

@@ -42,6 +42,17 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         )
         return mappers.signed_transaction_to_proto(result)
 
+    async def SignTransactions(
+        self, request: signer_pb2.SignTransactionsRequest, context: Context
+    ) -> signer_pb2.SignTransactionsResponse:
+        outcomes = await self._gateway.sign_transactions(
+            current_caller.get(),
+            request.request_id,
+            mappers.transactions_from_proto(request),
+            time_budget_s(context, self._default_deadline_s),
+        )
+        return mappers.outcomes_to_proto(outcomes)
+
     async def GetPublicKey(
         self, request: signer_pb2.GetPublicKeyRequest, context: Context
     ) -> signer_pb2.GetPublicKeyResponse:

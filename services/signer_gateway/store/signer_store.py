@@ -14,7 +14,7 @@ import asyncpg
 from proofline_kit import idempotency
 from proofline_kit.database import DbConnection
 from services.signer_gateway.domain.keystore import SealedSecret
-from services.signer_gateway.domain.models import AuditEntry, Backend, KeyPolicy, KeyRecord
+from services.signer_gateway.domain.models import AuditEntry, Backend, KeyPolicy, KeyRecord, KeySpend
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -132,11 +132,17 @@ class SignerUnitOfWork:
         )
         return {row["key_id"]: int(row["sent"]) for row in rows}
 
-    async def record_spends(self, key_ids: Sequence[str], txid: str, satoshis: int, now: datetime) -> None:
-        await self._conn.executemany(
-            """INSERT INTO key_spends (key_id, txid, satoshis, signed_at) VALUES ($1, $2, $3, $4)
+    async def record_spends(self, spends: Sequence[KeySpend]) -> None:
+        """One statement for the whole call; a (key, txid) already recorded is not counted twice."""
+        unique = {(s.key_id, s.txid): s for s in spends}
+        await self._conn.execute(
+            """INSERT INTO key_spends (key_id, txid, satoshis, signed_at)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[])
                ON CONFLICT (key_id, txid) DO NOTHING""",
-            [(key_id, txid, satoshis, now) for key_id in sorted(set(key_ids))],
+            [s.key_id for s in unique.values()],
+            [s.txid for s in unique.values()],
+            [s.satoshis for s in unique.values()],
+            [s.signed_at for s in unique.values()],
         )
 
     async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
