@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import re
 import shlex
 import sys
 from pathlib import Path
+
+import rfc8785
+from bsv import PrivateKey, PublicKey
 
 from tests.signer_gateway.conftest import signer_env, start_signer_under_test, stop_signer_under_test
 
@@ -56,3 +61,24 @@ async def test_readme_grpcurl_examples_work(database_url: str) -> None:
         assert "POLICY_DENIED" in err
     finally:
         await stop_signer_under_test(signer)
+
+
+def test_readme_intent_example_is_what_a_client_computes() -> None:
+    """The worked example: JCS bytes, their SHA-256, a signature that verifies under the public key,
+    and a PublishRequest carrying exactly those bytes."""
+    text = README.read_text().split("**The intent format, worked through.**", 1)[1]
+    rows = dict(re.findall(r"^\| ([^|]+?) \| `([^`]+)` \|$", text, re.MULTILINE))
+    payload = next(v for k, v in rows.items() if k.startswith("payload")).encode()
+    digest = next(v for k, v in rows.items() if k.startswith("SHA-256"))
+    signature = bytes.fromhex(next(v for k, v in rows.items() if k.startswith("signature")))
+    pubkey = bytes.fromhex(next(v for k, v in rows.items() if k.startswith("public key")))
+    assert rfc8785.dumps(json.loads(payload)) == payload
+    assert hashlib.sha256(payload).hexdigest() == digest
+    assert PublicKey(pubkey).verify(signature, payload, hasher=lambda m: hashlib.sha256(m).digest())
+    secret = hashlib.sha256(b"proofline readme example key").digest()
+    assert PrivateKey(secret).public_key().serialize(compressed=True) == pubkey
+    request = json.loads(text.split("```json", 1)[1].split("```", 1)[0])
+    intent = request["intent"]
+    assert base64.b64decode(intent["signed_payload"]) == payload
+    assert base64.b64decode(intent["signature"]) == signature
+    assert base64.b64decode(intent["pubkey"]) == pubkey
