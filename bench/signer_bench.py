@@ -1,4 +1,5 @@
-"""Signer throughput: signatures/s through the batched Sign RPC vs in-process libsecp256k1.
+"""Signer throughput: signatures/s through the batched Sign RPC vs in-process libsecp256k1, and
+transactions/s through SignTransactions (policy mode, batches of 500 publisher-shaped transactions).
 
 Starts a real signer_gateway process (PostgreSQL from DATABASE_URL's server or this machine's),
 drives it from this process with 1 and 8 concurrent clients at batch sizes 1 and 256, and prints
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 import grpc
 import psycopg
 from bsv import PrivateKey
+from proofline.common.v1 import common_pb2
 from proofline.signer.v1 import signer_pb2, signer_pb2_grpc
 
 from services.signer_gateway.domain import ecdsa
@@ -101,6 +103,78 @@ async def drive(port: int, clients: int, batch: int) -> Result:
     )
 
 
+def _transactions(public_key: bytes, count: int) -> list[signer_pb2.TransactionToSign]:
+    """Publisher-shaped transactions: one P2PKH input, an OP_RETURN record and change."""
+    lock = b"\x76\xa9\x14" + ecdsa.pubkey_hash(public_key) + b"\x88\xac"
+    transactions = []
+    for _ in range(count):
+        record = b"\x00\x6a\x09proofline\x40" + os.urandom(64)
+        raw = b"".join(
+            [
+                (1).to_bytes(4, "little"),
+                b"\x01",
+                os.urandom(32),
+                (0).to_bytes(4, "little"),
+                b"\x00",
+                b"\xff\xff\xff\xff",
+                b"\x02",
+                (0).to_bytes(8, "little"),
+                bytes([len(record)]),
+                record,
+                (900).to_bytes(8, "little"),
+                bytes([len(lock)]),
+                lock,
+                (0).to_bytes(4, "little"),
+            ]
+        )
+        transactions.append(
+            signer_pb2.TransactionToSign(
+                unsigned_tx=raw,
+                spent_outputs=[common_pb2.SpentOutput(satoshis=1_000, locking_script=lock)],
+                input_keys=[signer_pb2.InputKey(input_index=0, key_id="bench-key")],
+            )
+        )
+    return transactions
+
+
+async def drive_transactions(port: int, clients: int, batch: int) -> Result:
+    """SignTransactions (policy mode) with publisher-shaped transactions: transactions/s."""
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stub = signer_pb2_grpc.SignerServiceStub(channel)
+    metadata = (("authorization", f"Bearer {TOKEN}"),)
+    key = await stub.GetPublicKey(signer_pb2.GetPublicKeyRequest(key_id="bench-key"), metadata=metadata)
+    templates = [_transactions(key.key.public_key, batch) for _ in range(4)]
+    latencies: list[float] = []
+    signed = 0
+    stop_at = time.perf_counter() + DURATION_S
+
+    async def client() -> None:
+        nonlocal signed
+        turn = 0
+        while time.perf_counter() < stop_at:
+            turn += 1
+            request = signer_pb2.SignTransactionsRequest(
+                request_id=uuid.uuid4().hex, transactions=templates[turn % len(templates)]
+            )
+            start = time.perf_counter()
+            response = await stub.SignTransactions(request, metadata=metadata, timeout=60)
+            latencies.append(time.perf_counter() - start)
+            signed += sum(1 for r in response.results if r.HasField("signed"))
+
+    began = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - began
+    await channel.close()
+    latencies.sort()
+    return Result(
+        clients,
+        batch,
+        signed / elapsed,
+        latencies[len(latencies) // 2] * 1000,
+        latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+    )
+
+
 async def wait_ready(port: int) -> None:
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     stub = signer_pb2_grpc.SignerServiceStub(channel)
@@ -149,6 +223,14 @@ def main() -> None:
                 f"  {result.clients:>7} {result.batch:>5} {result.signatures_per_s:>10,.0f} {result.p50_ms:>8.1f} "
                 f"{result.p99_ms:>8.1f} {sign_only:>11,.0f} {result.signatures_per_s / sign_only:>8.2f} "
                 f"{result.signatures_per_s / sign_verify:>14.2f}"
+            )
+        print("signer_gateway: SignTransactions throughput (1-input 2-output transactions, policy mode)")
+        print(f"  {'clients':>7} {'batch':>5} {'tx/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+        for clients, batch in [(1, 500), (4, 500)]:
+            result = asyncio.run(drive_transactions(port, clients, batch))
+            print(
+                f"  {result.clients:>7} {result.batch:>5} {result.signatures_per_s:>10,.0f} "
+                f"{result.p50_ms:>8.1f} {result.p99_ms:>8.1f}"
             )
     finally:
         server.terminate()

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
-import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from proofline.common.v1 import common_pb2
 from proofline.signer.v1 import signer_pb2
 
-from proofline_kit.errors import DomainError, ErrorKind
+from proofline_kit.errors import DomainError
+from proofline_kit.rpc.status import to_item_error
 from services.signer_gateway.domain.addresses import Network
 from services.signer_gateway.domain.models import (
     Backend,
@@ -37,7 +37,6 @@ _NETWORKS = {
 }
 _NETWORKS_OUT = {v: k for k, v in _NETWORKS.items()}
 ERROR_DOMAIN = "proofline.signer"
-_STATUS_CODES: dict[ErrorKind, int] = {kind: grpc.StatusCode[kind.value].value[0] for kind in ErrorKind}
 
 
 def backend_from_proto(value: int) -> Backend | None:
@@ -118,24 +117,10 @@ def transactions_from_proto(request: signer_pb2.SignTransactionsRequest) -> list
     return [transaction_from_proto(t) for t in request.transactions]
 
 
-def item_error_to_proto(error: DomainError) -> common_pb2.ItemError:
-    return common_pb2.ItemError(
-        code=_STATUS_CODES[error.kind],
-        reason=error.reason,
-        domain=ERROR_DOMAIN,
-        message=f"{error.reason}: {error.message}",
-        metadata={k: str(v) for k, v in error.metadata.items()},
-        field_violations=[
-            common_pb2.FieldViolation(field=v.field, description=v.description, reason=error.reason)
-            for v in error.field_violations
-        ],
-    )
-
-
 def outcomes_to_proto(outcomes: Sequence[TransactionOutcome]) -> signer_pb2.SignTransactionsResponse:
     return signer_pb2.SignTransactionsResponse(
         results=[
-            signer_pb2.SignTransactionResult(error=item_error_to_proto(o))
+            signer_pb2.SignTransactionResult(error=to_item_error(o, ERROR_DOMAIN))
             if isinstance(o, DomainError)
             else signer_pb2.SignTransactionResult(signed=signed_transaction_to_proto(o))
             for o in outcomes
