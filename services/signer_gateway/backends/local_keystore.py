@@ -10,6 +10,8 @@ from services.signer_gateway.domain.crypto_pool import CryptoPool
 from services.signer_gateway.domain.keystore import MasterKeyring, SealedSecret
 from services.signer_gateway.domain.models import KeyRecord
 
+UNSEALED_CACHE_KEYS = 4096
+
 
 class LocalSignatureCheckFailed(Exception):
     """A locally made signature did not verify (memory or hardware fault); nothing may leave."""
@@ -25,6 +27,8 @@ class LocalKeystoreBackend:
     def __init__(self, keyring: MasterKeyring, crypto: CryptoPool) -> None:
         self._keyring = keyring
         self._crypto = crypto
+        # Unsealed secrets already checked against their public keys, by row version (oldest first).
+        self._unsealed: dict[tuple[str, bytes, bytes, bytes, int], bytes] = {}
 
     def generate(self, key_id: str) -> tuple[bytes, SealedSecret]:
         """A new random key: its public key and its sealed secret. The plaintext is dropped here."""
@@ -41,13 +45,31 @@ class LocalKeystoreBackend:
     def current_master_key_version(self) -> int:
         return self._keyring.current_version
 
+    def unseal(self, key: KeyRecord) -> bytes:
+        """The key's secret, checked once to be the secret of its public key (Q == d*G) and kept.
+
+        The signing check in the crypto workers (a fixed-base multiplication, see
+        `ecdsa.sign_and_check_with_secret`) is the ECDSA verification only for that secret, so a
+        secret that does not match the stored public key never signs anything."""
+        sealed = key.sealed_secret
+        if sealed is None:
+            raise ValueError(f"key {key.key_id} has no local secret")
+        cache_key = (key.key_id, key.public_key, sealed.ciphertext, sealed.nonce, sealed.master_key_version)
+        secret = self._unsealed.get(cache_key)
+        if secret is None:
+            secret = self._keyring.open(key.key_id, sealed)
+            if ecdsa.public_key_of(secret) != key.public_key:
+                raise LocalSignatureCheckFailed(key.key_id)
+            if len(self._unsealed) >= UNSEALED_CACHE_KEYS:
+                self._unsealed.pop(next(iter(self._unsealed)))
+            self._unsealed[cache_key] = secret
+        return secret
+
     async def sign(self, keys: Sequence[KeyRecord], digests: Sequence[bytes], timeout_s: float) -> list[bytes]:
         opened: dict[str, bytes] = {}
         for key in keys:
             if key.key_id not in opened:
-                if key.sealed_secret is None:
-                    raise ValueError(f"key {key.key_id} has no local secret")
-                opened[key.key_id] = self._keyring.open(key.key_id, key.sealed_secret)
+                opened[key.key_id] = self.unseal(key)
         signatures = await self._crypto.sign_checked(
             [opened[k.key_id] for k in keys], [k.public_key for k in keys], digests
         )

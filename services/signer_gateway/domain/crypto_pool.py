@@ -20,13 +20,10 @@ Item = TypeVar("Item")
 Outcome = TypeVar("Outcome")
 
 
-def _sign_chunk(items: list[tuple[bytes, bytes, bytes]]) -> list[bytes | None]:
-    """Sign, then check each signature against the public key; None marks a failed check."""
-    signatures: list[bytes | None] = []
-    for secret, public_key, digest in items:
-        signature = ecdsa.sign_digest(secret, digest)
-        signatures.append(signature if ecdsa.verify_digest(public_key, signature, digest) else None)
-    return signatures
+def _sign_chunk(groups: list[tuple[bytes, bytes, list[bytes]]]) -> list[list[bytes | None]]:
+    """Per (secret, public key, digests) group: signatures checked against the public key, None
+    marking a failed check (see `ecdsa.sign_and_check_with_secret`)."""
+    return [ecdsa.sign_and_check_with_secret(secret, public_key, digests) for secret, public_key, digests in groups]
 
 
 def _verify_chunk(items: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
@@ -45,14 +42,45 @@ class CryptoPool:
     async def sign_checked(
         self, secrets: Sequence[bytes], public_keys: Sequence[bytes], digests: Sequence[bytes]
     ) -> list[bytes | None]:
-        """Low-S DER signatures already verified against `public_keys` (None where that failed)."""
-        return await self._run(_sign_chunk, list(zip(secrets, public_keys, digests, strict=True)))
+        """Low-S DER signatures already verified against `public_keys` (None where that failed).
+
+        The items are cut into one contiguous slice per worker; inside a slice they travel grouped
+        by key, so each secret crosses the process boundary once per slice, not once per digest."""
+        count = len(digests)
+        if len(secrets) != count or len(public_keys) != count:
+            raise ValueError("secrets, public_keys and digests must be aligned")
+        slices = 1 if self._executor is None or count < INLINE_BELOW else self._workers
+        size = -(-count // slices)
+        work: list[list[tuple[bytes, bytes, list[bytes]]]] = []
+        where: list[list[list[int]]] = []
+        for start in range(0, count, size):
+            groups: dict[tuple[bytes, bytes], tuple[list[int], list[bytes]]] = {}
+            for i in range(start, min(start + size, count)):
+                positions, wanted = groups.setdefault((secrets[i], public_keys[i]), ([], []))
+                positions.append(i)
+                wanted.append(digests[i])
+            work.append([(secret, public_key, wanted) for (secret, public_key), (_, wanted) in groups.items()])
+            where.append([positions for positions, _ in groups.values()])
+        results: list[bytes | None] = [None] * count
+        for chunk_positions, chunk_results in zip(where, await self._run_chunks(_sign_chunk, work), strict=True):
+            for positions, signatures in zip(chunk_positions, chunk_results, strict=True):
+                for i, signature in zip(positions, signatures, strict=True):
+                    results[i] = signature
+        return results
 
     async def verify_many(
         self, public_keys: Sequence[bytes], signatures: Sequence[bytes], digests: Sequence[bytes]
     ) -> list[bool]:
         items = list(zip(public_keys, signatures, digests, strict=True))
         return await self._run(_verify_chunk, items)
+
+    async def _run_chunks(
+        self, function: Callable[[list[Item]], list[Outcome]], chunks: list[list[Item]]
+    ) -> list[list[Outcome]]:
+        if self._executor is None or len(chunks) == 1:
+            return [function(c) for c in chunks]
+        loop = asyncio.get_running_loop()
+        return list(await asyncio.gather(*(loop.run_in_executor(self._executor, function, c) for c in chunks)))
 
     async def _run(self, function: Callable[[list[Item]], list[Outcome]], items: list[Item]) -> list[Outcome]:
         if self._executor is None or len(items) < INLINE_BELOW:

@@ -6,6 +6,8 @@ native module is called directly on the hot path to skip per-call key object con
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bsv import PrivateKey, PublicKey
 from bsv.curve import curve
 from bsv.hash import hash160
@@ -14,7 +16,8 @@ from bsv.utils import deserialize_ecdsa_der, serialize_ecdsa_der
 
 DIGEST_BYTES = 32
 PUBLIC_KEY_BYTES = 33
-_HALF_ORDER = curve.n // 2
+_ORDER: int = int(curve.n)
+_HALF_ORDER: int = _ORDER // 2
 
 
 def is_valid_secret(secret: bytes) -> bool:
@@ -33,6 +36,79 @@ def require_native() -> None:
 def sign_digest(secret: bytes, digest: bytes) -> bytes:
     """RFC 6979 deterministic signature, strict DER, low-S."""
     return bytes(NATIVE_MODULE.ecdsa_sign(digest, secret))
+
+
+def sign_and_check_with_secret(secret: bytes, public_key: bytes, digests: Sequence[bytes]) -> list[bytes | None]:
+    """RFC 6979 low-S signatures of `digests` by one local key, each checked before it is returned
+    (None where a check fails), with a fixed-base multiplication instead of a full verify.
+
+    Why this is the full ECDSA verification: verifying (r, s) over z against Q computes
+    w = s^-1, R' = (z*w)*G + (r*w)*Q and accepts iff R' is not infinity and x(R') mod n == r. When
+    Q == d*G, R' = (z*w + r*w*d)*G = ((z + r*d) * s^-1 mod n)*G: one fixed-base multiplication
+    (libsecp256k1's pubkey_from_secret, its fastest point operation) instead of verify's
+    double multiplication. It holds only because Q == d*G, so that is checked first, once per
+    call for each secret (and once per unsealing by the keystore). The bytes returned are the
+    strict-DER encoding of exactly the (r, s) checked, with 0 < r < n and 0 < s <= n/2 (low-S).
+    """
+    if NATIVE_MODULE.pubkey_from_secret(secret) != public_key:
+        return [None] * len(digests)
+    n = _ORDER
+    d = int.from_bytes(secret, "big")
+    signed: list[tuple[int, int, int]] = []
+    for digest in digests:
+        compact = NATIVE_MODULE.ecdsa_sign_recoverable(digest, secret)
+        # libsecp256k1 reduces the 32-byte message modulo n, as the verification equation does.
+        r, s = int.from_bytes(compact[:32], "big"), int.from_bytes(compact[32:64], "big")
+        signed.append((int.from_bytes(digest, "big") % n, r, s))
+    inverses = _batch_inverse([s for _, _, s in signed])
+    results: list[bytes | None] = []
+    for (z, r, s), s_inverse in zip(signed, inverses, strict=True):
+        results.append(_der(r, s) if own_signature_valid(d, z, r, s, s_inverse) else None)
+    return results
+
+
+def own_signature_valid(d: int, z: int, r: int, s: int, s_inverse: int) -> bool:
+    """ECDSA verification of low-S (r, s) over z (already reduced mod n) against Q = d*G, given
+    s_inverse = s^-1 mod n: x(((z + r*d) * s^-1 mod n) * G) mod n == r. Valid only when the public
+    key the signature is checked against is d*G (see `sign_and_check_with_secret`)."""
+    n = _ORDER
+    if not (0 < r < n and 0 < s <= _HALF_ORDER) or s * s_inverse % n != 1:
+        return False
+    u = (z + r * d) * s_inverse % n
+    if u == 0:  # R' would be the point at infinity: not a valid signature
+        return False
+    point = NATIVE_MODULE.pubkey_from_secret(u.to_bytes(32, "big"))
+    return int.from_bytes(point[1:33], "big") % n == r
+
+
+def _batch_inverse(values: list[int]) -> list[int]:
+    """Modular inverses mod n of non-zero values with one pow() (Montgomery's trick); zero stays 0."""
+    n = _ORDER
+    prefix: list[int] = []
+    running = 1
+    for value in values:
+        prefix.append(running)
+        if value % n:
+            running = running * value % n
+    inverse = pow(running, -1, n)
+    out = [0] * len(values)
+    for i in range(len(values) - 1, -1, -1):
+        value = values[i]
+        if value % n:
+            out[i] = inverse * prefix[i] % n
+            inverse = inverse * value % n
+    return out
+
+
+def _der_integer(value: int) -> bytes:
+    # Minimal big-endian with a leading zero byte when the top bit is set (strict DER).
+    body = value.to_bytes(value.bit_length() // 8 + 1, "big")
+    return b"\x02" + bytes((len(body),)) + body
+
+
+def _der(r: int, s: int) -> bytes:
+    body = _der_integer(r) + _der_integer(s)
+    return b"\x30" + bytes((len(body),)) + body
 
 
 def to_low_s(signature_der: bytes) -> bytes:
