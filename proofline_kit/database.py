@@ -76,6 +76,14 @@ async def create_pool(database_url: str, schema: str, size: int) -> asyncpg.Pool
         min_size=min(2, size),
         max_size=size,
         server_settings={"search_path": schema, "application_name": f"proofline-{schema}"},
+        reset=_keep_session,
     )
     assert pool is not None
     return pool
+
+
+async def _keep_session(_connection: asyncpg.Connection) -> None:
+    """Released connections skip asyncpg's default reset query (advisory unlock, CLOSE ALL,
+    UNLISTEN, RESET ALL): a round trip on every release, for session state no service leaves
+    behind (no session SETs, advisory locks or cursors; the one LISTEN is on a connection held for
+    the process's life). asyncpg still rolls back an open transaction and drops Python listeners."""
