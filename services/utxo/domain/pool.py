@@ -266,28 +266,29 @@ class UtxoPool:
                 return codec.commit_from_json(replay)
             row = await _owned_lease(uow, caller, lease_id, lock=False)
             inputs = [(i, s.txid) for s in spends for i in s.inputs]
-            states = await uow.lock_inputs([i for i, _ in inputs])
-            # Inputs already SPENT are judged first: same txid = done before, another txid = refused.
-            pending: list[tuple[Outpoint, str]] = []
+            # One statement locks the inputs and spends those that carry the lease's token; when not
+            # every input was spent, the inputs are judged as found before the change and a refusal
+            # rolls the whole transaction (those changes included) back.
+            carried_token = row.fencing_token if fencing_token == row.fencing_token else None
+            by_outpoint, states = await uow.spend_carried(inputs, carried_token, caller.caller_id)
+            pending: list[Outpoint] = []
             done_before: list[Outpoint] = []
-            for outpoint, txid in inputs:
-                found = states.get(outpoint)
-                if found is not None and found.status is UtxoStatus.SPENT:
-                    if found.spent_by_txid != txid:
-                        raise errors.already_spent(outpoint, found.spent_by_txid)
-                    done_before.append(outpoint)
-                else:
-                    pending.append((outpoint, txid))
-            if pending:
-                await _check_fenced(uow, row, fencing_token, [(o, states.get(o)) for o, _ in pending])
-            newly_spent: list[Utxo] = []
-            if pending:
-                newly_spent = await uow.spend(
-                    [(states[o], txid) for o, txid in pending], row.fencing_token, caller.caller_id
-                )
-            by_outpoint = {u.outpoint: u for u in newly_spent}
-            if done_before:
-                by_outpoint.update(await uow.outpoints(done_before))
+            if len(by_outpoint) < len(inputs):
+                # Inputs already SPENT are judged first: same txid = done before, another txid = refused.
+                for outpoint, txid in inputs:
+                    found = states.get(outpoint)
+                    if found is not None and found.status is UtxoStatus.SPENT:
+                        if found.spent_by_txid != txid:
+                            raise errors.already_spent(outpoint, found.spent_by_txid)
+                        done_before.append(outpoint)
+                    else:
+                        pending.append(outpoint)
+                if pending:
+                    await _check_fenced(uow, row, fencing_token, [(o, states.get(o)) for o in pending])
+                # Every input that passed the checks carried the token, so the statement spent it.
+                assert all(o in by_outpoint for o in pending)
+                if done_before:
+                    by_outpoint.update(await uow.outpoints(done_before))
             spent = tuple(by_outpoint[o] for o, _ in inputs)
             added = await _track(uow, [o for outputs in tracked for o in outputs], caller.caller_id, "change")
             released: list[Outpoint] = []
@@ -299,7 +300,7 @@ class UtxoPool:
             await uow.record_answer(
                 caller.caller_id, "CommitSpend", request_id, fingerprint, codec.commit_to_json(result)
             )
-        self._log.info("spend.committed", lease_id=lease_id, inputs=len(pending), outputs=len(added))
+        self._log.info("spend.committed", lease_id=lease_id, inputs=len(spent) - len(done_before), outputs=len(added))
         return result
 
     async def report_conflict(self, caller: Caller, request_id: str, report: ConflictReport) -> ConflictResult:

@@ -402,22 +402,6 @@ class UtxoUnitOfWork:
         found = [_utxo(r) for r in rows]
         return {u.outpoint: u for u in found}
 
-    async def lock_inputs(self, outpoints: Sequence[Outpoint]) -> dict[Outpoint, InputState]:
-        """What a commit checks of its inputs, locked in id order (lighter than full rows)."""
-        rows = await self._conn.fetch(
-            """SELECT u.id, u.txid, u.vout, u.status, u.fencing_token, u.spent_by_txid FROM utxos u
-               JOIN unnest($1::text[], $2::int[]) AS o(txid, vout) ON u.txid = o.txid AND u.vout = o.vout
-               ORDER BY u.id FOR UPDATE OF u""",
-            [o.txid for o in outpoints],
-            [o.vout for o in outpoints],
-        )
-        return {
-            Outpoint(r["txid"], r["vout"]): InputState(
-                r["id"], _STATUSES[r["status"]], r["fencing_token"], r["spent_by_txid"] or ""
-            )
-            for r in rows
-        }
-
     async def outpoints(self, outpoints: Sequence[Outpoint]) -> dict[Outpoint, Utxo]:
         rows = await self._conn.fetch(
             f"""SELECT {_COLUMNS} FROM utxos u
@@ -434,30 +418,52 @@ class UtxoUnitOfWork:
         )
         return [_utxo(r) for r in rows]
 
-    async def spend(
-        self, spends: Sequence[tuple[InputState, str]], fencing_token: int | None, caller_id: str
-    ) -> list[Utxo]:
-        """Mark (input, spending txid) pairs SPENT."""
+    async def spend_carried(
+        self, inputs: Sequence[tuple[Outpoint, str]], fencing_token: int | None, caller_id: str
+    ) -> tuple[dict[Outpoint, Utxo], dict[Outpoint, InputState]]:
+        """One statement for a commit's inputs, (outpoint, spending txid) pairs: lock the known ones in
+        id order, mark SPENT those that carry `fencing_token` (RESERVED or AVAILABLE with that token;
+        none when the token is None), with their events. Returns the rows it spent, and what it found
+        of every known input before the change (what the caller judges refusals by; when it refuses,
+        its transaction rolls back with these changes)."""
         rows = await self._conn.fetch(
-            f"""WITH s AS (
-                    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) AS s(id, txid, old_status)
+            f"""WITH i AS (
+                    SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) AS i(txid, vout, spending_txid)
+                ), locked AS (
+                    SELECT u.id, u.txid, u.vout, u.status, u.fencing_token, u.spent_by_txid, i.spending_txid
+                    FROM utxos u JOIN i ON u.txid = i.txid AND u.vout = i.vout
+                    ORDER BY u.id FOR UPDATE OF u
                 ), upd AS (
-                    UPDATE utxos r SET status = 'spent', spent_by_txid = s.txid, spent_at = now(),
+                    UPDATE utxos r SET status = 'spent', spent_by_txid = l.spending_txid, spent_at = now(),
                                        lease_expires_at = NULL
-                    FROM s WHERE r.id = s.id
-                    RETURNING r.*, s.old_status
+                    FROM locked l
+                    WHERE r.id = l.id AND l.fencing_token = $4::bigint AND l.status IN ('reserved', 'available')
+                    RETURNING r.*, l.status AS old_status
                 ), ev AS (
                     INSERT INTO utxo_events (utxo_id, kind, fencing_token, txid, from_status, to_status, caller_id)
-                    SELECT id, 'commit', $4, spent_by_txid, old_status, 'spent', $5 FROM upd
+                    SELECT id, 'commit', $4::bigint, spent_by_txid, old_status, 'spent', $5 FROM upd
                 )
-                SELECT {_COLUMNS} FROM upd u ORDER BY u.id""",
-            [u.row_id for u, _ in spends],
-            [txid for _, txid in spends],
-            [u.status.value for u, _ in spends],
+                SELECT l.txid AS input_txid, l.vout AS input_vout, l.id AS input_id, l.status AS input_status,
+                       l.fencing_token AS input_token, l.spent_by_txid AS input_spent_by, u.id IS NOT NULL AS spent,
+                       {_COLUMNS_NO_LEASE}, '' AS lease_id
+                FROM locked l LEFT JOIN upd u ON u.id = l.id
+                ORDER BY l.id""",
+            [o.txid for o, _ in inputs],
+            [o.vout for o, _ in inputs],
+            [txid for _, txid in inputs],
             fencing_token,
             caller_id,
         )
-        return [_utxo(r) for r in rows]
+        spent = {}
+        found = {}
+        for r in rows:
+            outpoint = Outpoint(r["input_txid"], r["input_vout"])
+            found[outpoint] = InputState(
+                r["input_id"], _STATUSES[r["input_status"]], r["input_token"], r["input_spent_by"] or ""
+            )
+            if r["spent"]:
+                spent[outpoint] = _utxo(r)
+        return spent, found
 
     async def insert_outputs(self, outputs: Sequence[TrackedOutput], caller_id: str, reason: str) -> list[Utxo]:
         """Insert new UNCONFIRMED outputs; outpoints already known are left alone and not returned."""
