@@ -28,7 +28,6 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import grpc
 import psycopg
-from proofline.common.v1 import common_pb2
 from proofline.utxo.v1 import utxo_pb2, utxo_pb2_grpc
 
 from proofline_kit.database import apply_migrations
@@ -143,33 +142,27 @@ async def throughput(
                 )
             ).lease
             leased_at = time.perf_counter()
-            spends = []
-            for utxo in lease.utxos:
-                txid = os.urandom(32).hex()
-                change = utxo_pb2.SpendOutput(
-                    vout=1,
-                    satoshis=utxo.satoshis - 1,
-                    locking_script=SCRIPT,
-                    owner_key_id=OWNER,
-                    purpose=utxo_pb2.UTXO_PURPOSE_PUBLISH,
-                )
-                spends.append(
-                    utxo_pb2.Spend(
-                        txid=txid,
-                        inputs=[common_pb2.Outpoint(txid=utxo.outpoint.txid, vout=utxo.outpoint.vout)],
-                        outputs=[change] if with_change else [],
-                    )
-                )
-            await stub.CommitSpend(
-                utxo_pb2.CommitSpendRequest(
-                    request_id=uuid.uuid4().hex,
-                    lease_id=lease.lease_id,
-                    fencing_token=lease.fencing_token,
-                    spends=spends,
-                ),
-                metadata=METADATA,
-                timeout=30,
+            # The client shares the cores with the server and PostgreSQL: build the request in place
+            # (add() into the repeated field, the lease's own outpoint messages, one urandom call).
+            request = utxo_pb2.CommitSpendRequest(
+                request_id=uuid.uuid4().hex, lease_id=lease.lease_id, fencing_token=lease.fencing_token
             )
+            add = request.spends.add
+            txids = os.urandom(32 * len(lease.utxos)).hex()
+            for index, utxo in enumerate(lease.utxos):
+                txid = txids[64 * index : 64 * index + 64]
+                if with_change:
+                    change = utxo_pb2.SpendOutput(
+                        vout=1,
+                        satoshis=utxo.satoshis - 1,
+                        locking_script=SCRIPT,
+                        owner_key_id=OWNER,
+                        purpose=utxo_pb2.UTXO_PURPOSE_PUBLISH,
+                    )
+                    add(txid=txid, inputs=[utxo.outpoint], outputs=[change])
+                else:
+                    add(txid=txid, inputs=[utxo.outpoint])
+            await stub.CommitSpend(request, metadata=METADATA, timeout=30)
             done = time.perf_counter()
             lease_times.append(leased_at - start)
             commit_times.append(done - leased_at)
