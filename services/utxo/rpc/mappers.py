@@ -235,17 +235,21 @@ def spends_from_proto(spends: list[utxo_pb2.Spend]) -> list[Spend]:
     return [
         Spend(
             txid=s.txid,
-            inputs=tuple(outpoint_from_proto(i) for i in s.inputs),
+            inputs=tuple([Outpoint(i.txid, i.vout) for i in s.inputs]),
             outputs=tuple(
-                OutputSpec(
-                    Outpoint(s.txid, o.vout),
-                    o.satoshis,
-                    o.locking_script,
-                    o.owner_key_id,
-                    purpose_from_proto(o.purpose),
-                )
-                for o in s.outputs
-            ),
+                [
+                    OutputSpec(
+                        Outpoint(s.txid, o.vout),
+                        o.satoshis,
+                        o.locking_script,
+                        o.owner_key_id,
+                        purpose_from_proto(o.purpose),
+                    )
+                    for o in s.outputs
+                ]
+            )
+            if s.outputs
+            else (),
         )
         for s in spends
     ]

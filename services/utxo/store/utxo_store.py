@@ -62,24 +62,45 @@ _STATUSES = {s.value: s for s in UtxoStatus}
 
 
 def _utxo(row: asyncpg.Record) -> Utxo:
+    """A row of _COLUMNS (first in the select list); read by position: batches map hundreds of rows."""
+    (
+        row_id,
+        txid,
+        vout,
+        satoshis,
+        locking_script,
+        owner_key_id,
+        purpose,
+        status,
+        fencing_token,
+        lease_expires_at,
+        spent_by_txid,
+        competing_txids,
+        status_reason,
+        block_height,
+        created_at,
+        updated_at,
+        confirmations,
+        lease_id,
+    ) = row[:18]
     return Utxo(
-        row_id=row["id"],
-        fencing_token=row["fencing_token"],
-        outpoint=Outpoint(row["txid"], row["vout"]),
-        satoshis=row["satoshis"],
-        locking_script=bytes(row["locking_script"]),
-        owner_key_id=row["owner_key_id"],
-        purpose=_PURPOSES[row["purpose"]],
-        status=_STATUSES[row["status"]],
-        block_height=row["block_height"] or 0,
-        confirmations=row["confirmations"],
-        lease_id=row["lease_id"] or "",
-        lease_expires_at=row["lease_expires_at"],
-        spent_by_txid=row["spent_by_txid"] or "",
-        competing_txids=tuple(row["competing_txids"]),
-        status_reason=row["status_reason"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        row_id,
+        fencing_token,
+        Outpoint(txid, vout),
+        satoshis,
+        locking_script,
+        owner_key_id,
+        _PURPOSES[purpose],
+        _STATUSES[status],
+        block_height or 0,
+        confirmations,
+        lease_id or "",
+        lease_expires_at,
+        spent_by_txid or "",
+        tuple(competing_txids),
+        status_reason,
+        created_at,
+        updated_at,
     )
 
 
@@ -423,9 +444,9 @@ class UtxoUnitOfWork:
     ) -> tuple[dict[Outpoint, Utxo], dict[Outpoint, InputState]]:
         """One statement for a commit's inputs, (outpoint, spending txid) pairs: lock the known ones in
         id order, mark SPENT those that carry `fencing_token` (RESERVED or AVAILABLE with that token;
-        none when the token is None), with their events. Returns the rows it spent, and what it found
-        of every known input before the change (what the caller judges refusals by; when it refuses,
-        its transaction rolls back with these changes)."""
+        none when the token is None), with their events. Returns the rows it spent, and, unless it
+        spent every input, what it found of every known input before the change (what the caller
+        judges refusals by; when it refuses, its transaction rolls back with these changes)."""
         rows = await self._conn.fetch(
             f"""WITH i AS (
                     SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) AS i(txid, vout, spending_txid)
@@ -443,9 +464,9 @@ class UtxoUnitOfWork:
                     INSERT INTO utxo_events (utxo_id, kind, fencing_token, txid, from_status, to_status, caller_id)
                     SELECT id, 'commit', $4::bigint, spent_by_txid, old_status, 'spent', $5 FROM upd
                 )
-                SELECT l.txid AS input_txid, l.vout AS input_vout, l.id AS input_id, l.status AS input_status,
-                       l.fencing_token AS input_token, l.spent_by_txid AS input_spent_by, u.id IS NOT NULL AS spent,
-                       {_COLUMNS_NO_LEASE}, '' AS lease_id
+                SELECT {_COLUMNS_NO_LEASE}, '' AS lease_id, u.id IS NOT NULL AS spent, l.txid AS input_txid,
+                       l.vout AS input_vout, l.id AS input_id, l.status AS input_status,
+                       l.fencing_token AS input_token, l.spent_by_txid AS input_spent_by
                 FROM locked l LEFT JOIN upd u ON u.id = l.id
                 ORDER BY l.id""",
             [o.txid for o, _ in inputs],
@@ -455,14 +476,18 @@ class UtxoUnitOfWork:
             caller_id,
         )
         spent = {}
-        found = {}
         for r in rows:
-            outpoint = Outpoint(r["input_txid"], r["input_vout"])
-            found[outpoint] = InputState(
-                r["input_id"], _STATUSES[r["input_status"]], r["input_token"], r["input_spent_by"] or ""
-            )
             if r["spent"]:
-                spent[outpoint] = _utxo(r)
+                utxo = _utxo(r)
+                spent[utxo.outpoint] = utxo
+        found = {}
+        if len(spent) < len(inputs):
+            found = {
+                Outpoint(r["input_txid"], r["input_vout"]): InputState(
+                    r["input_id"], _STATUSES[r["input_status"]], r["input_token"], r["input_spent_by"] or ""
+                )
+                for r in rows
+            }
         return spent, found
 
     async def insert_outputs(self, outputs: Sequence[TrackedOutput], caller_id: str, reason: str) -> list[Utxo]:
