@@ -6,9 +6,11 @@ import os
 
 import asyncpg
 import grpc
+import orjson
 from bsv import PublicKey
 from proofline.signer.v1 import signer_pb2
 
+from proofline_kit.idempotency import request_fingerprint
 from services.signer_gateway.domain.ecdsa import is_low_s
 from tests.harness.fake_kms import FakeKms
 from tests.harness.grpc_errors import expect_rpc_error
@@ -182,3 +184,26 @@ async def test_external_kms_is_retried_on_5xx_then_gives_up(signer: SignerUnderT
         grpc.StatusCode.UNAVAILABLE,
         "KMS_UNAVAILABLE",
     )
+
+
+async def test_sign_replays_answers_recorded_in_the_earlier_json_form(signer: SignerUnderTest) -> None:
+    one = await create_key(signer, "publish-1")
+    two = await create_key(signer, "publish-2")
+    items = [("publish-1", os.urandom(32)), ("publish-2", os.urandom(32)), ("publish-1", os.urandom(32))]
+    fresh = await signer.stub.Sign(sign_request("new-form", *items), metadata=PUBLISHER)
+    assert await signer.stub.Sign(sign_request("new-form", *items), metadata=PUBLISHER) == fresh
+    legacy = orjson.dumps([[s.key_id, s.signature_der.hex(), s.public_key.hex()] for s in fresh.signatures])
+    conn = await asyncpg.connect(signer.env["DATABASE_URL"])
+    try:
+        await conn.execute(
+            """INSERT INTO signer.idempotency_keys (caller_id, method, request_id, request_hash, response)
+               VALUES ('publisher', 'Sign', 'old-form', $1, $2)""",
+            request_fingerprint("Sign", *((k, d.hex()) for k, d in items)),
+            legacy,
+        )
+    finally:
+        await conn.close()
+    replayed = await signer.stub.Sign(sign_request("old-form", *items), metadata=PUBLISHER)
+    assert list(replayed.signatures) == list(fresh.signatures)
+    assert {s.public_key for s in replayed.signatures} == {one.public_key, two.public_key}
+    assert len(await audit_rows(signer)) == 3

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from typing import NamedTuple
 
 from proofline_kit.errors import DomainError
 from services.signer_gateway.domain.keystore import SealedSecret
@@ -38,14 +39,14 @@ class KeyRecord:
     updated_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class DigestToSign:
+# The per-item values of a batch are named tuples: hundreds are made per call, and a tuple is
+# made several times faster than a frozen dataclass (audit entries go to COPY as they are).
+class DigestToSign(NamedTuple):
     key_id: str
     digest: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class SignatureResult:
+class SignatureResult(NamedTuple):
     key_id: str
     signature_der: bytes
     public_key: bytes
@@ -70,8 +71,9 @@ class KeySpend:
     signed_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
+class AuditEntry(NamedTuple):
+    """One row of the signing audit, in the table's column order."""
+
     caller_id: str
     request_id: str
     key_id: str

@@ -93,6 +93,14 @@ def signature_to_proto(result: SignatureResult) -> signer_pb2.Signature:
     return signer_pb2.Signature(key_id=result.key_id, signature_der=result.signature_der, public_key=result.public_key)
 
 
+def signatures_to_proto(results: Sequence[SignatureResult]) -> signer_pb2.SignResponse:
+    response = signer_pb2.SignResponse()
+    add = response.signatures.add
+    for key_id, signature_der, public_key in results:
+        add(key_id=key_id, signature_der=signature_der, public_key=public_key)
+    return response
+
+
 def transaction_from_proto(
     request: signer_pb2.SignTransactionRequest | signer_pb2.TransactionToSign,
 ) -> TransactionToSign:

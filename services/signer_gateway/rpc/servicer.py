@@ -29,7 +29,7 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
             mappers.digests_from_proto(request),
             time_budget_s(context, self._default_deadline_s),
         )
-        return signer_pb2.SignResponse(signatures=[mappers.signature_to_proto(r) for r in results])
+        return mappers.signatures_to_proto(results)
 
     async def SignTransaction(
         self, request: signer_pb2.SignTransactionRequest, context: Context

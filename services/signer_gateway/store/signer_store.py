@@ -17,6 +17,7 @@ from services.signer_gateway.domain.keystore import SealedSecret
 from services.signer_gateway.domain.models import AuditEntry, Backend, KeyPolicy, KeyRecord, KeySpend
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+_AUDIT_COLUMNS = list(AuditEntry._fields)
 
 _KEY_COLUMNS = (
     "key_id, backend, public_key, sealed_secret, sealed_nonce, master_key_version, policy, created_at, updated_at"
@@ -146,11 +147,8 @@ class SignerUnitOfWork:
         )
 
     async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
-        await self._conn.copy_records_to_table(
-            "signing_audit",
-            records=[(e.caller_id, e.request_id, e.key_id, e.digest, e.txid, e.outcome, e.reason) for e in entries],
-            columns=["caller_id", "request_id", "key_id", "digest", "txid", "outcome", "reason"],
-        )
+        """One COPY for all the rows (AuditEntry is a tuple in the table's column order)."""
+        await self._conn.copy_records_to_table("signing_audit", records=entries, columns=_AUDIT_COLUMNS)
 
     async def find_answer(self, caller_id: str, method: str, request_id: str, fingerprint: bytes) -> bytes | None:
         return await idempotency.find_answer(self._conn, caller_id, method, request_id, fingerprint)
