@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from proofline.utxo.v1 import utxo_pb2
 
 from proofline_kit import wire
 from proofline_kit.chain import PreparedTx
@@ -12,9 +13,10 @@ from proofline_kit.errors import DomainError
 from proofline_kit.settings import EnvReader, SettingsError
 from proofline_kit.wire import Outpoint
 from services.utxo.domain import fees, planning
-from services.utxo.domain.models import Purpose, Utxo, UtxoStatus
+from services.utxo.domain.models import CommitResult, Lease, LeaseState, Purpose, Utxo, UtxoStatus
 from services.utxo.domain.ports import ChainOutput, TxState
 from services.utxo.domain.sync import KeyView, plan_sync
+from services.utxo.rpc import mappers
 from services.utxo.settings import read_utxo_settings
 
 BASE = {"DATABASE_URL": "postgresql://x@127.0.0.1/db"}
@@ -135,3 +137,25 @@ def test_sync_rules() -> None:
     assert [(n.output.satoshis, n.status) for n in plan.new_rows] == [(999, UtxoStatus.UNCONFIRMED)]
     summary = plan.summary(12)
     assert (summary.added, summary.dirty_to_available, summary.marked_spent, summary.unchanged) == (1, 1, 2, 1)
+
+
+def test_batch_answers_map_each_utxo_like_the_single_mapping() -> None:
+    """Lease and commit answers copy each Utxo message from a template of its shared fields: every
+    message must equal the one built field by field, whatever the rows share or not."""
+    later = NOW + timedelta(minutes=5)
+    utxos = [
+        coin(1_000 + i % 3, vout=i, status=UtxoStatus.RESERVED, lease_id="l1", lease_expires_at=later) for i in range(6)
+    ] + [
+        coin(500, vout=10, status=UtxoStatus.SPENT, spent_by_txid="cd" * 32, lease_expires_at=later),
+        coin(500, vout=11, status=UtxoStatus.SPENT, spent_by_txid="ef" * 32),
+        coin(700, vout=12, status=UtxoStatus.DIRTY, competing_txids=("01" * 32,), status_reason="DOUBLE_SPEND"),
+        coin(700, vout=13, block_height=0, confirmations=0, locking_script=b"\x52", created_at=later),
+        coin(900, vout=0, owner_key_id="other", purpose=Purpose.PUBLISH, updated_at=later),
+    ]
+    lease = Lease("l1", 7, LeaseState.LIVE, "h", "c", NOW, later, tuple(utxos))
+    single = [mappers.utxo_to_proto(u) for u in utxos]
+    assert list(mappers.lease_to_proto(lease).utxos) == single
+    answer = mappers.commit_to_proto(CommitResult(tuple(utxos), tuple(reversed(utxos)), (), lease))
+    assert list(answer.spent) == single
+    assert list(answer.added) == list(reversed(single))
+    assert all(isinstance(m, utxo_pb2.Utxo) for m in answer.spent)
