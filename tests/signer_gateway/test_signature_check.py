@@ -10,7 +10,7 @@ from bsv.curve import curve
 from proofline.signer.v1 import signer_pb2
 
 from services.signer_gateway.domain import ecdsa
-from services.signer_gateway.domain.crypto_pool import CryptoPool
+from services.signer_gateway.domain.crypto_pool import INLINE_BELOW, CryptoPool
 from tests.harness.grpc_errors import expect_rpc_error
 from tests.signer_gateway.conftest import PUBLISHER, SignerUnderTest, create_key
 
@@ -88,3 +88,17 @@ async def test_a_stored_public_key_that_is_not_the_secrets_fails_the_check(signe
     await expect_rpc_error(
         signer.stub.Sign(request, metadata=PUBLISHER), grpc.StatusCode.INTERNAL, "SIGNATURE_CHECK_FAILED"
     )
+
+
+async def test_one_worker_takes_large_batches_and_small_ones_stay_inline() -> None:
+    secret = os.urandom(32)
+    public = ecdsa.public_key_of(secret)
+    for workers in (0, 1):
+        pool = CryptoPool(workers)
+        try:
+            for count in (0, 1, INLINE_BELOW - 1, INLINE_BELOW, 3 * INLINE_BELOW + 1):
+                digests = [os.urandom(32) for _ in range(count)]
+                signatures = await pool.sign_checked([secret] * count, [public] * count, digests)
+                assert signatures == [ecdsa.sign_digest(secret, d) for d in digests]
+        finally:
+            pool.close()
