@@ -56,6 +56,7 @@ async def test_commit_spends_inputs_and_tracks_change(utxo: UtxoUnderTest, db: a
     ]
     assert response.lease.state == utxo_pb2.LEASE_STATE_LIVE
     assert [u.satoshis for u in response.lease.utxos] == [200]
+    assert [(u.status, u.lease_id) for u in response.lease.utxos] == [(utxo_pb2.UTXO_STATUS_RESERVED, lease.lease_id)]
     # The change is not leasable before the chain confirms it.
     assert await db.fetchval("SELECT status FROM utxos WHERE txid = $1", txid) == "unconfirmed"
     kinds = await db.fetch("SELECT kind FROM utxo_events WHERE txid = $1 ORDER BY id", txid)

@@ -47,7 +47,7 @@ from services.utxo.domain.models import (
     UtxoStatus,
 )
 from services.utxo.domain.ports import ChainComparer, FeeRates, MaintenanceHolderView
-from services.utxo.store.utxo_store import InputState, LeaseRow, UtxoStore, UtxoUnitOfWork
+from services.utxo.store.utxo_store import InputState, LeaseRow, UtxoStore, UtxoUnitOfWork, in_strategy_order
 
 ROLE_POOL = "pool"
 # Target mode locks candidates in growing chunks: most targets are met by the first one.
@@ -123,26 +123,40 @@ class UtxoPool:
             replay = await uow.find_answer(caller.caller_id, "LeaseUtxos", request_id, fingerprint)
             if replay is not None:
                 return codec.lease_from_json(replay)
-            row = await uow.insert_lease(
-                uuid.uuid4().hex, caller.caller_id, request.holder, purpose, strategy, duration
-            )
             if request.count is not None:
-                utxos = await self._claim_count(uow, row, request, request.count)
+                row, claimed = await uow.insert_lease_and_claim(
+                    uuid.uuid4().hex,
+                    caller.caller_id,
+                    request.holder,
+                    purpose,
+                    strategy,
+                    duration,
+                    request.owner_key_id,
+                    request.min_satoshis,
+                    request.count,
+                )
+                utxos = await self._claim_count(uow, row, request, request.count, claimed)
             else:
                 assert request.target_satoshis is not None
+                row = await uow.insert_lease(
+                    uuid.uuid4().hex, caller.caller_id, request.holder, purpose, strategy, duration
+                )
                 utxos = await self._claim_target(uow, row, request, request.target_satoshis)
             lease = _lease(row, utxos)
             await uow.record_answer(caller.caller_id, "LeaseUtxos", request_id, fingerprint, codec.lease_to_json(lease))
         return lease
 
-    async def _claim_count(self, uow: UtxoUnitOfWork, row: LeaseRow, request: LeaseRequest, count: int) -> list[Utxo]:
+    async def _claim_count(
+        self, uow: UtxoUnitOfWork, row: LeaseRow, request: LeaseRequest, count: int, claimed: list[Utxo]
+    ) -> list[Utxo]:
+        """`claimed`: what the lease's first claim took."""
         owner, minimum = request.owner_key_id, request.min_satoshis
-        utxos = await uow.claim_count(row, owner, minimum, count)
+        utxos = claimed
         if len(utxos) < count:
             # Expired reservations count as AVAILABLE: reap them (for this purpose) and try again.
             _, reaped = await uow.reap_expired(row.purpose, _REAP_BATCH)
             if reaped:
-                utxos = _in_strategy_order(
+                utxos = in_strategy_order(
                     row.strategy, utxos + await uow.claim_count(row, owner, minimum, count - len(utxos))
                 )
         if not utxos or (len(utxos) < count and not request.allow_partial):
@@ -270,7 +284,11 @@ class UtxoPool:
             # every input was spent, the inputs are judged as found before the change and a refusal
             # rolls the whole transaction (those changes included) back.
             carried_token = row.fencing_token if fencing_token == row.fencing_token else None
-            by_outpoint, states = await uow.spend_carried(inputs, carried_token, caller.caller_id)
+            # The lease's remaining outpoints come back from the same statement unless the commit
+            # releases them all (then it holds none).
+            by_outpoint, states, held = await uow.spend_carried(
+                inputs, carried_token, caller.caller_id, None if release_unspent else row
+            )
             pending: list[Outpoint] = []
             done_before: list[Outpoint] = []
             if len(by_outpoint) < len(inputs):
@@ -294,7 +312,9 @@ class UtxoPool:
             released: list[Outpoint] = []
             if release_unspent:
                 released = await uow.release(row.fencing_token, None, caller.caller_id)
-            result = CommitResult(spent, tuple(added), tuple(released), _lease(row, await uow.carrying(row)))
+            if release_unspent:
+                held = []  # released above: nothing carries the token any more
+            result = CommitResult(spent, tuple(added), tuple(released), _lease(row, held))
             if within is not None:
                 await within(uow)
             await uow.record_answer(
@@ -540,12 +560,6 @@ def _lease(row: LeaseRow, held: Sequence[Utxo]) -> Lease:
         expires_at=row.expires_at,
         utxos=tuple(held),
     )
-
-
-def _in_strategy_order(strategy: Strategy, utxos: Sequence[Utxo]) -> list[Utxo]:
-    if strategy is Strategy.SMALLEST_FIRST:
-        return sorted(utxos, key=lambda u: (u.satoshis, u.row_id))
-    return sorted(utxos, key=lambda u: (-u.satoshis, u.row_id))
 
 
 def _carries(utxo: Utxo | InputState, fencing_token: int) -> bool:

@@ -173,6 +173,13 @@ class MaintenanceRow:
     fence: int
 
 
+def in_strategy_order(strategy: Strategy, utxos: Sequence[Utxo]) -> list[Utxo]:
+    """The order `_ORDER` gives in SQL."""
+    if strategy is Strategy.SMALLEST_FIRST:
+        return sorted(utxos, key=lambda u: (u.satoshis, u.row_id))
+    return sorted(utxos, key=lambda u: (-u.satoshis, u.row_id))
+
+
 class UtxoUnitOfWork:
     """One database transaction of the pool."""
 
@@ -211,6 +218,67 @@ class UtxoUnitOfWork:
         )
         assert row is not None
         return _lease(row)
+
+    async def insert_lease_and_claim(
+        self,
+        lease_id: str,
+        caller_id: str,
+        holder: str,
+        purpose: Purpose,
+        strategy: Strategy,
+        duration: timedelta,
+        owner_key_id: str,
+        min_satoshis: int,
+        limit: int,
+    ) -> tuple[LeaseRow, list[Utxo]]:
+        """insert_lease then claim_count, in one statement (one round trip less per count lease)."""
+        order = _ORDER[strategy]
+        rows = await self._conn.fetch(
+            f"""WITH l AS (
+                    INSERT INTO leases (lease_id, caller_id, holder, purpose, strategy, expires_at)
+                    VALUES ($5, $6, $7, $1, $8, now() + $9::interval)
+                    RETURNING fencing_token, caller_id, holder, created_at, expires_at
+                ), picked AS (
+                    SELECT u.id FROM utxos u WHERE {_LEASABLE}
+                    ORDER BY {order} LIMIT $4 FOR UPDATE SKIP LOCKED
+                ), upd AS (
+                    UPDATE utxos r SET status = 'reserved', fencing_token = l.fencing_token,
+                                       lease_expires_at = l.expires_at
+                    FROM picked, l WHERE r.id = picked.id
+                    RETURNING r.*
+                ), ev AS (
+                    INSERT INTO utxo_events (utxo_id, kind, fencing_token, lease_expires_at, from_status, to_status,
+                                             caller_id)
+                    SELECT id, 'lease', fencing_token, lease_expires_at, 'available', 'reserved', $6 FROM upd
+                )
+                SELECT {_columns_of_lease(5)}, u.id IS NOT NULL AS claimed, l.fencing_token AS lease_token,
+                       l.holder AS lease_holder, l.created_at AS lease_created_at,
+                       l.expires_at AS lease_expires, now() AS db_now
+                FROM l LEFT JOIN upd u ON true
+                ORDER BY {order}""",
+            purpose.value,
+            owner_key_id,
+            min_satoshis,
+            limit,
+            lease_id,
+            caller_id,
+            holder,
+            strategy.value,
+            duration,
+        )
+        first = rows[0]
+        lease = LeaseRow(
+            fencing_token=first["lease_token"],
+            lease_id=lease_id,
+            caller_id=caller_id,
+            holder=first["lease_holder"],
+            purpose=purpose,
+            strategy=strategy,
+            created_at=first["lease_created_at"],
+            expires_at=first["lease_expires"],
+            db_now=first["db_now"],
+        )
+        return lease, [_utxo(r) for r in rows if r["claimed"]]
 
     async def lease_by_id(self, lease_id: str, *, for_update: bool = False) -> LeaseRow | None:
         lock = " FOR UPDATE" if for_update else ""
@@ -440,13 +508,18 @@ class UtxoUnitOfWork:
         return [_utxo(r) for r in rows]
 
     async def spend_carried(
-        self, inputs: Sequence[tuple[Outpoint, str]], fencing_token: int | None, caller_id: str
-    ) -> tuple[dict[Outpoint, Utxo], dict[Outpoint, InputState]]:
+        self,
+        inputs: Sequence[tuple[Outpoint, str]],
+        fencing_token: int | None,
+        caller_id: str,
+        lease: LeaseRow | None = None,
+    ) -> tuple[dict[Outpoint, Utxo], dict[Outpoint, InputState], list[Utxo]]:
         """One statement for a commit's inputs, (outpoint, spending txid) pairs: lock the known ones in
         id order, mark SPENT those that carry `fencing_token` (RESERVED or AVAILABLE with that token;
-        none when the token is None), with their events. Returns the rows it spent, and, unless it
-        spent every input, what it found of every known input before the change (what the caller
-        judges refusals by; when it refuses, its transaction rolls back with these changes)."""
+        none when the token is None), with their events. Returns the rows it spent; unless it spent
+        every input, what it found of every known input before the change (what the caller judges
+        refusals by; when it refuses, its transaction rolls back with these changes); and, when
+        `lease` is given, what `carrying(lease)` would return after the change."""
         rows = await self._conn.fetch(
             f"""WITH i AS (
                     SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) AS i(txid, vout, spending_txid)
@@ -464,22 +537,32 @@ class UtxoUnitOfWork:
                     INSERT INTO utxo_events (utxo_id, kind, fencing_token, txid, from_status, to_status, caller_id)
                     SELECT id, 'commit', $4::bigint, spent_by_txid, old_status, 'spent', $5 FROM upd
                 )
-                SELECT {_COLUMNS_NO_LEASE}, '' AS lease_id, u.id IS NOT NULL AS spent, l.txid AS input_txid,
-                       l.vout AS input_vout, l.id AS input_id, l.status AS input_status,
+                SELECT {_COLUMNS_NO_LEASE}, '' AS lease_id, u.id IS NOT NULL AS spent, false AS carried,
+                       l.txid AS input_txid, l.vout AS input_vout, l.id AS input_id, l.status AS input_status,
                        l.fencing_token AS input_token, l.spent_by_txid AS input_spent_by
                 FROM locked l LEFT JOIN upd u ON u.id = l.id
-                ORDER BY l.id""",
+                UNION ALL
+                SELECT {_COLUMNS_NO_LEASE}, CASE WHEN u.status = 'reserved' THEN $7 ELSE '' END, false, true,
+                       NULL, NULL, NULL, NULL, NULL, NULL
+                FROM utxos u
+                WHERE $6::bigint IS NOT NULL AND u.fencing_token = $6::bigint
+                  AND u.status IN ('reserved', 'available') AND NOT EXISTS (SELECT 1 FROM upd WHERE upd.id = u.id)""",
             [o.txid for o, _ in inputs],
             [o.vout for o, _ in inputs],
             [txid for _, txid in inputs],
             fencing_token,
             caller_id,
+            lease.fencing_token if lease is not None else None,
+            lease.lease_id if lease is not None else "",
         )
         spent = {}
+        carried = []
         for r in rows:
             if r["spent"]:
                 utxo = _utxo(r)
                 spent[utxo.outpoint] = utxo
+            elif r["carried"]:
+                carried.append(_utxo(r))
         found = {}
         if len(spent) < len(inputs):
             found = {
@@ -487,8 +570,11 @@ class UtxoUnitOfWork:
                     r["input_id"], _STATUSES[r["input_status"]], r["input_token"], r["input_spent_by"] or ""
                 )
                 for r in rows
+                if not r["carried"]
             }
-        return spent, found
+        if lease is not None:
+            carried = in_strategy_order(lease.strategy, carried)
+        return spent, found, carried
 
     async def insert_outputs(self, outputs: Sequence[TrackedOutput], caller_id: str, reason: str) -> list[Utxo]:
         """Insert new UNCONFIRMED outputs; outpoints already known are left alone and not returned."""
