@@ -57,6 +57,11 @@ class CryptoPool:
         inline = self._executor is None or count < INLINE_BELOW
         slices = 1 if inline else self._workers
         size = -(-count // slices)
+        if secrets.count(secrets[0]) == count and public_keys.count(public_keys[0]) == count:
+            # One key (the common case): plain slices, nothing to group.
+            one = [[(secrets[0], public_keys[0], list(digests[a : a + size]))] for a in range(0, count, size)]
+            done = [_sign_chunk(c) for c in one] if inline else await self._run_chunks(_sign_chunk, one)
+            return [signature for chunk in done for signature in chunk[0]]
         work: list[list[tuple[bytes, bytes, list[bytes]]]] = []
         where: list[list[list[int]]] = []
         for start in range(0, count, size):

@@ -85,8 +85,8 @@ class SignerGateway:
                     if keys[item.key_id].policy.require_policy_mode:
                         await self._audit_denied(caller, request_id, [item.key_id], "POLICY_DENIED", None)
                         raise policy_mode_required(item.key_id)
-            records = [keys[i.key_id] for i in items]
-            digests = [i.digest for i in items]
+            records = [keys[k] for k, _ in items]
+            digests = [d for _, d in items]
             signatures = await self._sign_checked(records, digests, timeout_s)
             results = [SignatureResult(k.key_id, sig, k.public_key) for k, sig in zip(records, signatures, strict=True)]
             caller_id = caller.caller_id
@@ -626,21 +626,22 @@ def _policy_json(policy: KeyPolicy) -> list[object]:
 
 
 _ANSWER_V2 = b"\x02"
+_LENGTH = tuple(bytes((n,)) for n in range(256))
 
 
 def _signatures_to_answer(results: Sequence[SignatureResult]) -> bytes:
     """Sign's recorded answer, compact: 0x02, then each key's id and public key once, then per
     signature its key's index (2 bytes) and its DER (1-byte length). About a third of the JSON form
     (still read for answers recorded before) in bytes written to PostgreSQL per call."""
-    index: dict[str, int] = {}
+    index: dict[str, bytes] = {}
     parts = [_ANSWER_V2, b""]
     for key_id, _, public_key in results:
         if key_id not in index:
-            index[key_id] = len(index)
+            index[key_id] = len(index).to_bytes(2, "big")
             encoded = key_id.encode()
-            parts.append(bytes((len(encoded),)) + encoded + public_key)
+            parts.append(_LENGTH[len(encoded)] + encoded + public_key)
     parts[1] = len(index).to_bytes(2, "big")
-    parts.extend(index[k].to_bytes(2, "big") + bytes((len(sig),)) + sig for k, sig, _ in results)
+    parts.extend(index[k] + _LENGTH[len(sig)] + sig for k, sig, _ in results)
     return b"".join(parts)
 
 
