@@ -8,6 +8,7 @@ from bsv import Transaction
 from proofline.common.v1 import common_pb2
 from proofline.signer.v1 import signer_pb2
 
+from tests.harness.fake_kms import FakeKms
 from tests.harness.grpc_errors import expect_rpc_error
 from tests.harness.transactions import (
     address_script,
@@ -267,3 +268,49 @@ async def test_sign_transaction_denials_are_audited_although_the_call_fails(sign
         ("other-key", "denied", "KEY_ACCESS_DENIED"),
     ]
     assert await db_rows(signer, "SELECT * FROM signer.key_spends") == []
+
+
+async def test_external_kms_keys_sign_in_a_batch_and_a_kms_outage_fails_the_call(
+    signer: SignerUnderTest, fake_kms: FakeKms
+) -> None:
+    fake_kms.add_key("publish-kms")
+    kms = await create_key(signer, "publish-kms", backend=signer_pb2.KEY_BACKEND_EXTERNAL_KMS)
+    local = await create_key(signer, "publish-1")
+    await create_key(signer, "other-key")
+    fake_kms.mode = "high_s"
+    kms_spent = [(5_000, p2pkh_script(kms.public_key)), (5_000, p2pkh_script(local.public_key))]
+    both = unsigned_transaction(kms_spent, [(9_800, address_script(OUTSIDE))])
+    local_spent = [(5_000, p2pkh_script(local.public_key))]
+    alone = unsigned_transaction(local_spent, [(4_800, address_script(OUTSIDE))])
+    request = batch(
+        "k1",
+        tx_to_sign(both, kms_spent, [(0, "publish-kms"), (1, "publish-1")]),
+        tx_to_sign(alone, local_spent, [(0, "publish-1")]),
+        tx_to_sign(alone, local_spent, [(0, "other-key")]),
+    )
+    response = await signer.stub.SignTransactions(request, metadata=PUBLISHER, timeout=20)
+    assert [r.WhichOneof("outcome") for r in response.results] == ["signed", "signed", "error"]
+    assert interpreter_accepts(response.results[0].signed.signed_tx, kms_spent)
+    assert interpreter_accepts(response.results[1].signed.signed_tx, local_spent)
+    fake_kms.mode = "ok"
+    fake_kms.failures_before_success = 10
+    request.request_id = "k2"
+    await expect_rpc_error(
+        signer.stub.SignTransactions(request, metadata=PUBLISHER, timeout=20),
+        grpc.StatusCode.UNAVAILABLE,
+        "KMS_UNAVAILABLE",
+    )
+    rows = await audit_rows(signer)
+    # k1: three signatures and one ACL denial; k2 signed nothing, but its denial is still recorded.
+    assert sorted((r["request_id"], r["outcome"], r["key_id"]) for r in rows) == [
+        ("k1", "denied", "other-key"),
+        ("k1", "signed", "publish-1"),
+        ("k1", "signed", "publish-1"),
+        ("k1", "signed", "publish-kms"),
+        ("k2", "denied", "other-key"),
+    ]
+    assert len(await db_rows(signer, "SELECT * FROM signer.key_spends")) == 3
+    # Nothing was recorded for k2: once the KMS is back, the same request signs.
+    fake_kms.failures_before_success = 0
+    again = await signer.stub.SignTransactions(request, metadata=PUBLISHER, timeout=20)
+    assert [r.WhichOneof("outcome") for r in again.results] == ["signed", "signed", "error"]

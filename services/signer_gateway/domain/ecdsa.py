@@ -49,6 +49,11 @@ def sign_and_check_with_secret(secret: bytes, public_key: bytes, digests: Sequen
     double multiplication. It holds only because Q == d*G, so that is checked first, once per
     call for each secret (and once per unsealing by the keystore). The bytes returned are the
     strict-DER encoding of exactly the (r, s) checked, with 0 < r < n and 0 < s <= n/2 (low-S).
+
+    (z + r*d) * s^-1 mod n is the signature's secret nonce k, so the multiplication must be the
+    constant-time one (pubkey_from_secret's ecmult_gen), never a variable-time point operation
+    (e.g. pubkey_tweak_add): that would leak k, and k leaks d. The few Python integer operations
+    on d and k are not constant-time either; their timing depends only on operand lengths.
     """
     if NATIVE_MODULE.pubkey_from_secret(secret) != public_key:
         return [None] * len(digests)
