@@ -119,6 +119,7 @@ async def start_utxo(settings: UtxoSettings, *, configure_logs: bool = True) -> 
         sweep_lock=settings.sweep_lock,
         broadcast_attempts=settings.broadcast_attempts,
         broadcast_retry_pause_s=settings.broadcast_retry_pause_s,
+        invalid_after=settings.invalid_after,
     )
     wake = asyncio.Event()
 

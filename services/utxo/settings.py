@@ -62,6 +62,7 @@ class UtxoSettings:
     metrics_refresh: timedelta
     broadcast_attempts: int
     broadcast_retry_pause_s: float
+    invalid_after: timedelta
 
 
 def read_utxo_settings(env: EnvReader | None = None) -> UtxoSettings:
@@ -124,6 +125,7 @@ def read_utxo_settings(env: EnvReader | None = None) -> UtxoSettings:
         metrics_refresh=timedelta(milliseconds=env.integer("UTXO_METRICS_REFRESH_MS", 15_000, minimum=100)),
         broadcast_attempts=env.integer("UTXO_BROADCAST_ATTEMPTS", 3, minimum=1, maximum=20),
         broadcast_retry_pause_s=env.integer("UTXO_BROADCAST_RETRY_PAUSE_MS", 500, minimum=0) / 1000,
+        invalid_after=timedelta(milliseconds=env.integer("UTXO_INVALID_AFTER_MS", 600_000, minimum=0)),
     )
 
 

@@ -16,7 +16,7 @@ from services.utxo.backends.redis_locks import RedisLocks
 from services.utxo.domain.maintenance import MAINTENANCE_LOCK
 from tests.harness.grpc_errors import expect_rpc_error
 from tests.utxo.chain_stack import CHANGE, FUNDING, Stack, chain_stack, list_of, outpoint
-from tests.utxo.conftest import ADMIN, PUBLISHER, lease_request
+from tests.utxo.conftest import ADMIN, PUBLISHER, lease_request, seed, status_of
 
 AVAILABLE = utxo_pb2.UTXO_STATUS_AVAILABLE
 UNCONFIRMED = utxo_pb2.UTXO_STATUS_UNCONFIRMED
@@ -121,6 +121,37 @@ async def test_dirty_outpoints_leave_dirty_only_on_chain_evidence(
             "SELECT fencing_token FROM utxos WHERE txid = $1 AND vout = $2", kept.outpoint.txid, kept.outpoint.vout
         )
         assert token is None, "an outpoint back from DIRTY carries no lease rights"
+
+
+async def test_an_outpoint_the_chain_does_not_know_is_written_off_only_after_a_second_look(
+    database_url: str, redis_url: str, db: asyncpg.Connection
+) -> None:
+    """One answer from the chain is not enough to make a coin INVALID: it must still be missing at a
+    sync UTXO_INVALID_AFTER_MS after the one that first found it missing; seeing it clears that."""
+    async with chain_stack(database_url, redis_url, UTXO_INVALID_AFTER_MS="400") as stack:
+        await stack.fund(FUNDING, 20_000)
+        await sync(stack, "s1")
+        real = (await list_of(stack, AVAILABLE, owner=FUNDING))[0]
+        ghost = (await seed(db, [5_000], purpose="funding", owner=FUNDING))[0]
+        where = "WHERE txid = $1 AND vout = $2"
+        # The real coin carries a stale mark (as if an earlier sync had missed it): seeing it clears it.
+        await db.execute(f"UPDATE utxos SET missing_since = now() {where}", real.outpoint.txid, real.outpoint.vout)
+        first = await sync(stack, "s2")
+        assert first.sync.invalidated == 0 and "1 missing from the chain" in first.detail
+        assert await status_of(db, ghost) == "available"
+        assert await db.fetchval(f"SELECT missing_since FROM utxos {where}", ghost.txid, ghost.vout) is not None
+        assert (
+            await db.fetchval(f"SELECT missing_since FROM utxos {where}", real.outpoint.txid, real.outpoint.vout)
+            is None
+        )
+        second = await sync(stack, "s3")
+        assert second.sync.invalidated == 0 and await status_of(db, ghost) == "available"
+        await asyncio.sleep(0.5)
+        third = await sync(stack, "s4")
+        assert third.sync.invalidated == 1
+        assert [(c.outpoint.txid, c.reason) for c in third.sync.changes] == [(ghost.txid, "NOT_ON_CHAIN")]
+        assert await status_of(db, ghost) == "invalid"
+        assert await status_of(db, real.outpoint) == "available"
 
 
 async def test_sync_with_the_chain_unreachable_changes_nothing(

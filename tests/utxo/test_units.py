@@ -15,7 +15,7 @@ from proofline_kit.wire import Outpoint
 from services.utxo.domain import fees, planning
 from services.utxo.domain.models import CommitResult, Lease, LeaseState, Purpose, Utxo, UtxoStatus
 from services.utxo.domain.ports import ChainOutput, TxState
-from services.utxo.domain.sync import KeyView, plan_sync
+from services.utxo.domain.sync import KeyView, MissingRule, plan_sync
 from services.utxo.rpc import mappers
 from services.utxo.settings import read_utxo_settings
 
@@ -128,7 +128,8 @@ def test_sync_rules() -> None:
         ChainOutput("cd" * 32, 0, 999, None, False),
     )
     states = {dead_txid: TxState.UNKNOWN, "ff" * 32: TxState.UNKNOWN, live_txid: TxState.MINED}
-    plan = plan_sync([KeyView(key.key_id, key.locking_script, key.purpose_for_new, listed)], rows, set(), states, 12, 1)
+    views = [KeyView(key.key_id, key.locking_script, key.purpose_for_new, listed)]
+    plan = plan_sync(views, rows, set(), states, 12, 1, MissingRule({}, NOW, timedelta(minutes=10)))
     changes = {c.utxo.satoshis: (c.to_status, c.reason) for c in plan.changes}
     assert 100 not in changes, "an UNCONFIRMED output unknown to the chain may not be broadcast yet"
     assert changes[200] == (UtxoStatus.AVAILABLE, "DIRTY_UNSPENT")
@@ -159,3 +160,33 @@ def test_batch_answers_map_each_utxo_like_the_single_mapping() -> None:
     assert list(answer.spent) == single
     assert list(answer.added) == list(reversed(single))
     assert all(isinstance(m, utxo_pb2.Utxo) for m in answer.spent)
+
+
+def test_an_outpoint_missing_from_the_chain_is_invalid_only_after_two_syncs_far_enough_apart() -> None:
+    """AVAILABLE, RESERVED and DIRTY outpoints the chain neither lists nor knows the transaction of:
+    the first sync starts a clock, a later one invalidates once `invalid_after` has passed, and any
+    sync that sees the outpoint again stops the clock."""
+    gone, back = "03" * 32, "04" * 32
+    rows = [
+        coin(100, 0, UtxoStatus.AVAILABLE, outpoint=Outpoint(gone, 0)),
+        coin(200, 1, UtxoStatus.RESERVED, outpoint=Outpoint(gone, 1)),
+        coin(300, 2, UtxoStatus.DIRTY, outpoint=Outpoint(gone, 2), status_reason="REJECTED"),
+        coin(400, 3, UtxoStatus.AVAILABLE, outpoint=Outpoint(back, 3)),
+    ]
+    views = [KeyView("funding", b"\x51", Purpose.FUNDING, (ChainOutput(back, 3, 400, 10, False),))]
+    states = {gone: TxState.UNKNOWN}
+    wait = timedelta(minutes=10)
+
+    def run(since: dict[int, datetime], now: datetime) -> tuple[dict[int, UtxoStatus], list[int], list[int], list[int]]:
+        plan = plan_sync(views, rows, set(), states, 12, 1, MissingRule(since, now, wait))
+        moved = {c.utxo.row_id: c.to_status for c in plan.changes}
+        return moved, plan.first_missing, plan.still_missing, plan.seen_again
+
+    moved, first, still, seen = run({}, NOW)
+    assert moved == {} and first == [1, 2, 3] and still == [] and seen == []
+    marked = {1: NOW, 2: NOW, 3: NOW, 4: NOW}
+    moved, first, still, seen = run(marked, NOW + wait - timedelta(seconds=1))
+    assert moved == {} and first == [] and still == [1, 2, 3] and seen == [4]
+    moved, first, still, seen = run(marked, NOW + wait)
+    assert moved == {1: UtxoStatus.INVALID, 2: UtxoStatus.INVALID, 3: UtxoStatus.INVALID}
+    assert first == [] and still == [] and seen == [4]

@@ -58,7 +58,14 @@ from services.utxo.domain.ports import (
     TransactionSigner,
     TxBroadcaster,
 )
-from services.utxo.domain.sync import KeyView, SyncPlan, absent_confirmed_txids, plan_sync, txids_to_check_first
+from services.utxo.domain.sync import (
+    KeyView,
+    MissingRule,
+    SyncPlan,
+    absent_confirmed_txids,
+    plan_sync,
+    txids_to_check_first,
+)
 from services.utxo.store.utxo_store import UtxoStore, UtxoUnitOfWork
 
 # The identity maintenance uses for its own leases, commits and conflict reports.
@@ -100,6 +107,9 @@ class MaintenanceConfig:
     sweep_lock: timedelta = timedelta(minutes=5)
     broadcast_attempts: int = 3
     broadcast_retry_pause_s: float = 0.5
+    # How long an unspent outpoint must stay missing from the chain, across two syncs at least,
+    # before a sync writes it off as INVALID.
+    invalid_after: timedelta = timedelta(minutes=10)
 
 
 Body = Callable[[HeldLock | None], Awaitable[list[MaintenanceResult]]]
@@ -329,6 +339,9 @@ class PoolMaintenance:
             keys = list(dict.fromkeys(owner_key_ids or await self._default_keys(uow)))
             purposes = await uow.latest_purposes(keys)
             rows = await uow.unspent_of(keys)
+            missing = MissingRule(
+                await uow.missing_since([r.row_id for r in rows]), await uow.now(), self._config.invalid_after
+            )
         infos = {k: await self._keys.key(k) for k in keys}
         states = await chain.tx_states(sorted(txids_to_check_first(rows)))
         tip = await chain.tip_height()
@@ -345,13 +358,19 @@ class PoolMaintenance:
         async with self._store.read_only() as uow:
             pooled = {r.outpoint for r in rows}
             known = await uow.outpoints([o for o in listed if o not in pooled])
-        plan = plan_sync(views, rows, set(known), states, tip, self._config.min_confirmations)
+        plan = plan_sync(views, rows, set(known), states, tip, self._config.min_confirmations, missing)
         summary = plan.summary(tip)
         if not dry_run:
             await self._apply_sync(plan, tip, lock)
         changed = summary.added + len(summary.changes)
         outcome = MaintenanceOutcome.DONE if changed else MaintenanceOutcome.NOTHING_TO_DO
         detail = f"{len(keys)} keys at tip {tip}: {summary.added} new, {len(summary.changes) - summary.added} changed"
+        waiting = len(plan.first_missing) + len(plan.still_missing)
+        if waiting:
+            detail += (
+                f", {waiting} missing from the chain (INVALID when still missing"
+                f" {self._config.invalid_after.total_seconds():g} s after a sync first found them missing)"
+            )
         result = MaintenanceResult(MaintenanceAction.SYNC, outcome, dry_run, sync=summary, detail=detail + rebroadcast)
         return result, plan
 
@@ -374,6 +393,8 @@ class PoolMaintenance:
                     [c.block_height for c in plan.changes],
                     [c.spent_by_txid for c in plan.changes],
                 )
+            if plan.first_missing or plan.seen_again:
+                await uow.mark_missing(plan.first_missing, plan.seen_again)
             await uow.set_tip(tip)
             await uow.record_run("sync", lock.token if lock else None, "done")
 

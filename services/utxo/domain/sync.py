@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from proofline_kit.wire import Outpoint
 from services.utxo.domain.models import Purpose, SyncSummary, TrackedOutput, Utxo, UtxoChange, UtxoStatus
@@ -11,6 +12,18 @@ from services.utxo.domain.ports import ChainOutput, TxState
 
 MAX_LISTED_CHANGES = 1000
 _SEEN = (TxState.MINED, TxState.MEMPOOL)
+NOT_ON_CHAIN = "NOT_ON_CHAIN"
+
+
+@dataclass(frozen=True, slots=True)
+class MissingRule:
+    """An unspent outpoint the chain neither lists nor knows the transaction of becomes INVALID only
+    when it was already missing at an earlier sync at least `invalid_after` ago (`since`: row id ->
+    when a sync first found it missing; `now`: the database's time)."""
+
+    since: Mapping[int, datetime]
+    now: datetime
+    invalid_after: timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +47,11 @@ class SyncPlan:
     new_rows: list[NewRow] = field(default_factory=list)
     changes: list[RowChange] = field(default_factory=list)
     unchanged: int = 0
+    # Row ids found missing from the chain for the first time (their clock starts), still missing but
+    # not long enough, and seen again (their clock stops).
+    first_missing: list[int] = field(default_factory=list)
+    still_missing: list[int] = field(default_factory=list)
+    seen_again: list[int] = field(default_factory=list)
 
     def summary(self, tip_height: int) -> SyncSummary:
         listed = [
@@ -97,6 +115,7 @@ def plan_sync(
     states: Mapping[str, TxState],
     tip: int,
     min_confirmations: int,
+    missing: MissingRule,
 ) -> SyncPlan:
     """`rows`: the pool's unspent rows of the keys; `known_elsewhere`: chain outpoints the pool
     holds in another status (SPENT, INVALID); `states`: what the chain says of the txids asked."""
@@ -121,6 +140,16 @@ def plan_sync(
             )
     for row in rows:
         change = _judge(row, chain.get(row.outpoint), states, tip, min_confirmations)
+        since = missing.since.get(row.row_id)
+        if change is not None and change.reason == NOT_ON_CHAIN:
+            if since is None:
+                plan.first_missing.append(row.row_id)
+                change = None
+            elif missing.now - since < missing.invalid_after:
+                plan.still_missing.append(row.row_id)
+                change = None
+        elif since is not None:
+            plan.seen_again.append(row.row_id)
         if change is None:
             plan.unchanged += 1
         else:
@@ -139,7 +168,7 @@ def _judge(
         if state in _SEEN:
             return RowChange(row, UtxoStatus.SPENT, "SPENT_ON_CHAIN", None)
         if state is TxState.UNKNOWN and status is not UtxoStatus.UNCONFIRMED:
-            return RowChange(row, UtxoStatus.INVALID, "NOT_ON_CHAIN", None)
+            return RowChange(row, UtxoStatus.INVALID, NOT_ON_CHAIN, None)
         # An UNCONFIRMED output unknown to the chain may not be broadcast yet: only a reported
         # failure proves its transaction dead.
         return None
@@ -166,5 +195,5 @@ def _judge_dirty(
     if listed is not None or states.get(row.outpoint.txid) in _SEEN:
         return RowChange(row, UtxoStatus.SPENT, "DIRTY_SPENT", None)
     if states.get(row.outpoint.txid) is TxState.UNKNOWN:
-        return RowChange(row, UtxoStatus.INVALID, "NOT_ON_CHAIN", None)
+        return RowChange(row, UtxoStatus.INVALID, NOT_ON_CHAIN, None)
     return None

@@ -913,6 +913,23 @@ class UtxoUnitOfWork:
         )
         return len(rows)
 
+    async def missing_since(self, row_ids: Sequence[int]) -> dict[int, datetime]:
+        """Rows among `row_ids` that an earlier sync found missing from the chain, and since when."""
+        rows = await self._conn.fetch(
+            "SELECT id, missing_since FROM utxos WHERE id = ANY($1::bigint[]) AND missing_since IS NOT NULL",
+            list(row_ids),
+        )
+        return {r["id"]: r["missing_since"] for r in rows}
+
+    async def mark_missing(self, missing: Sequence[int], seen: Sequence[int]) -> None:
+        """Start the missing clock of `missing` rows (kept if already running); stop it for `seen`."""
+        await self._conn.execute(
+            """UPDATE utxos SET missing_since = CASE WHEN id = ANY($1::bigint[]) THEN COALESCE(missing_since, now()) END
+               WHERE id = ANY($1::bigint[]) OR (id = ANY($2::bigint[]) AND missing_since IS NOT NULL)""",
+            list(missing),
+            list(seen),
+        )
+
     async def save_maintenance_tx(self, txid: str, action: str, extended_tx: bytes) -> None:
         await self._conn.execute(
             """INSERT INTO maintenance_txs (txid, action, extended_tx) VALUES ($1, $2, $3)
