@@ -39,15 +39,17 @@ def test_checked_signatures_are_the_libsecp256k1_signatures_and_verify() -> None
 def test_the_check_accepts_exactly_what_a_full_verify_accepts() -> None:
     secret, digest = os.urandom(32), os.urandom(32)
     d, z, r, s = _parts(secret, digest)
-    assert ecdsa.own_signature_valid(d, z, r, s, pow(s, -1, N))
-    for bad_z, bad_r, bad_s in [(z + 1, r, s), (z, r + 1, s), (z, r, s + 1), (z, r, N - s), (z, 0, s), (z, r, 0)]:
-        inverse = pow(bad_s, -1, N) if bad_s % N else 0
-        assert not ecdsa.own_signature_valid(d, bad_z % N, bad_r, bad_s, inverse)
+    assert ecdsa.checked_signatures(d, [z], [r], [s]) == [ecdsa.sign_digest(secret, digest)]
+    bad = [(z + 1, r, s), (z, r + 1, s), (z, r, s + 1), (z, r, N - s), (z, 0, s), (z, r, 0), (z, N + r, s)]
+    checked = ecdsa.checked_signatures(d, [b[0] % N for b in bad], [b[1] for b in bad], [b[2] for b in bad])
+    assert checked == [None] * len(bad)
     # Another key's secret: the same (r, s) does not check.
     other = int.from_bytes(os.urandom(32), "big") % N
-    assert not ecdsa.own_signature_valid(other, z, r, s, pow(s, -1, N))
-    # A wrong inverse is refused rather than trusted.
-    assert not ecdsa.own_signature_valid(d, z, r, s, pow(s, -1, N) + 1)
+    assert ecdsa.checked_signatures(other, [z], [r], [s]) == [None]
+    # Good and bad mixed: each judged on its own (the batch inversion does not leak between items).
+    _, z2, r2, s2 = _parts(secret, os.urandom(32))
+    mixed = ecdsa.checked_signatures(d, [z, z2, z], [r, r2, r], [s, s2 + 1, s])
+    assert [m is not None for m in mixed] == [True, False, True]
 
 
 def test_a_secret_that_is_not_the_public_keys_signs_nothing() -> None:

@@ -18,6 +18,7 @@ DIGEST_BYTES = 32
 PUBLIC_KEY_BYTES = 33
 _ORDER: int = int(curve.n)
 _HALF_ORDER: int = _ORDER // 2
+_LENGTH = tuple(bytes((i,)) for i in range(256))
 
 
 def is_valid_secret(secret: bytes) -> bool:
@@ -58,35 +59,52 @@ def sign_and_check_with_secret(secret: bytes, public_key: bytes, digests: Sequen
     if NATIVE_MODULE.pubkey_from_secret(secret) != public_key:
         return [None] * len(digests)
     n = _ORDER
-    d = int.from_bytes(secret, "big")
-    signed: list[tuple[int, int, int]] = []
+    sign = NATIVE_MODULE.ecdsa_sign_recoverable
+    zs: list[int] = []
+    rs: list[int] = []
+    ss: list[int] = []
     for digest in digests:
-        compact = NATIVE_MODULE.ecdsa_sign_recoverable(digest, secret)
+        compact = sign(digest, secret)
         # libsecp256k1 reduces the 32-byte message modulo n, as the verification equation does.
-        r, s = int.from_bytes(compact[:32], "big"), int.from_bytes(compact[32:64], "big")
-        signed.append((int.from_bytes(digest, "big") % n, r, s))
-    inverses = _batch_inverse([s for _, _, s in signed])
+        zs.append(int.from_bytes(digest, "big") % n)
+        rs.append(int.from_bytes(compact[:32], "big"))
+        ss.append(int.from_bytes(compact[32:64], "big"))
+    return checked_signatures(int.from_bytes(secret, "big"), zs, rs, ss)
+
+
+def checked_signatures(d: int, zs: Sequence[int], rs: Sequence[int], ss: Sequence[int]) -> list[bytes | None]:
+    """Strict-DER low-S (r, s) over each z (reduced mod n) that passes the ECDSA verification against
+    Q = d*G, None for the others: x(((z + r*d) * s^-1 mod n) * G) mod n == r. Valid only when the
+    public key the signatures are checked against is d*G (see `sign_and_check_with_secret`).
+    One loop without helper calls: it runs once per signature in the crypto workers."""
+    n, half, from_secret, length = _ORDER, _HALF_ORDER, NATIVE_MODULE.pubkey_from_secret, _LENGTH
     results: list[bytes | None] = []
-    for (z, r, s), s_inverse in zip(signed, inverses, strict=True):
-        results.append(_der(r, s) if own_signature_valid(d, z, r, s, s_inverse) else None)
+    for z, r, s, w in zip(zs, rs, ss, _batch_inverse(ss), strict=True):
+        if not (0 < r < n and 0 < s <= half) or s * w % n != 1:
+            results.append(None)
+            continue
+        u = (z + r * d) * w % n
+        # u == 0 would make R' the point at infinity: not a valid signature.
+        if u == 0 or int.from_bytes(from_secret(u.to_bytes(32, "big"))[1:33], "big") % n != r:
+            results.append(None)
+            continue
+        # Strict DER: minimal big-endian integers, a leading zero byte when the top bit is set.
+        r_bytes = r.to_bytes(r.bit_length() // 8 + 1, "big")
+        s_bytes = s.to_bytes(s.bit_length() // 8 + 1, "big")
+        results.append(
+            b"\x30"
+            + length[len(r_bytes) + len(s_bytes) + 4]
+            + b"\x02"
+            + length[len(r_bytes)]
+            + r_bytes
+            + b"\x02"
+            + length[len(s_bytes)]
+            + s_bytes
+        )
     return results
 
 
-def own_signature_valid(d: int, z: int, r: int, s: int, s_inverse: int) -> bool:
-    """ECDSA verification of low-S (r, s) over z (already reduced mod n) against Q = d*G, given
-    s_inverse = s^-1 mod n: x(((z + r*d) * s^-1 mod n) * G) mod n == r. Valid only when the public
-    key the signature is checked against is d*G (see `sign_and_check_with_secret`)."""
-    n = _ORDER
-    if not (0 < r < n and 0 < s <= _HALF_ORDER) or s * s_inverse % n != 1:
-        return False
-    u = (z + r * d) * s_inverse % n
-    if u == 0:  # R' would be the point at infinity: not a valid signature
-        return False
-    point = NATIVE_MODULE.pubkey_from_secret(u.to_bytes(32, "big"))
-    return int.from_bytes(point[1:33], "big") % n == r
-
-
-def _batch_inverse(values: list[int]) -> list[int]:
+def _batch_inverse(values: Sequence[int]) -> list[int]:
     """Modular inverses mod n of non-zero values with one pow() (Montgomery's trick); zero stays 0."""
     n = _ORDER
     prefix: list[int] = []
@@ -103,17 +121,6 @@ def _batch_inverse(values: list[int]) -> list[int]:
             out[i] = inverse * prefix[i] % n
             inverse = inverse * value % n
     return out
-
-
-def _der_integer(value: int) -> bytes:
-    # Minimal big-endian with a leading zero byte when the top bit is set (strict DER).
-    body = value.to_bytes(value.bit_length() // 8 + 1, "big")
-    return b"\x02" + bytes((len(body),)) + body
-
-
-def _der(r: int, s: int) -> bytes:
-    body = _der_integer(r) + _der_integer(s)
-    return b"\x30" + bytes((len(body),)) + body
 
 
 def to_low_s(signature_der: bytes) -> bytes:
