@@ -12,7 +12,7 @@ from proofline_kit.chain import PreparedTx
 from proofline_kit.errors import DomainError
 from proofline_kit.settings import EnvReader, SettingsError
 from proofline_kit.wire import Outpoint
-from services.utxo.domain import fees, planning
+from services.utxo.domain import codec, fees, planning
 from services.utxo.domain.models import CommitResult, Lease, LeaseState, Purpose, Utxo, UtxoStatus
 from services.utxo.domain.ports import ChainOutput, TxState
 from services.utxo.domain.sync import KeyView, MissingRule, plan_sync
@@ -190,3 +190,18 @@ def test_an_outpoint_missing_from_the_chain_is_invalid_only_after_two_syncs_far_
     moved, first, still, seen = run(marked, NOW + wait)
     assert moved == {1: UtxoStatus.INVALID, 2: UtxoStatus.INVALID, 3: UtxoStatus.INVALID}
     assert first == [] and still == [] and seen == [4]
+
+
+def test_recorded_answers_encode_a_batch_like_each_utxo_alone() -> None:
+    """The batch encoding of recorded answers shares conversions across rows: same lists as one by one,
+    and a replay decodes the very rows that were answered."""
+    later = NOW + timedelta(minutes=5)
+    utxos = (
+        coin(1_000, vout=0, status=UtxoStatus.RESERVED, lease_id="l1", lease_expires_at=later),
+        coin(1_000, vout=1, status=UtxoStatus.RESERVED, lease_id="l1", lease_expires_at=later, locking_script=b"\x52"),
+        coin(500, vout=2, status=UtxoStatus.SPENT, spent_by_txid="cd" * 32, created_at=later),
+        coin(700, vout=3, status=UtxoStatus.DIRTY, competing_txids=("01" * 32,), status_reason="DOUBLE_SPEND"),
+    )
+    assert codec._utxos(utxos) == [codec._utxo(u) for u in utxos]
+    lease = Lease("l1", 7, LeaseState.LIVE, "h", "c", NOW, later, utxos)
+    assert codec.lease_from_json(codec.lease_to_json(lease)) == lease
