@@ -312,8 +312,7 @@ class UtxoPool:
             released: list[Outpoint] = []
             if release_unspent:
                 released = await uow.release(row.fencing_token, None, caller.caller_id)
-            if release_unspent:
-                held = []  # released above: nothing carries the token any more
+                held = []  # nothing carries the token any more
             result = CommitResult(spent, tuple(added), tuple(released), _lease(row, held))
             if within is not None:
                 await within(uow)
