@@ -66,6 +66,13 @@ def in_process_rate(count: int = 20_000) -> tuple[float, float]:
     return best_sign, best_both
 
 
+def _result(clients: int, batch: int, rate: float, latencies: list[float]) -> Result:
+    ordered = sorted(latencies)
+    p50 = ordered[len(ordered) // 2] * 1000
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+    return Result(clients, batch, rate, p50, p99)
+
+
 async def drive(port: int, clients: int, batch: int) -> Result:
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     stub = signer_pb2_grpc.SignerServiceStub(channel)
@@ -93,14 +100,7 @@ async def drive(port: int, clients: int, batch: int) -> Result:
     await asyncio.gather(*(client() for _ in range(clients)))
     elapsed = time.perf_counter() - began
     await channel.close()
-    latencies.sort()
-    return Result(
-        clients,
-        batch,
-        signed / elapsed,
-        latencies[len(latencies) // 2] * 1000,
-        latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
-    )
+    return _result(clients, batch, signed / elapsed, latencies)
 
 
 def _transactions(public_key: bytes, count: int) -> list[signer_pb2.TransactionToSign]:
@@ -165,14 +165,7 @@ async def drive_transactions(port: int, clients: int, batch: int) -> Result:
     await asyncio.gather(*(client() for _ in range(clients)))
     elapsed = time.perf_counter() - began
     await channel.close()
-    latencies.sort()
-    return Result(
-        clients,
-        batch,
-        signed / elapsed,
-        latencies[len(latencies) // 2] * 1000,
-        latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
-    )
+    return _result(clients, batch, signed / elapsed, latencies)
 
 
 async def wait_ready(port: int) -> None:

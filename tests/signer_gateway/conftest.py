@@ -18,6 +18,9 @@ from tests.harness.fake_kms import FakeKms
 
 ADMIN = (("authorization", "Bearer admin-token-0001"),)
 PUBLISHER = (("authorization", "Bearer publisher-token-01"),)
+# Testnet P2PKH addresses of no key of the gateway: destinations a policy may allow or refuse.
+OUTSIDE = "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn"
+ELSEWHERE = "n3GNqMveyvaPvUbH469vDRadqpJMPc84JA"
 STRANGER = (("authorization", "Bearer stranger-token-01"),)
 AUTH_TOKENS = "admin:admin:admin-token-0001,publisher:service:publisher-token-01,stranger:service:stranger-token-01"
 SIGNER_ACL = "publisher=publish-*|shared"

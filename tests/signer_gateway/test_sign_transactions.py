@@ -17,10 +17,7 @@ from tests.harness.transactions import (
     p2pkh_script,
     unsigned_transaction,
 )
-from tests.signer_gateway.conftest import PUBLISHER, SignerUnderTest, create_key
-
-OUTSIDE = "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn"
-ELSEWHERE = "n3GNqMveyvaPvUbH469vDRadqpJMPc84JA"
+from tests.signer_gateway.conftest import ELSEWHERE, OUTSIDE, PUBLISHER, SignerUnderTest, create_key
 
 Spent = list[tuple[int, bytes]]
 

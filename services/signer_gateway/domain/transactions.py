@@ -13,6 +13,7 @@ from typing import Any
 from bsv.native import NATIVE_MODULE
 from bsv.utils import encode_pushdata
 
+from proofline_kit.wire import txid_of, varint
 from services.signer_gateway.domain.models import SpentOutput
 
 SIGHASH_ALL_FORKID = 0x41
@@ -83,21 +84,11 @@ class UnsignedTransaction:
         return self._raw
 
     def txid(self) -> str:
-        return bytes(NATIVE_MODULE.hash256(self.serialize()))[::-1].hex()
+        return txid_of(self.serialize())
 
 
 def _output_bytes(satoshis: int, script: bytes) -> bytes:
-    return satoshis.to_bytes(8, "little") + _varint(len(script)) + script
-
-
-def _varint(n: int) -> bytes:
-    if n < 0xFD:
-        return bytes((n,))
-    if n <= 0xFFFF:
-        return b"\xfd" + n.to_bytes(2, "little")
-    if n <= 0xFFFFFFFF:
-        return b"\xfe" + n.to_bytes(4, "little")
-    return b"\xff" + n.to_bytes(8, "little")
+    return satoshis.to_bytes(8, "little") + varint(len(script)) + script
 
 
 def parse_transaction(raw: bytes) -> ParsedTransaction | None:
