@@ -25,7 +25,18 @@ from .merkle import HeaderSource, ProofCheck, ProofVerdict, verify_merkle_path, 
 from .outcomes import ArcStatus, Attempt, BroadcastOutcome, BroadcastReport, OutcomeKind, Provider
 from .txbytes import PreparedTx, TxFormatError
 from .woc import WocClient, WocConfig
-from .woc_results import BlockHeader, ChainTip, TscProof, TxChainState, TxChainStatus, Utxo, UtxoPage, UtxoScope
+from .woc_results import (
+    BlockHeader,
+    ChainTip,
+    OutpointSpend,
+    SpendState,
+    TscProof,
+    TxChainState,
+    TxChainStatus,
+    Utxo,
+    UtxoPage,
+    UtxoScope,
+)
 
 __all__ = [
     "ArcClient",
@@ -52,11 +63,13 @@ __all__ = [
     "FeeSource",
     "HeaderSource",
     "OutcomeKind",
+    "OutpointSpend",
     "PreparedTx",
     "ProofCheck",
     "ProofVerdict",
     "Provider",
     "RetryPolicy",
+    "SpendState",
     "TscProof",
     "TxChainState",
     "TxChainStatus",

@@ -1,4 +1,4 @@
-"""Async WhatsOnChain client: broadcast, chain tip, headers, UTXOs by address, tx status, proofs."""
+"""Async WhatsOnChain client: broadcast, chain tip, headers, UTXOs by address, tx status, spenders, proofs."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import httpx
 from proofline_kit.outbound import Sleep
 from proofline_kit.outbound.deadline import Clock, Deadline
 from proofline_kit.outbound.retry import RetryPolicy
+from proofline_kit.wire import Outpoint
 
 from .errors import ChainResponseError, ChainUnavailable
 from .jsonshape import ShapeError, as_list, parse_json
@@ -23,6 +24,7 @@ from .txbytes import PreparedTx, require_txid
 from .woc_results import (
     BlockHeader,
     ChainTip,
+    OutpointSpend,
     TscProof,
     TxChainStatus,
     Utxo,
@@ -32,6 +34,7 @@ from .woc_results import (
     outcome_from_broadcast,
     parse_chain_tip,
     parse_header,
+    parse_outpoint_spend,
     parse_tsc_proof,
     parse_tx_status,
     parse_utxo_page,
@@ -240,6 +243,33 @@ class WocClient:
             except ShapeError as exc:
                 raise self._bad("tx status list", exc) from exc
         return {t: found[t] for t in wanted if t in found}
+
+    async def spenders(
+        self, outpoints: Sequence[Outpoint], *, deadline: Deadline | None = None
+    ) -> dict[Outpoint, OutpointSpend]:
+        """Who spends each outpoint (``POST /utxos/spent`` in chunks of 20, mempool and mined
+        spends alike), keyed by outpoint in the order asked; an outpoint WoC's answer leaves out is
+        absent from the result. One deadline bounds all chunks; each request retries as the others."""
+        budget = self._deadline(deadline)
+        wanted = list(dict.fromkeys(Outpoint(require_txid(o.txid), o.vout) for o in outpoints))
+        if any(not 0 <= o.vout <= 0xFFFFFFFF for o in wanted):
+            raise ValueError("an output index is between 0 and 2^32 - 1")
+        found: dict[Outpoint, OutpointSpend] = {}
+        for start in range(0, len(wanted), WOC_BULK_LIMIT):
+            if start and self.config.page_pause_s:
+                await self._sleep(self.config.page_pause_s)
+            chunk = wanted[start : start + WOC_BULK_LIMIT]
+            body = {"utxos": [{"txid": o.txid, "vout": o.vout} for o in chunk]}
+            payload = await self._json("POST", "/utxos/spent", budget, json=body)
+            asked = set(chunk)
+            try:
+                for entry in as_list(payload, "spent list"):
+                    spend = parse_outpoint_spend(entry)
+                    if spend.outpoint in asked:
+                        found.setdefault(spend.outpoint, spend)
+            except ShapeError as exc:
+                raise self._bad("spent list", exc) from exc
+        return {o: found[o] for o in wanted if o in found}
 
     async def raw_tx(self, txid: str, *, deadline: Deadline | None = None) -> bytes | None:
         response = await self._fetch("GET", f"/tx/{require_txid(txid)}/hex", self._deadline(deadline), allow_404=True)

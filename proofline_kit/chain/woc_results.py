@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from proofline_kit.outbound.retry import is_retryable_status
+from proofline_kit.wire import Outpoint
 
 from .jsonshape import ShapeError, as_list, as_object, opt_bool, opt_int, opt_str, req_int, req_str
 from .outcomes import BroadcastOutcome, OutcomeKind, Provider, unavailable
@@ -80,6 +81,25 @@ class TxChainStatus:
     block_hash: str | None = None
     block_height: int | None = None
     confirmations: int | None = None
+
+
+class SpendState(Enum):
+    SPENT = "spent"
+    UNSPENT = "unspent"
+    UNKNOWN = "unknown"  # WoC does not know the output (no such transaction or index)
+
+
+@dataclass(frozen=True, slots=True)
+class OutpointSpend:
+    """What ``POST /utxos/spent`` says of one outpoint: who spends it (txid and input index) when
+    it is spent, in the mempool or in a block."""
+
+    outpoint: Outpoint
+    state: SpendState
+    spender_txid: str | None = None
+    spender_vin: int | None = None
+    # The spender is mined ("confirmed") or in the mempool; None when WoC does not say.
+    spender_confirmed: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,4 +232,36 @@ def parse_tsc_proof(payload: Any) -> TscProof:
         tx_or_id=req_str(obj, "txOrId").lower(),
         target=req_str(obj, "target").lower(),
         nodes=tuple(n.lower() for n in nodes),
+    )
+
+
+def _spend_outpoint(obj: dict[str, Any]) -> Outpoint:
+    source = as_object(obj["utxo"], "utxo") if "utxo" in obj else obj
+    vout = req_int(source, "vout")
+    if vout < 0:
+        raise ShapeError("vout must not be negative")
+    return Outpoint(req_str(source, "txid").lower(), vout)
+
+
+def parse_outpoint_spend(value: Any) -> OutpointSpend:
+    """One entry of the bulk spent answer. WoC documents ``{"utxo": {txid, vout}, "spentIn":
+    {txid, vin, status} | null, "error"}``; go-whatsonchain reads ``{txid, vout, spent: {txid,
+    vin} | null}``, which is tolerated."""
+    obj = as_object(value, "spent entry")
+    outpoint = _spend_outpoint(obj)
+    spender = obj.get("spentIn") if "spentIn" in obj else obj.get("spent")
+    if spender is None:
+        state = SpendState.UNKNOWN if obj.get("error") else SpendState.UNSPENT
+        return OutpointSpend(outpoint, state)
+    spent = as_object(spender, "spentIn")
+    vin = req_int(spent, "vin")
+    if vin < 0:
+        raise ShapeError("spentIn.vin must not be negative")
+    status = opt_str(spent, "status")
+    return OutpointSpend(
+        outpoint,
+        SpendState.SPENT,
+        spender_txid=req_str(spent, "txid").lower(),
+        spender_vin=vin,
+        spender_confirmed=None if status is None else status == "confirmed",
     )

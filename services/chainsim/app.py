@@ -125,7 +125,7 @@ class ChainSim:
         if delay:
             await asyncio.sleep(delay)
         keyed = "woc-api-key" in request.headers or "Authorization" in request.headers
-        fault = faults.http_fault(face, request.match_info.get("txid"), keyed)
+        fault = faults.http_fault(face, request.match_info.get("txid"), keyed, path)
         if fault is None:
             return await handler(request)
         if fault.kind == "rate_limited":

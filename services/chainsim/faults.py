@@ -84,6 +84,7 @@ class FaultRule:
     times: int | None
     rate: float
     used: int = 0
+    path: str | None = None  # request-level rules only: the request path ends with this
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> FaultRule:
@@ -92,19 +93,26 @@ class FaultRule:
             raise FaultConfigError("rule face must be arc, woc or any")
         match = body.get("match", "any")
         txid: str | None = None
-        if isinstance(match, dict):
+        path: str | None = None
+        if isinstance(match, dict) and set(match) == {"path"}:
+            path = match["path"]
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise FaultConfigError('match.path must be a path suffix starting with "/"')
+        elif isinstance(match, dict):
             txid = match.get("txid")
             if not isinstance(txid, str) or len(txid) != 64:
                 raise FaultConfigError("match.txid must be a 64-character txid")
             txid = txid.lower()
         elif match != "any":
-            raise FaultConfigError('match must be "any" or {"txid": ...}')
+            raise FaultConfigError('match must be "any", {"txid": ...} or {"path": ...}')
         action = body.get("action")
         if not isinstance(action, str):
             raise FaultConfigError("rule action is required")
         kind, _, arg = action.partition(":")
         if kind not in _HTTP_ACTIONS + _TX_ACTIONS:
             raise FaultConfigError(f"unknown action {action!r}")
+        if path is not None and kind not in _HTTP_ACTIONS:
+            raise FaultConfigError("a rule matching a path takes http:<code>, hang or drop")
         if kind == "http" and not (arg.isdigit() and 100 <= int(arg) <= 599):
             raise FaultConfigError("http:<code> needs an HTTP status code")
         if kind == "stuck" and ArcStatus.parse(arg) is None:
@@ -115,12 +123,12 @@ class FaultRule:
         if times is not None and (not isinstance(times, int) or times < 1):
             raise FaultConfigError("times must be a positive integer")
         rate = _rate(body.get("rate", 1.0), "rate")
-        return cls(face, txid, kind, arg, times, rate)
+        return cls(face, txid, kind, arg, times, rate, path=path)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "face": self.face,
-            "match": "any" if self.txid is None else {"txid": self.txid},
+            "match": {"path": self.path} if self.path else "any" if self.txid is None else {"txid": self.txid},
             "action": f"{self.kind}:{self.arg}" if self.arg else self.kind,
             "times": self.times,
             "rate": self.rate,
@@ -225,12 +233,19 @@ class FaultInjector:
         return (f.latency_ms + self.rng.uniform(0, f.jitter_ms)) / 1000
 
     def _take_rule(
-        self, face: str, txid: str | None, kinds: tuple[str, ...], http_needs_txid: bool = False
+        self,
+        face: str,
+        txid: str | None,
+        kinds: tuple[str, ...],
+        http_needs_txid: bool = False,
+        path: str | None = None,
     ) -> FaultRule | None:
         for rule in self.rules:
             if rule.kind not in kinds or rule.face not in (face, "any"):
                 continue
             if rule.txid is not None and rule.txid != txid:
+                continue
+            if rule.path is not None and (path is None or not path.endswith(rule.path)):
                 continue
             if http_needs_txid and rule.txid is None and rule.kind in _HTTP_ACTIONS:
                 continue
@@ -242,7 +257,7 @@ class FaultInjector:
             return rule
         return None
 
-    def http_fault(self, face: str, path_txid: str | None, keyed: bool) -> HttpFault | None:
+    def http_fault(self, face: str, path_txid: str | None, keyed: bool, path: str | None = None) -> HttpFault | None:
         """A request-level fault for this request, if any (consumes matching one-shot rules)."""
         f = self.faces[face]
         if f.rate_limit_rps and not (keyed and f.exempt_keyed):
@@ -252,7 +267,7 @@ class FaultInjector:
             if not bucket.take():
                 return HttpFault("rate_limited", 429)
         if self.rules:
-            rule = self._take_rule(face, path_txid, _HTTP_ACTIONS)
+            rule = self._take_rule(face, path_txid, _HTTP_ACTIONS, path=path)
             if rule is not None:
                 return HttpFault(rule.kind, int(rule.arg) if rule.kind == "http" else 0)
         if f.error_rate and self.rng.random() < f.error_rate:

@@ -628,25 +628,42 @@ class WocFace:
         return _json(out)
 
     # ---- spent lookups -----------------------------------------------------------------------
+    # Public WoC docs ("(Un)Spent Transaction Outputs"): single lookups answer
+    # {"txid", "vin", "status"}, 404 when the output is known and unspent, 400 when it is unknown;
+    # the bulk lookup (at most 20) answers [{"utxo": {"txid", "vout"}, "spentIn": {...} | null,
+    # "error": ""}] in request order. Bulk entries also carry go-whatsonchain's members
+    # ("txid", "vout", "spent"), which some clients (ours among them) read.
+
+    def _outpoint_known(self, op: bytes) -> bool:
+        rec = self.state.txs.get(op[:32])
+        if rec is None or not self._visible(rec):
+            return False
+        return int.from_bytes(op[32:], "little") < rec.n_out
 
     def _spender(self, op: bytes, mode: str) -> dict[str, Any] | None:
-        spender: bytes | None = None
+        """Who spends ``op`` in the mempool ("unconfirmed") or the longest chain ("confirmed")."""
         if mode in ("any", "unconfirmed"):
             spender = self.state.mempool_spends.get(op)
-        if spender is None and mode in ("any", "confirmed"):
+            if spender is not None:
+                rec = self.state.txs[spender]
+                if not self._lagging(rec):
+                    return {"txid": rec.txid_hex, "vin": rec.inputs.index(op), "status": "unconfirmed"}
+        if mode in ("any", "confirmed"):
             spender = self.state.block_spends.get(op)
-        if spender is None:
-            return None
-        rec = self.state.txs[spender]
-        vin = rec.inputs.index(op)
-        return {"txid": rec.txid_hex, "vin": vin}
+            if spender is not None:
+                rec = self.state.txs[spender]
+                return {"txid": rec.txid_hex, "vin": rec.inputs.index(op), "status": "confirmed"}
+        return None
 
     async def _spent(self, request: web.Request, mode: str) -> web.Response:
         txid = self._txid(request)
         vout = request.match_info["vout"]
-        if not vout.isdigit():
+        if not vout.isdigit() or int(vout) > 0xFFFFFFFF:
             raise _NotFound
-        found = self._spender(txid + int(vout).to_bytes(4, "little"), mode)
+        op = txid + int(vout).to_bytes(4, "little")
+        if not self._outpoint_known(op):
+            raise _BadRequest("unknown utxo")
+        found = self._spender(op, mode)
         if found is None:
             raise _NotFound
         return _json(found)
@@ -661,17 +678,33 @@ class WocFace:
         return await self._spent(request, "unconfirmed")
 
     async def bulk_spent(self, request: web.Request) -> web.Response:
-        out: list[dict[str, Any]] = []
-        for item in await self._json_body(request, "utxos"):
-            if not isinstance(item, dict) or not isinstance(item.get("vout"), int):
-                raise _BadRequest("each utxo needs txid and vout")
-            txid = str(item.get("txid"))
+        items = await self._json_body(request, "utxos")
+        asked: list[tuple[str, int, bytes | None]] = []
+        for item in items:
+            vout = item.get("vout") if isinstance(item, dict) else None
+            txid = item.get("txid") if isinstance(item, dict) else None
+            if not isinstance(txid, str) or not isinstance(vout, int) or isinstance(vout, bool):
+                raise _BadRequest("each utxo needs a txid (hex string) and a vout (integer)")
             try:
                 key = bytes.fromhex(txid)[::-1]
             except ValueError:
-                key = bytes(32)
-            spent = self._spender(key + int(item["vout"]).to_bytes(4, "little"), "any")
-            out.append({"txid": txid, "vout": item["vout"], "spent": spent})
+                key = b""
+            valid = len(key) == 32 and 0 <= vout <= 0xFFFFFFFF
+            asked.append((txid, vout, key + vout.to_bytes(4, "little") if valid else None))
+        out: list[dict[str, Any]] = []
+        for txid, vout, op in asked:
+            known = op is not None and self._outpoint_known(op)
+            spent = self._spender(op, "any") if op is not None and known else None
+            out.append(
+                {
+                    "utxo": {"txid": txid, "vout": vout},
+                    "spentIn": spent,
+                    "error": "" if known else "unknown",
+                    "txid": txid,
+                    "vout": vout,
+                    "spent": None if spent is None else {"txid": spent["txid"], "vin": spent["vin"]},
+                }
+            )
         return _json(out)
 
     # ---- faucet ------------------------------------------------------------------------------

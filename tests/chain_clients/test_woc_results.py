@@ -5,17 +5,19 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from proofline_kit.chain import OutcomeKind, Provider, TxChainState
+from proofline_kit.chain import OutcomeKind, OutpointSpend, Provider, SpendState, TxChainState
 from proofline_kit.chain.jsonshape import ShapeError
 from proofline_kit.chain.woc_results import (
     broadcast_should_retry,
     outcome_from_broadcast,
     parse_chain_tip,
     parse_header,
+    parse_outpoint_spend,
     parse_tsc_proof,
     parse_tx_status,
     parse_utxo_page,
 )
+from proofline_kit.wire import Outpoint
 
 A = "aa" * 32
 
@@ -130,3 +132,51 @@ def test_chain_info_header_and_tsc() -> None:
     assert proof.nodes == ("*", "04" * 32)
     with pytest.raises(ShapeError):
         parse_tsc_proof([])
+
+
+B = "bb" * 32
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        # the shape WhatsOnChain documents
+        (
+            {"utxo": {"txid": A.upper(), "vout": 2}, "spentIn": {"txid": B, "vin": 93, "status": "confirmed"}},
+            OutpointSpend(Outpoint(A, 2), SpendState.SPENT, B, 93, True),
+        ),
+        (
+            {"utxo": {"txid": A, "vout": 0}, "spentIn": {"txid": B, "vin": 0, "status": "unconfirmed"}, "error": ""},
+            OutpointSpend(Outpoint(A, 0), SpendState.SPENT, B, 0, False),
+        ),
+        (
+            {"utxo": {"txid": A, "vout": 0}, "spentIn": None, "error": ""},
+            OutpointSpend(Outpoint(A, 0), SpendState.UNSPENT),
+        ),
+        ({"utxo": {"txid": A, "vout": 0}, "error": ""}, OutpointSpend(Outpoint(A, 0), SpendState.UNSPENT)),
+        ({"utxo": {"txid": A, "vout": 1}, "error": "unknown"}, OutpointSpend(Outpoint(A, 1), SpendState.UNKNOWN)),
+        # go-whatsonchain's reading
+        ({"txid": A, "vout": 3, "spent": {"txid": B, "vin": 1}}, OutpointSpend(Outpoint(A, 3), SpendState.SPENT, B, 1)),
+        ({"txid": A, "vout": 3, "spent": None}, OutpointSpend(Outpoint(A, 3), SpendState.UNSPENT)),
+    ],
+)
+def test_spent_entries(entry: dict[str, object], expected: OutpointSpend) -> None:
+    assert parse_outpoint_spend(entry) == expected
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        [],
+        {"spentIn": None},
+        {"utxo": None, "spentIn": None},
+        {"utxo": {"txid": A, "vout": -1}},
+        {"utxo": {"txid": A, "vout": "1"}},
+        {"utxo": {"txid": A, "vout": 0}, "spentIn": {"txid": B}},
+        {"utxo": {"txid": A, "vout": 0}, "spentIn": {"txid": B, "vin": 1.0}},
+        {"utxo": {"txid": A, "vout": 0}, "spentIn": "yes"},
+    ],
+)
+def test_malformed_spent_entries(entry: object) -> None:
+    with pytest.raises(ShapeError):
+        parse_outpoint_spend(entry)

@@ -19,6 +19,17 @@ async def test_http_errors_for_the_next_n_requests(client: httpx.AsyncClient) ->
     assert (await client.get("/v1/bsv/test/chain/info")).status_code == 200
 
 
+async def test_a_rule_can_match_one_path(client: httpx.AsyncClient) -> None:
+    rule = {"face": "woc", "match": {"path": "/utxos/spent"}, "action": "http:503"}
+    r = await client.post("/_sim/faults", json={"rules": [rule]})
+    assert r.status_code == 200 and r.json()["rules"][0]["match"] == {"path": "/utxos/spent"}
+    bulk = await client.post("/v1/bsv/test/utxos/spent", json={"utxos": []})
+    assert bulk.status_code == 503
+    assert (await client.get("/v1/bsv/test/chain/info")).status_code == 200
+    bad = {"match": {"path": "/utxos/spent"}, "action": "reject:nope"}
+    assert (await client.post("/_sim/faults", json={"rules": [bad]})).status_code == 400
+
+
 async def test_error_rate_hits_a_fraction(client: httpx.AsyncClient) -> None:
     await client.post("/_sim/faults", json={"seed": 7, "woc": {"error_rate": 0.5, "error_statuses": [500, 502]}})
     codes = [(await client.get("/v1/bsv/test/chain/info")).status_code for _ in range(200)]

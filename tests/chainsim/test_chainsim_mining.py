@@ -109,7 +109,7 @@ async def test_reorg_with_a_conflicting_tx_orphans_the_loser(client: httpx.Async
     loser = await _status(client, tx1.txid())
     assert loser["txStatus"] == "SEEN_IN_ORPHAN_MEMPOOL"
     spent = (await client.get(f"/v1/bsv/test/tx/{coin.txid}/{coin.vout}/spent")).json()
-    assert spent == {"txid": tx2.txid(), "vin": 0}
+    assert spent == {"txid": tx2.txid(), "vin": 0, "status": "confirmed"}
 
 
 async def test_stale_fork_keeps_the_longest_chain(client: httpx.AsyncClient, receiver: Receiver, alice: Key) -> None:

@@ -8,7 +8,7 @@ import httpx
 
 from services.chainsim.merkle import merkle_root
 from tests.chainsim.conftest import SimFactory
-from tests.chainsim.helpers import Key, build, ef_hex, fund, op_return, spend
+from tests.chainsim.helpers import Coin, Key, build, coins_of, ef_hex, fund, op_return, spend
 
 W = "/v1/bsv/test"
 
@@ -107,26 +107,93 @@ async def test_balances_and_spent_lookups(client: httpx.AsyncClient, alice: Key,
     assert bob_bal == {"confirmed": 0, "unconfirmed": 9_990}
     cb = (await client.get(f"{W}/address/{bob.address}/unconfirmed/balance")).json()
     assert cb["unconfirmed"] == 9_990 and cb["address"] == bob.address
-    spent = await client.get(f"{W}/tx/{coins[0].txid}/{coins[0].vout}/spent")
-    assert spent.json() == {"txid": tx.txid(), "vin": 0}
-    assert (await client.get(f"{W}/tx/{coins[0].txid}/{coins[0].vout}/confirmed/spent")).status_code == 404
-    assert (await client.get(f"{W}/tx/{coins[1].txid}/{coins[1].vout}/spent")).status_code == 404
     await client.post("/_sim/mine", json={})
-    assert (await client.get(f"{W}/tx/{coins[0].txid}/{coins[0].vout}/confirmed/spent")).json()["txid"] == tx.txid()
-    assert (await client.get(f"{W}/tx/{coins[0].txid}/{coins[0].vout}/unconfirmed/spent")).status_code == 404
-    bulk = (
-        await client.post(
-            f"{W}/utxos/spent",
-            json={
-                "utxos": [
-                    {"txid": coins[0].txid, "vout": coins[0].vout},
-                    {"txid": coins[1].txid, "vout": coins[1].vout},
-                ]
-            },
-        )
-    ).json()
-    assert bulk[0]["spent"] == {"txid": tx.txid(), "vin": 0} and bulk[1]["spent"] is None
     assert (await client.get(f"{W}/address/{bob.address}/balance")).json() == {"confirmed": 9_990, "unconfirmed": 0}
+
+
+def _op(coin: Coin) -> dict[str, object]:
+    return {"txid": coin.txid, "vout": coin.vout}
+
+
+async def test_spent_lookups_follow_mempool_and_chain(client: httpx.AsyncClient, alice: Key, bob: Key) -> None:
+    coins = await fund(client, alice, 10_000, count=3)
+    tx = spend(coins[0], bob, fee=10)
+    await client.post("/v1/tx", json={"rawTx": ef_hex(tx)})
+    path = f"{W}/tx/{coins[0].txid}/{coins[0].vout}"
+
+    pending = {"txid": tx.txid(), "vin": 0, "status": "unconfirmed"}
+    assert (await client.get(f"{path}/spent")).json() == pending
+    assert (await client.get(f"{path}/unconfirmed/spent")).json() == pending
+    assert (await client.get(f"{path}/confirmed/spent")).status_code == 404
+    unspent = await client.get(f"{W}/tx/{coins[1].txid}/{coins[1].vout}/spent")
+    assert unspent.status_code == 404
+    # An output nobody knows: 400, as WhatsOnChain documents.
+    assert (await client.get(f"{W}/tx/{'ab' * 32}/0/spent")).status_code == 400
+    assert (await client.get(f"{W}/tx/{coins[0].txid}/9/spent")).status_code == 400
+
+    await client.post("/_sim/mine", json={})
+    mined = {"txid": tx.txid(), "vin": 0, "status": "confirmed"}
+    assert (await client.get(f"{path}/spent")).json() == mined
+    assert (await client.get(f"{path}/confirmed/spent")).json() == mined
+    assert (await client.get(f"{path}/unconfirmed/spent")).status_code == 404
+
+
+async def test_bulk_spent_answers_in_the_documented_shape(client: httpx.AsyncClient, alice: Key, bob: Key) -> None:
+    coins = await fund(client, alice, 10_000, count=3)
+    two = build([coins[1], coins[2]], [(19_000, bob.lock)])  # coins[2] is this tx's input 1
+    await client.post("/v1/tx", json={"rawTx": ef_hex(spend(coins[0], bob))})
+    await client.post("/_sim/mine", json={})
+    await client.post("/v1/tx", json={"rawTx": ef_hex(two)})
+    mined_spender = (await client.get(f"{W}/tx/{coins[0].txid}/{coins[0].vout}/spent")).json()["txid"]
+    [change] = coins_of(two, bob)
+    unknown = {"txid": "cd" * 32, "vout": 1}
+
+    body = {"utxos": [_op(coins[0]), _op(coins[2]), _op(change), unknown]}
+    bulk = (await client.post(f"{W}/utxos/spent", json=body)).json()
+
+    assert [b["utxo"] for b in bulk] == body["utxos"]
+    assert bulk[0]["spentIn"] == {"txid": mined_spender, "vin": 0, "status": "confirmed"}
+    assert bulk[1]["spentIn"] == {"txid": two.txid(), "vin": 1, "status": "unconfirmed"}
+    assert bulk[2]["spentIn"] is None and bulk[2]["error"] == ""
+    assert bulk[3]["spentIn"] is None and bulk[3]["error"] == "unknown"
+    assert [b["error"] for b in bulk[:3]] == ["", "", ""]
+    # go-whatsonchain's reading of the same answer
+    assert bulk[1]["txid"] == coins[2].txid and bulk[1]["vout"] == coins[2].vout
+    assert bulk[1]["spent"] == {"txid": two.txid(), "vin": 1}
+    assert bulk[2]["spent"] is None
+
+    too_many = await client.post(f"{W}/utxos/spent", json={"utxos": [_op(coins[0])] * 21})
+    assert too_many.status_code == 400
+    malformed = await client.post(f"{W}/utxos/spent", json={"utxos": [{"txid": coins[0].txid}]})
+    assert malformed.status_code == 400
+
+
+async def test_spent_lookups_across_a_reorg(client: httpx.AsyncClient, alice: Key, bob: Key) -> None:
+    [coin] = await fund(client, alice, 10_000)
+    tx = spend(coin, bob)
+    await client.post("/v1/tx", json={"rawTx": ef_hex(tx)})
+    await client.post("/_sim/mine", json={})
+    path = f"{W}/tx/{coin.txid}/{coin.vout}"
+    assert (await client.get(f"{path}/spent")).json()["status"] == "confirmed"
+
+    # The spend falls out of the chain: back in the mempool, it spends the output there.
+    await client.post("/_sim/reorg", json={"depth": 1, "drop_txids": [tx.txid()]})
+    assert (await client.get(f"{path}/spent")).json() == {"txid": tx.txid(), "vin": 0, "status": "unconfirmed"}
+    assert (await client.get(f"{path}/confirmed/spent")).status_code == 404
+
+    # Evicted from the mempool too: the output is unspent again.
+    await client.post(f"/_sim/tx/{tx.txid()}/evict", json={"reason": "test"})
+    assert (await client.get(f"{path}/spent")).status_code == 404
+    bulk = (await client.post(f"{W}/utxos/spent", json={"utxos": [_op(coin)]})).json()
+    assert bulk[0]["spentIn"] is None and bulk[0]["error"] == ""
+
+
+async def test_spent_lookups_wait_for_the_index(sim_factory: SimFactory, alice: Key, bob: Key) -> None:
+    sim = await sim_factory(woc_index_lag_ms=60_000)
+    async with httpx.AsyncClient(base_url=sim.base_url, trust_env=False) as client:
+        [coin] = await fund(client, alice, 10_000)
+        await client.post("/v1/tx", json={"rawTx": ef_hex(spend(coin, bob))})
+        assert (await client.get(f"{W}/tx/{coin.txid}/{coin.vout}/spent")).status_code == 404
 
 
 async def test_script_and_bulk_address_lists(client: httpx.AsyncClient, alice: Key, bob: Key) -> None:
