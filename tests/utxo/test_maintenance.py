@@ -58,13 +58,14 @@ async def test_sync_converges_on_the_chain(database_url: str, redis_url: str, db
 
         # A spend made elsewhere (not through the pool) is picked up.
         spent_elsewhere = available[0]
-        await stack.spend_elsewhere(
+        spender = await stack.spend_elsewhere(
             FUNDING, [(outpoint(spent_elsewhere.outpoint), spent_elsewhere.satoshis)], stack.scripts["publish-key"]
         )
         third = await sync(stack, "s3", FUNDING)
         assert third.sync.marked_spent == 1
-        statuses = {(u.outpoint.txid, u.outpoint.vout): u.status for u in await list_of(stack, owner=FUNDING)}
-        assert statuses[(spent_elsewhere.outpoint.txid, spent_elsewhere.outpoint.vout)] == SPENT
+        by_outpoint = {(u.outpoint.txid, u.outpoint.vout): u for u in await list_of(stack, owner=FUNDING)}
+        gone = by_outpoint[(spent_elsewhere.outpoint.txid, spent_elsewhere.outpoint.vout)]
+        assert (gone.status, gone.spent_by_txid) == (SPENT, spender), "the chain names the spender"
         again = await sync(stack, "s4")
         assert again.outcome == utxo_pb2.MAINTENANCE_OUTCOME_NOTHING_TO_DO
         # Replaying a real run returns its first answer.
@@ -121,6 +122,70 @@ async def test_dirty_outpoints_leave_dirty_only_on_chain_evidence(
             "SELECT fencing_token FROM utxos WHERE txid = $1 AND vout = $2", kept.outpoint.txid, kept.outpoint.vout
         )
         assert token is None, "an outpoint back from DIRTY carries no lease rights"
+
+
+async def test_dirty_outpoints_spent_elsewhere_get_their_real_spender(
+    database_url: str, redis_url: str, db: asyncpg.Connection
+) -> None:
+    """A conflict report naming no spender: the chain's spent lookup names it, mined or in the mempool."""
+    async with chain_stack(database_url, redis_url) as stack:
+        await stack.fund(FUNDING, 20_000)
+        await stack.fund(FUNDING, 30_000)
+        await sync(stack, "s1")
+        lease = (
+            await stack.utxo.stub.LeaseUtxos(
+                lease_request("l1", count=2, purpose=utxo_pb2.UTXO_PURPOSE_FUNDING), metadata=PUBLISHER
+            )
+        ).lease
+        first, second = lease.utxos
+        mined = await stack.spend_elsewhere(
+            FUNDING, [(outpoint(first.outpoint), first.satoshis)], stack.scripts[CHANGE]
+        )
+        await stack.mine()
+        pending = await stack.spend_elsewhere(
+            FUNDING, [(outpoint(second.outpoint), second.satoshis)], stack.scripts[CHANGE]
+        )
+        await stack.utxo.stub.ReportConflict(
+            utxo_pb2.ReportConflictRequest(
+                request_id="c1",
+                lease_id=lease.lease_id,
+                fencing_token=lease.fencing_token,
+                outpoints=[first.outpoint, second.outpoint],
+                kind=utxo_pb2.CONFLICT_KIND_REJECTED,
+            ),
+            metadata=PUBLISHER,
+        )
+        assert {u.spent_by_txid for u in await list_of(stack, DIRTY)} == {""}
+
+        result = await sync(stack, "s2", FUNDING)
+
+        assert result.sync.dirty_to_spent == 2
+        by_outpoint = {(u.outpoint.txid, u.outpoint.vout): u for u in await list_of(stack, owner=FUNDING)}
+        resolved = [by_outpoint[(u.outpoint.txid, u.outpoint.vout)] for u in (first, second)]
+        assert [(u.status, u.spent_by_txid) for u in resolved] == [(SPENT, mined), (SPENT, pending)]
+
+
+async def test_sync_converges_when_the_spender_lookup_is_unavailable(
+    database_url: str, redis_url: str, db: asyncpg.Connection
+) -> None:
+    async with chain_stack(database_url, redis_url) as stack:
+        await stack.fund(FUNDING, 20_000)
+        await sync(stack, "s1")
+        [coin] = await list_of(stack, AVAILABLE, owner=FUNDING)
+        await stack.spend_elsewhere(FUNDING, [(outpoint(coin.outpoint), coin.satoshis)], stack.scripts[CHANGE])
+        await stack.faults({"rules": [{"face": "woc", "match": {"path": "/utxos/spent"}, "action": "http:503"}]})
+
+        result = await sync(stack, "s2", FUNDING)
+
+        assert (result.outcome, result.sync.marked_spent) == (utxo_pb2.MAINTENANCE_OUTCOME_DONE, 1)
+        [rule] = stack.sim.faults.rules
+        assert rule.used >= 1, "the lookup was tried"
+        [spent] = await list_of(stack, SPENT, owner=FUNDING)
+        assert (spent.outpoint, spent.spent_by_txid) == (coin.outpoint, "")
+        assert await db.fetchval("SELECT last_run_at FROM maintenance_state WHERE action = 'sync'") is not None
+        await stack.faults({})
+        again = await sync(stack, "s3", FUNDING)
+        assert again.outcome == utxo_pb2.MAINTENANCE_OUTCOME_NOTHING_TO_DO
 
 
 async def test_an_outpoint_the_chain_does_not_know_is_written_off_only_after_a_second_look(

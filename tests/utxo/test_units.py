@@ -15,7 +15,7 @@ from proofline_kit.wire import Outpoint
 from services.utxo.domain import codec, fees, planning
 from services.utxo.domain.models import CommitResult, Lease, LeaseState, Purpose, Utxo, UtxoStatus
 from services.utxo.domain.ports import ChainOutput, TxState
-from services.utxo.domain.sync import KeyView, MissingRule, plan_sync
+from services.utxo.domain.sync import KeyView, MissingRule, name_spenders, plan_sync, unnamed_spends
 from services.utxo.rpc import mappers
 from services.utxo.settings import read_utxo_settings
 
@@ -138,6 +138,37 @@ def test_sync_rules() -> None:
     assert [(n.output.satoshis, n.status) for n in plan.new_rows] == [(999, UtxoStatus.UNCONFIRMED)]
     summary = plan.summary(12)
     assert (summary.added, summary.dirty_to_available, summary.marked_spent, summary.unchanged) == (1, 1, 2, 1)
+
+
+def test_spenders_are_named_only_for_unnamed_chain_spends() -> None:
+    known, competitor, elsewhere, mined = "c1" * 32, "c2" * 32, "e1" * 32, "e2" * 32
+    rows = [
+        coin(100, 0, UtxoStatus.DIRTY, competing_txids=(competitor,)),  # a known competitor spent it
+        coin(200, 1, UtxoStatus.DIRTY, spent_by_txid=known),  # its own dead tx; spent by another
+        coin(300, 2, UtxoStatus.AVAILABLE),  # spent in the mempool
+        coin(400, 3, UtxoStatus.AVAILABLE),  # unchanged
+    ]
+    listed = (
+        ChainOutput("ab" * 32, 1, 200, 10, True),
+        ChainOutput("ab" * 32, 2, 300, 10, True),
+        ChainOutput("ab" * 32, 3, 400, 10, False),
+    )
+    states = {competitor: TxState.MINED, known: TxState.UNKNOWN, "ab" * 32: TxState.MINED}
+    views = [KeyView("funding", b"\x51", Purpose.FUNDING, listed)]
+    plan = plan_sync(views, rows, set(), states, 12, 1, MissingRule({}, NOW, timedelta(minutes=10)))
+
+    assert unnamed_spends(plan) == [Outpoint("ab" * 32, 1), Outpoint("ab" * 32, 2)]
+    named = name_spenders(
+        plan, {Outpoint("ab" * 32, 0): mined, Outpoint("ab" * 32, 1): elsewhere, Outpoint("ab" * 32, 3): mined}
+    )
+
+    assert named == 1
+    spenders = {c.utxo.satoshis: (c.to_status, c.spent_by_txid) for c in plan.changes}
+    assert spenders[100] == (UtxoStatus.SPENT, competitor), "a spender the pool knows is kept"
+    assert spenders[200] == (UtxoStatus.SPENT, elsewhere)
+    assert spenders[300] == (UtxoStatus.SPENT, ""), "the chain named none: spender unknown"
+    assert 400 not in spenders
+    assert unnamed_spends(plan) == [Outpoint("ab" * 32, 2)]
 
 
 def test_batch_answers_map_each_utxo_like_the_single_mapping() -> None:

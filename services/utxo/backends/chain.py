@@ -10,11 +10,13 @@ from proofline_kit.chain import (
     FeeRateCache,
     OutcomeKind,
     PreparedTx,
+    SpendState,
     TxChainState,
     UtxoScope,
     WocClient,
 )
 from proofline_kit.errors import DomainError, ErrorKind
+from proofline_kit.wire import Outpoint
 from services.utxo.domain.ports import BroadcastKind, BroadcastResult, ChainOutput, TxState
 
 _KINDS = {
@@ -67,6 +69,15 @@ class ChainAdapter:
         except ChainUnavailable as error:
             raise chain_unavailable(error) from None
         return {t: _STATES.get(found[t].state, TxState.UNKNOWN) if t in found else TxState.UNKNOWN for t in txids}
+
+    async def spenders(self, outpoints: Sequence[Outpoint]) -> dict[Outpoint, str]:
+        if not outpoints:
+            return {}
+        try:
+            found = await self._woc.spenders(outpoints)
+        except ChainUnavailable as error:
+            raise chain_unavailable(error) from None
+        return {o: s.spender_txid for o, s in found.items() if s.state is SpendState.SPENT and s.spender_txid}
 
     async def broadcast(self, extended_tx: bytes) -> BroadcastResult:
         report = await self._broadcaster.broadcast(PreparedTx.from_bytes(extended_tx))

@@ -63,8 +63,10 @@ from services.utxo.domain.sync import (
     MissingRule,
     SyncPlan,
     absent_confirmed_txids,
+    name_spenders,
     plan_sync,
     txids_to_check_first,
+    unnamed_spends,
 )
 from services.utxo.store.utxo_store import UtxoStore, UtxoUnitOfWork
 
@@ -361,6 +363,7 @@ class PoolMaintenance:
         plan = plan_sync(views, rows, set(known), states, tip, self._config.min_confirmations, missing)
         summary = plan.summary(tip)
         if not dry_run:
+            await self._name_spenders(chain, plan)
             await self._apply_sync(plan, tip, lock)
         changed = summary.added + len(summary.changes)
         outcome = MaintenanceOutcome.DONE if changed else MaintenanceOutcome.NOTHING_TO_DO
@@ -373,6 +376,21 @@ class PoolMaintenance:
             )
         result = MaintenanceResult(MaintenanceAction.SYNC, outcome, dry_run, sync=summary, detail=detail + rebroadcast)
         return result, plan
+
+    async def _name_spenders(self, chain: ChainReader, plan: SyncPlan) -> None:
+        """One bulk lookup of who spends the outpoints the plan marks SPENT without a known spender.
+        Best effort: when the chain cannot say, they are SPENT with the spender unknown."""
+        unnamed = unnamed_spends(plan)
+        if not unnamed:
+            return
+        try:
+            spenders = await chain.spenders(unnamed)
+        except DomainError as error:
+            self._log.warning("sync.spender_lookup_failed", outpoints=len(unnamed), reason=error.reason)
+            return
+        named = name_spenders(plan, spenders)
+        if named < len(unnamed):
+            self._log.info("sync.spenders_unnamed", named=named, unnamed=len(unnamed) - named)
 
     async def _apply_sync(self, plan: SyncPlan, tip: int, lock: HeldLock | None) -> None:
         async with self._store.unit_of_work() as uow:

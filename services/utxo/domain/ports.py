@@ -8,6 +8,7 @@ from datetime import timedelta
 from enum import Enum
 from typing import Protocol
 
+from proofline_kit.wire import Outpoint
 from services.utxo.domain.models import ChainComparison
 
 
@@ -84,6 +85,11 @@ class ChainReader(Protocol):
     async def unspent(self, address: str) -> list[ChainOutput]: ...
 
     async def tx_states(self, txids: Sequence[str]) -> dict[str, TxState]: ...
+
+    async def spenders(self, outpoints: Sequence[Outpoint]) -> dict[Outpoint, str]:
+        """The txid spending each outpoint, in the mempool or a block, for those the chain names a
+        spender of (unspent or unknown outpoints are absent)."""
+        ...
 
 
 class BroadcastKind(Enum):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from proofline_kit.wire import Outpoint
@@ -70,6 +70,34 @@ class SyncPlan:
             changes=tuple(c for c in listed if c.from_status is not c.to_status)[:MAX_LISTED_CHANGES],
             changes_truncated=len([c for c in listed if c.from_status is not c.to_status]) > MAX_LISTED_CHANGES,
         )
+
+
+SPENT_REASONS = ("SPENT_ON_CHAIN", "DIRTY_SPENT")
+
+
+def unnamed_spends(plan: SyncPlan) -> list[Outpoint]:
+    """Outpoints the plan moves to SPENT on chain evidence without knowing their spender."""
+    return [
+        c.utxo.outpoint
+        for c in plan.changes
+        if c.to_status is UtxoStatus.SPENT and c.reason in SPENT_REASONS and not c.spent_by_txid
+    ]
+
+
+def name_spenders(plan: SyncPlan, spenders: Mapping[Outpoint, str]) -> int:
+    """Record the spenders the chain named for the plan's unnamed spends; how many were named."""
+    named = 0
+    for index, change in enumerate(plan.changes):
+        txid = spenders.get(change.utxo.outpoint)
+        if (
+            txid
+            and change.to_status is UtxoStatus.SPENT
+            and change.reason in SPENT_REASONS
+            and not change.spent_by_txid
+        ):
+            plan.changes[index] = replace(change, spent_by_txid=txid)
+            named += 1
+    return named
 
 
 @dataclass(frozen=True, slots=True)
