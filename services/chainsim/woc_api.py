@@ -631,8 +631,7 @@ class WocFace:
     # Public WoC docs ("(Un)Spent Transaction Outputs"): single lookups answer
     # {"txid", "vin", "status"}, 404 when the output is known and unspent, 400 when it is unknown;
     # the bulk lookup (at most 20) answers [{"utxo": {"txid", "vout"}, "spentIn": {...} | null,
-    # "error": ""}] in request order. Bulk entries also carry go-whatsonchain's members
-    # ("txid", "vout", "spent"), which some clients (ours among them) read.
+    # "error": ""}] in request order.
 
     def _outpoint_known(self, op: bytes) -> bool:
         rec = self.state.txs.get(op[:32])
@@ -700,9 +699,6 @@ class WocFace:
                     "utxo": {"txid": txid, "vout": vout},
                     "spentIn": spent,
                     "error": "" if known else "unknown",
-                    "txid": txid,
-                    "vout": vout,
-                    "spent": None if spent is None else {"txid": spent["txid"], "vin": spent["vin"]},
                 }
             )
         return _json(out)

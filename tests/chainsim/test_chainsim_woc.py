@@ -157,10 +157,8 @@ async def test_bulk_spent_answers_in_the_documented_shape(client: httpx.AsyncCli
     assert bulk[2]["spentIn"] is None and bulk[2]["error"] == ""
     assert bulk[3]["spentIn"] is None and bulk[3]["error"] == "unknown"
     assert [b["error"] for b in bulk[:3]] == ["", "", ""]
-    # go-whatsonchain's reading of the same answer
-    assert bulk[1]["txid"] == coins[2].txid and bulk[1]["vout"] == coins[2].vout
-    assert bulk[1]["spent"] == {"txid": two.txid(), "vin": 1}
-    assert bulk[2]["spent"] is None
+    # Only the documented members (go-whatsonchain's `txid`/`vout`/`spent` are not WoC's answer).
+    assert all(set(b) == {"utxo", "spentIn", "error"} for b in bulk)
 
     too_many = await client.post(f"{W}/utxos/spent", json={"utxos": [_op(coins[0])] * 21})
     assert too_many.status_code == 400

@@ -4,50 +4,38 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import httpx
-
 from proofline_kit.chain import (
     ArcClient,
     ArcTxStatus,
     Broadcaster,
     BroadcastOutcome,
-    ChainUnavailable,
     Deadline,
     FeeRate,
     FeeRateCache,
     PreparedTx,
     ProofCheck,
-    Provider,
+    SpendState,
     TxChainState,
     WocClient,
     verify_merkle_path,
 )
 from proofline_kit.wire import Outpoint
 
-# WhatsOnChain's bulk endpoints take at most this many items.
-_WOC_BULK = 20
-
 
 class ChainAdapter:
     def __init__(
         self,
-        http: httpx.AsyncClient,
         arc: ArcClient,
         woc: WocClient,
         broadcaster: Broadcaster,
         *,
-        woc_root: str,
-        woc_headers: dict[str, str],
         fixed_rate: FeeRate | None,
         fee_ttl_s: float,
         timeout_s: float,
     ) -> None:
-        self._http = http
         self._arc = arc
         self._woc = woc
         self._broadcaster = broadcaster
-        self._woc_root = woc_root.rstrip("/")
-        self._woc_headers = woc_headers
         self._fixed_rate = fixed_rate
         self._fee_ttl_s = fee_ttl_s
         self._timeout_s = timeout_s
@@ -80,31 +68,9 @@ class ChainAdapter:
         return {txid: states[txid].state if txid in states else TxChainState.UNKNOWN for txid in txids}
 
     async def spenders(self, outpoints: Sequence[Outpoint]) -> dict[Outpoint, str | None]:
-        found: dict[Outpoint, str | None] = {}
-        wanted = list(dict.fromkeys(outpoints))
-        for start in range(0, len(wanted), _WOC_BULK):
-            chunk = wanted[start : start + _WOC_BULK]
-            try:
-                response = await self._http.post(
-                    f"{self._woc_root}/utxos/spent",
-                    json={"utxos": [{"txid": o.txid, "vout": o.vout} for o in chunk]},
-                    headers=self._woc_headers,
-                    timeout=self._timeout_s,
-                )
-            except httpx.HTTPError as error:
-                raise ChainUnavailable(Provider.WOC, f"spent lookup: {error!r}") from error
-            if response.status_code != 200:
-                raise ChainUnavailable(
-                    Provider.WOC, f"spent lookup: HTTP {response.status_code}", http_status=response.status_code
-                )
-            try:
-                for item in response.json():
-                    spent = item.get("spent")
-                    outpoint = Outpoint(str(item["txid"]).lower(), int(item["vout"]))
-                    found[outpoint] = str(spent["txid"]).lower() if isinstance(spent, dict) else None
-            except (ValueError, KeyError, TypeError, AttributeError) as error:
-                raise ChainUnavailable(Provider.WOC, f"spent lookup: unreadable answer: {error!r}") from error
-        # "Not spent" and "no such output" look the same in that answer: ask about the parents.
+        spends = await self._woc.spenders(outpoints, deadline=Deadline.after(2 * self._timeout_s))
+        found = {o: spend.spender_txid for o, spend in spends.items() if spend.state is not SpendState.UNKNOWN}
+        # Not every WhatsOnChain answer tells "not spent" from "no such output": ask about the parents.
         parents = sorted({o.txid for o, spender in found.items() if spender is None})
         if parents:
             states = await self._woc.tx_statuses(parents, deadline=Deadline.after(self._timeout_s))

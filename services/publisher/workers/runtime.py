@@ -104,17 +104,10 @@ async def start_pipeline(
         ),
     )
     providers: list[BroadcastProvider] = [arc, woc] if chain_settings.woc_broadcast_fallback else [arc]
-    woc_headers = {"Accept": "application/json"}
-    if chain_settings.woc_api_key:
-        woc_headers["woc-api-key"] = chain_settings.woc_api_key
-        woc_headers["Authorization"] = chain_settings.woc_api_key
     chain = ChainAdapter(
-        http,
         arc,
         woc,
         Broadcaster(providers, default_budget_s=3 * timeout_s),
-        woc_root=f"{chain_settings.woc_url.rstrip('/')}/v1/bsv/{chain_settings.woc_network}",
-        woc_headers=woc_headers,
         fixed_rate=chain_settings.fee_rate,
         fee_ttl_s=chain_settings.fee_ttl_s,
         timeout_s=timeout_s,
