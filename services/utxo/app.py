@@ -120,6 +120,7 @@ async def start_utxo(settings: UtxoSettings, *, configure_logs: bool = True) -> 
         broadcast_attempts=settings.broadcast_attempts,
         broadcast_retry_pause_s=settings.broadcast_retry_pause_s,
         invalid_after=settings.invalid_after,
+        retention=settings.retention,
     )
     wake = asyncio.Event()
 
@@ -134,8 +135,11 @@ async def start_utxo(settings: UtxoSettings, *, configure_logs: bool = True) -> 
         chain=PoolChainComparer(store, config, signer, chain_adapter),
         on_dirty=wake_maintenance,
     )
-    maintenance = PoolMaintenance(store, pool, config, signer, signer, chain_adapter, chain_adapter, locks, fee_rates)
     registry = CollectorRegistry()
+    metrics = PoolMetrics(registry)
+    maintenance = PoolMaintenance(
+        store, pool, config, signer, signer, chain_adapter, chain_adapter, locks, fee_rates, metrics.pruned
+    )
     server = GrpcServer(
         ServerOptions.for_service(service, "proofline.utxo"),
         [
@@ -154,7 +158,7 @@ async def start_utxo(settings: UtxoSettings, *, configure_logs: bool = True) -> 
     metrics_endpoint.start()
     tasks = [
         asyncio.create_task(watch_dependency(server.health, [SERVICE_NAME, ADMIN_SERVICE_NAME], store.ping)),
-        asyncio.create_task(refresh_metrics(pool, PoolMetrics(registry), settings.metrics_refresh)),
+        asyncio.create_task(refresh_metrics(pool, metrics, settings.metrics_refresh)),
     ]
     if settings.maintenance_enabled:
         tasks.append(asyncio.create_task(reap_forever(pool, settings.reap_interval)))

@@ -63,6 +63,7 @@ class UtxoSettings:
     broadcast_attempts: int
     broadcast_retry_pause_s: float
     invalid_after: timedelta
+    retention: timedelta
 
 
 def read_utxo_settings(env: EnvReader | None = None) -> UtxoSettings:
@@ -126,6 +127,7 @@ def read_utxo_settings(env: EnvReader | None = None) -> UtxoSettings:
         broadcast_attempts=env.integer("UTXO_BROADCAST_ATTEMPTS", 3, minimum=1, maximum=20),
         broadcast_retry_pause_s=env.integer("UTXO_BROADCAST_RETRY_PAUSE_MS", 500, minimum=0) / 1000,
         invalid_after=timedelta(milliseconds=env.integer("UTXO_INVALID_AFTER_MS", 600_000, minimum=0)),
+        retention=timedelta(milliseconds=env.integer("UTXO_RETENTION_MS", 7 * 24 * 3_600_000, minimum=0)),
     )
 
 

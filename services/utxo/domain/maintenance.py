@@ -37,6 +37,7 @@ from services.utxo.domain.models import (
     MaintenanceTx,
     OutputSpec,
     PlannedOutput,
+    PruneResult,
     Purpose,
     Spend,
     SplitRequest,
@@ -112,6 +113,9 @@ class MaintenanceConfig:
     # How long an unspent outpoint must stay missing from the chain, across two syncs at least,
     # before a sync writes it off as INVALID.
     invalid_after: timedelta = timedelta(minutes=10)
+    # UTXO_RETENTION_MS: how long SPENT/INVALID outpoints, their events and finished leases are
+    # kept; a PASS deletes older ones. Zero keeps everything.
+    retention: timedelta = timedelta(days=7)
 
 
 Body = Callable[[HeldLock | None], Awaitable[list[MaintenanceResult]]]
@@ -129,7 +133,9 @@ class PoolMaintenance:
         broadcaster: TxBroadcaster | None,
         locks: Locks,
         fee_rates: FeeRates,
+        on_pruned: Callable[[PruneResult], None] | None = None,
     ) -> None:
+        self._on_pruned = on_pruned
         self._store = store
         self._pool = pool
         self._config = config
@@ -291,7 +297,9 @@ class PoolMaintenance:
             return [await self._sync((), dry_run, lock)]
         if action is MaintenanceAction.SPLIT:
             return [await self._split(SplitRequest(), dry_run, lock, request_id)]
-        # PASS: reap, sync, then split when the pool is low. Sweep is never part of a pass.
+        # PASS: retention, reap, sync, then split when the pool is low. Sweep is never part of a pass.
+        # Retention goes first so that a pass whose sync fails (chain down) still bounds the tables.
+        pruned = None if dry_run else await self._prune()
         synced, plan = await self._sync_planned((), dry_run, lock)
         results = [await self._reap(dry_run), synced]
         # A dry run applies nothing, so its split plans with what the sync would have made AVAILABLE.
@@ -310,7 +318,16 @@ class PoolMaintenance:
                     detail=f"split not possible: {error.reason}: {error.message}",
                 )
             )
+        if pruned is not None:
+            results[0] = _with_pruned(results[0], pruned)
         return results
+
+    async def _prune(self) -> PruneResult:
+        """Retention, as part of a PASS (the proto has no action of its own for it)."""
+        pruned = await self._pool.prune(self._config.retention)
+        if self._on_pruned is not None:
+            self._on_pruned(pruned)
+        return pruned
 
     async def _reap(self, dry_run: bool) -> MaintenanceResult:
         reaped = await self._pool.reap_expired(dry_run=dry_run)
@@ -967,3 +984,16 @@ def _sweep_key(request: SweepRequest) -> list[object]:
         request.max_transactions,
         request.fee_rate_satoshis_per_kb,
     ]
+
+
+def _with_pruned(reaped: MaintenanceResult, pruned: PruneResult) -> MaintenanceResult:
+    """The reap step's result with what retention deleted in the same pass."""
+    if not pruned.rows and pruned.complete:
+        return reaped
+    detail = (
+        f"{reaped.detail}; retention pruned {pruned.utxos} outpoints, {pruned.events} events, {pruned.leases} leases"
+    )
+    if not pruned.complete:
+        detail += " (time budget reached; the next pass goes on)"
+    outcome = MaintenanceOutcome.DONE if pruned.rows else reaped.outcome
+    return replace(reaped, outcome=outcome, detail=detail)

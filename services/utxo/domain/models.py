@@ -264,6 +264,20 @@ class ReapResult:
     utxos: int
 
 
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    """Rows a retention pass deleted; `complete` is False when it stopped at its time budget."""
+
+    utxos: int = 0
+    events: int = 0
+    leases: int = 0
+    complete: bool = True
+
+    @property
+    def rows(self) -> int:
+        return self.utxos + self.events + self.leases
+
+
 # --- maintenance ---------------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from services.utxo.domain.models import (
     MaintenanceStatus,
     OutputSpec,
     PoolHealth,
+    PruneResult,
     Purpose,
     ReapResult,
     ReleaseResult,
@@ -53,6 +55,9 @@ ROLE_POOL = "pool"
 # Target mode locks candidates in growing chunks: most targets are met by the first one.
 _FIRST_CHUNK = 16
 _REAP_BATCH = 5_000
+# Retention: rows per DELETE statement, and how long one prune may keep going.
+PRUNE_BATCH = 10_000
+PRUNE_BUDGET = timedelta(seconds=10)
 _CARRYING = (UtxoStatus.RESERVED, UtxoStatus.AVAILABLE)
 
 
@@ -308,7 +313,22 @@ class UtxoPool:
                 if done_before:
                     by_outpoint.update(await uow.outpoints(done_before))
             spent = tuple(by_outpoint[o] for o, _ in inputs)
-            added = await _track(uow, [o for outputs in tracked for o in outputs], caller.caller_id, "change")
+            # A spend all of whose inputs were committed before tracked its outputs then: those still
+            # in the pool are checked as before, those retention has deleted since are not re-created.
+            outputs_to_track = [o for outputs in tracked for o in outputs]
+            if done_before:
+                replayed = set(done_before)
+                again = [
+                    o.outpoint
+                    for s, outputs in zip(spends, tracked, strict=True)
+                    if replayed.issuperset(s.inputs)
+                    for o in outputs
+                ]
+                if again:
+                    known = await uow.outpoints(again)
+                    gone = {o for o in again if o not in known}
+                    outputs_to_track = [o for o in outputs_to_track if o.outpoint not in gone]
+            added = await _track(uow, outputs_to_track, caller.caller_id, "change")
             released: list[Outpoint] = []
             if release_unspent:
                 released = await uow.release(row.fencing_token, None, caller.caller_id)
@@ -523,6 +543,59 @@ class UtxoPool:
         if utxos:
             self._log.info("leases.reaped", leases=leases, utxos=utxos)
         return ReapResult(leases, utxos)
+
+    async def prune(
+        self, retention: timedelta, *, batch: int = PRUNE_BATCH, budget: timedelta = PRUNE_BUDGET
+    ) -> PruneResult:
+        """Delete history older than `retention` (zero keeps everything): SPENT and INVALID outpoints
+        last changed before it, then leases that expired before it and hold no outpoint, then the
+        events of outpoints that are gone. Each statement deletes at most `batch` rows in its own
+        transaction; the prune stops at `budget` and the next one goes on. Live rows (AVAILABLE,
+        UNCONFIRMED, RESERVED, DIRTY, leases with an outpoint) are never touched. Safe to run on
+        several replicas at once (rows another transaction holds are skipped)."""
+        if retention <= timedelta(0):
+            return PruneResult()
+        deadline = time.monotonic() + budget.total_seconds()
+        utxos = events = leases = 0
+        async with self._store.read_only() as uow:
+            cutoff = await uow.retention_cutoff(retention)
+        for step in ("utxos", "leases"):
+            while True:
+                if time.monotonic() >= deadline:
+                    return self._pruned(PruneResult(utxos, events, leases, complete=False))
+                async with self._store.unit_of_work() as uow:
+                    if step == "utxos":
+                        n = await uow.prune_outpoints(cutoff, batch)
+                        utxos += n
+                    else:
+                        n = await uow.prune_leases(cutoff, batch)
+                        leases += n
+                if n < batch:
+                    break
+        async with self._store.read_only() as uow:
+            bound = await uow.last_event_before(cutoff)
+        after = 0
+        while bound is not None:
+            if time.monotonic() >= deadline:
+                return self._pruned(PruneResult(utxos, events, leases, complete=False))
+            async with self._store.unit_of_work() as uow:
+                n, last = await uow.prune_orphan_events(after, bound, batch)
+            events += n
+            if last is None:
+                break
+            after = last
+        return self._pruned(PruneResult(utxos, events, leases))
+
+    def _pruned(self, result: PruneResult) -> PruneResult:
+        if result.rows:
+            self._log.info(
+                "retention.pruned",
+                utxos=result.utxos,
+                events=result.events,
+                leases=result.leases,
+                complete=result.complete,
+            )
+        return result
 
 
 # --- helpers -------------------------------------------------------------------------------------

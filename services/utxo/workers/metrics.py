@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from proofline_kit.logging import get_logger
-from services.utxo.domain.models import PoolHealth, Purpose, UtxoStatus
+from services.utxo.domain.models import PoolHealth, PruneResult, Purpose, UtxoStatus
 from services.utxo.domain.pool import UtxoPool
 from services.utxo.workers import being_cancelled, pause
 
@@ -69,6 +69,20 @@ class PoolMetrics:
             ["action"],
             registry=registry,
         )
+
+        self.pruned_rows = Counter(
+            "proofline_utxo_pruned_rows",
+            "Rows deleted by retention (UTXO_RETENTION_MS), by table.",
+            ["table"],
+            registry=registry,
+        )
+        for table in ("utxos", "utxo_events", "leases"):
+            self.pruned_rows.labels(table)
+
+    def pruned(self, result: PruneResult) -> None:
+        self.pruned_rows.labels("utxos").inc(result.utxos)
+        self.pruned_rows.labels("utxo_events").inc(result.events)
+        self.pruned_rows.labels("leases").inc(result.leases)
 
     def update(self, health: PoolHealth) -> None:
         seen = {(b.purpose, b.status): b for b in health.buckets}
