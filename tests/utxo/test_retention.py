@@ -116,7 +116,7 @@ async def counts(db: asyncpg.Connection, txid: str) -> tuple[int, int]:
 
 @pytest.fixture
 async def store(database_url: str, utxo: UtxoUnderTest) -> AsyncIterator[UtxoStore]:
-    """A second store on the service's schema: another replica's view of the same pool."""
+    """A store of the test's own on the service's schema, to run single retention statements."""
     del utxo  # the service has migrated the schema
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4, server_settings={"search_path": "utxo"})
     try:
@@ -125,13 +125,13 @@ async def store(database_url: str, utxo: UtxoUnderTest) -> AsyncIterator[UtxoSto
         await pool.close()
 
 
-async def test_old_terminal_rows_and_their_events_go_live_and_recent_ones_stay(
+async def test_old_terminal_rows_and_their_events_go_live_and_recent_rows_stay(
     utxo: UtxoUnderTest, db: asyncpg.Connection
 ) -> None:
     old_spent = await seed_old(db, "spent", 3)
     old_invalid = await seed_old(db, "invalid", 2)
     live = {status: await seed_old(db, status, 2) for status in ("available", "unconfirmed", "dirty")}
-    # A lease taken 8 days ago and long expired, its outpoints still RESERVED (not reaped): live.
+    # A lease taken 8 days ago (its lease row long expired), its outpoints still RESERVED: live.
     reserved_txid = await seed_txid(db, [500, 500])
     held = await utxo.stub.LeaseUtxos(lease_request("held", count=2, min_satoshis=500), metadata=PUBLISHER)
     assert len(held.lease.utxos) == 2
