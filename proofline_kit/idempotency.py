@@ -6,13 +6,16 @@ the committed answer or finds nothing and the effect never happened.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 
+import asyncpg
 import orjson
 
 from proofline_kit.database import DbConnection
 from proofline_kit.errors import DomainError, ErrorKind, invalid_argument
+from proofline_kit.logging import get_logger
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -25,6 +28,17 @@ INSERT INTO idempotency_keys (caller_id, method, request_id, request_hash, respo
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT DO NOTHING
 """
+# Oldest first, at most $2 rows; rows another transaction holds are left for the next round.
+_FORGET = """
+DELETE FROM idempotency_keys WHERE ctid IN (
+    SELECT ctid FROM idempotency_keys
+    WHERE created_at < now() - make_interval(secs => $1)
+    ORDER BY created_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+"""
+FORGET_BATCH_ROWS = 10_000
 
 
 def check_request_id(request_id: str) -> str:
@@ -68,3 +82,37 @@ async def record_answer(
             "a request with this request_id completed concurrently; retry to get its answer",
             metadata={"requestId": request_id},
         )
+
+
+async def forget_answers(conn: DbConnection, retention_s: float, limit: int = FORGET_BATCH_ROWS) -> int:
+    """Deletes up to `limit` answers recorded more than `retention_s` ago; returns how many.
+    A retry arriving after that is treated as a new request (every mutating RPC is also idempotent
+    on its own data: Publish on the intent, CommitSpend on (input, txid), ...)."""
+    status = await conn.execute(_FORGET, retention_s, limit)
+    return int(status.rsplit(" ", 1)[1])
+
+
+async def expire_answers(pool: asyncpg.Pool, retention_ms: int) -> None:
+    """Runs for the service's life: every so often, forgets the answers older than `retention_ms`
+    in batches (each its own short transaction, so no lock is held for long). Safe with replicas.
+    Returns at once when `retention_ms` is 0 (keep forever)."""
+    if retention_ms <= 0:
+        return
+    log = get_logger("idempotency")
+    retention_s = retention_ms / 1000
+    interval_s = min(3600.0, max(1.0, retention_s / 10))
+    while True:
+        await asyncio.sleep(interval_s)
+        forgotten = 0
+        try:
+            while True:
+                async with pool.acquire() as conn:
+                    deleted = await forget_answers(conn, retention_s)
+                forgotten += deleted
+                if deleted < FORGET_BATCH_ROWS:
+                    break
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.warning("idempotency.expiry_failed", error=repr(error))
+            continue
+        if forgotten:
+            log.info("idempotency.expired", answers=forgotten, retention_ms=retention_ms)

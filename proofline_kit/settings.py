@@ -112,6 +112,8 @@ class ServiceSettings:
     log_level: str
     shutdown_grace_ms: int
     max_message_bytes: int
+    # How long recorded answers to `request_id`s are kept for replay; 0 = forever.
+    idempotency_retention_ms: int = 7 * 24 * 3600 * 1000
 
     @property
     def production(self) -> bool:
@@ -147,4 +149,5 @@ def read_service_settings(
         log_level=env.string("LOG_LEVEL", "info").lower(),
         shutdown_grace_ms=env.integer("SHUTDOWN_GRACE_MS", 10_000, minimum=0),
         max_message_bytes=env.integer("GRPC_MAX_MESSAGE_BYTES", 16 * 1024 * 1024, minimum=1024),
+        idempotency_retention_ms=env.integer("IDEMPOTENCY_RETENTION_MS", 7 * 24 * 3600 * 1000, minimum=0),
     )

@@ -13,6 +13,7 @@ from proofline.publisher.v1 import publisher_pb2, publisher_pb2_grpc
 from proofline_kit.auth import TokenDirectory
 from proofline_kit.cache import create_redis
 from proofline_kit.database import apply_migrations_async, create_pool
+from proofline_kit.idempotency import expire_answers
 from proofline_kit.logging import configure_logging, get_logger
 from proofline_kit.rpc.health_watch import watch_dependency
 from proofline_kit.rpc.server import GrpcServer, MetricsEndpoint, ServerOptions, ServiceBinding
@@ -94,7 +95,10 @@ async def start_publisher(settings: PublisherSettings, *, configure_logs: bool =
     port = await server.start()
     metrics = MetricsEndpoint(service.grpc_host, service.metrics_port, registry)
     metrics.start()
-    watcher = asyncio.create_task(watch_dependency(server.health, [SERVICE_NAME], store.ping))
+    tasks = [
+        asyncio.create_task(watch_dependency(server.health, [SERVICE_NAME], store.ping)),
+        asyncio.create_task(expire_answers(pool, service.idempotency_retention_ms)),
+    ]
     log.info("publisher.started", port=port, metrics_port=service.metrics_port, migrations_applied=applied)
 
     async def stop() -> None:
@@ -104,9 +108,11 @@ async def start_publisher(settings: PublisherSettings, *, configure_logs: bool =
         if pipeline is not None:
             await pipeline.stop(service.shutdown_grace_ms / 1000)
         await server.stop()
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         metrics.stop()
         await changes.close()
         await redis.aclose()

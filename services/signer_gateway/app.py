@@ -13,6 +13,7 @@ from proofline.signer.v1 import signer_pb2, signer_pb2_grpc
 
 from proofline_kit.auth import TokenDirectory
 from proofline_kit.database import apply_migrations_async, create_pool
+from proofline_kit.idempotency import expire_answers
 from proofline_kit.logging import configure_logging, get_logger
 from proofline_kit.rpc.health_watch import watch_dependency
 from proofline_kit.rpc.server import GrpcServer, MetricsEndpoint, ServerOptions, ServiceBinding
@@ -83,7 +84,10 @@ async def start_signer(settings: SignerSettings, *, configure_logs: bool = True)
     port = await server.start()
     metrics = MetricsEndpoint(service.grpc_host, service.metrics_port, registry)
     metrics.start()
-    watcher = asyncio.create_task(watch_dependency(server.health, [SERVICE_NAME], store.ping))
+    tasks = [
+        asyncio.create_task(watch_dependency(server.health, [SERVICE_NAME], store.ping)),
+        asyncio.create_task(expire_answers(pool, service.idempotency_retention_ms)),
+    ]
     log.info(
         "signer.started",
         port=port,
@@ -95,9 +99,11 @@ async def start_signer(settings: SignerSettings, *, configure_logs: bool = True)
 
     async def stop() -> None:
         await server.stop()
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         metrics.stop()
         await http.aclose()
         await pool.close()

@@ -19,6 +19,7 @@ from proofline_kit.auth import TokenDirectory
 from proofline_kit.cache import create_redis
 from proofline_kit.chain import ArcClient, ArcConfig, Broadcaster, FeeRateCache, WocClient, WocConfig
 from proofline_kit.database import apply_migrations_async, create_pool
+from proofline_kit.idempotency import expire_answers
 from proofline_kit.logging import configure_logging, get_logger
 from proofline_kit.rpc.health_watch import watch_dependency
 from proofline_kit.rpc.server import GrpcServer, MetricsEndpoint, ServerOptions, ServiceBinding
@@ -159,6 +160,7 @@ async def start_utxo(settings: UtxoSettings, *, configure_logs: bool = True) -> 
     tasks = [
         asyncio.create_task(watch_dependency(server.health, [SERVICE_NAME, ADMIN_SERVICE_NAME], store.ping)),
         asyncio.create_task(refresh_metrics(pool, metrics, settings.metrics_refresh)),
+        asyncio.create_task(expire_answers(db, service.idempotency_retention_ms)),
     ]
     if settings.maintenance_enabled:
         tasks.append(asyncio.create_task(reap_forever(pool, settings.reap_interval)))
