@@ -114,7 +114,7 @@ def _demo_lines(report: StackReport) -> list[str]:
         "",
         f"  publish (pool: {demo.available_utxos} publish UTXOs on chainsim;"
         f" demo identity {demo.identity_pubkey[:16]}…):",
-        f"    # a signed intent, ready: answers once the job is SENT; valid for {hours}, and only once (its nonce)",
+        f"    # a signed intent, ready: answers once the job is SENT; valid for {hours}; sent again, the same job",
         f"    {call} -d '{demo.publish_request_json}' {publisher.grpc_address} {PUBLISH_METHOD}",
         "    # a fresh one, with your own record:",
         f"    .venv/bin/proofline-intent --key-file {demo.identity_key_file} --wait-for-sent"
