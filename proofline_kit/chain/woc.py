@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -39,6 +39,10 @@ from .woc_results import (
     parse_tx_status,
     parse_utxo_page,
 )
+
+# What a bulk endpoint is asked about (a txid, an outpoint) and what it answers for each.
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 # WoC's bulk endpoints take at most this many ids per request.
 WOC_BULK_LIMIT = 20
@@ -227,22 +231,16 @@ class WocClient:
     async def tx_statuses(self, txids: Sequence[str], *, deadline: Deadline | None = None) -> dict[str, TxChainStatus]:
         """Mined / mempool / unknown for each txid (``POST /txs/status`` in chunks of 20), keyed
         by txid; a txid WoC's answer leaves out is absent from the result."""
-        budget = self._deadline(deadline)
         wanted = list(dict.fromkeys(require_txid(t) for t in txids))
-        found: dict[str, TxChainStatus] = {}
-        for start in range(0, len(wanted), WOC_BULK_LIMIT):
-            if start and self.config.page_pause_s:
-                await self._sleep(self.config.page_pause_s)
-            chunk = wanted[start : start + WOC_BULK_LIMIT]
-            payload = await self._json("POST", "/txs/status", budget, json={"txids": chunk})
-            try:
-                for entry in as_list(payload, "tx status list"):
-                    status = parse_tx_status(entry)
-                    if status.txid in chunk:
-                        found.setdefault(status.txid, status)
-            except ShapeError as exc:
-                raise self._bad("tx status list", exc) from exc
-        return {t: found[t] for t in wanted if t in found}
+        return await self._bulk(
+            "/txs/status",
+            wanted,
+            lambda chunk: {"txids": chunk},
+            "tx status list",
+            parse_tx_status,
+            lambda status: status.txid,
+            self._deadline(deadline),
+        )
 
     async def spenders(
         self, outpoints: Sequence[Outpoint], *, deadline: Deadline | None = None
@@ -250,26 +248,47 @@ class WocClient:
         """Who spends each outpoint (``POST /utxos/spent`` in chunks of 20, mempool and mined
         spends alike), keyed by outpoint in the order asked; an outpoint WoC's answer leaves out is
         absent from the result. One deadline bounds all chunks; each request retries as the others."""
-        budget = self._deadline(deadline)
         wanted = list(dict.fromkeys(Outpoint(require_txid(o.txid), o.vout) for o in outpoints))
         if any(not 0 <= o.vout <= 0xFFFFFFFF for o in wanted):
             raise ValueError("an output index is between 0 and 2^32 - 1")
-        found: dict[Outpoint, OutpointSpend] = {}
+        return await self._bulk(
+            "/utxos/spent",
+            wanted,
+            lambda chunk: {"utxos": [{"txid": o.txid, "vout": o.vout} for o in chunk]},
+            "spent list",
+            parse_outpoint_spend,
+            lambda spend: spend.outpoint,
+            self._deadline(deadline),
+        )
+
+    async def _bulk(
+        self,
+        path: str,
+        wanted: list[K],
+        body_of: Callable[[list[K]], object],
+        what: str,
+        parse: Callable[[Any], V],
+        key_of: Callable[[V], K],
+        budget: Deadline,
+    ) -> dict[K, V]:
+        """A bulk POST endpoint asked in chunks of WOC_BULK_LIMIT; answers keyed as asked, the first
+        answer for a key kept, keys the answer leaves out (or that were not asked) absent."""
+        found: dict[K, V] = {}
         for start in range(0, len(wanted), WOC_BULK_LIMIT):
             if start and self.config.page_pause_s:
                 await self._sleep(self.config.page_pause_s)
             chunk = wanted[start : start + WOC_BULK_LIMIT]
-            body = {"utxos": [{"txid": o.txid, "vout": o.vout} for o in chunk]}
-            payload = await self._json("POST", "/utxos/spent", budget, json=body)
+            payload = await self._json("POST", path, budget, json=body_of(chunk))
             asked = set(chunk)
             try:
-                for entry in as_list(payload, "spent list"):
-                    spend = parse_outpoint_spend(entry)
-                    if spend.outpoint in asked:
-                        found.setdefault(spend.outpoint, spend)
+                for entry in as_list(payload, what):
+                    value = parse(entry)
+                    key = key_of(value)
+                    if key in asked:
+                        found.setdefault(key, value)
             except ShapeError as exc:
-                raise self._bad("spent list", exc) from exc
-        return {o: found[o] for o in wanted if o in found}
+                raise self._bad(what, exc) from exc
+        return {k: found[k] for k in wanted if k in found}
 
     async def raw_tx(self, txid: str, *, deadline: Deadline | None = None) -> bytes | None:
         response = await self._fetch("GET", f"/tx/{require_txid(txid)}/hex", self._deadline(deadline), allow_404=True)
