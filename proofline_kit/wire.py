@@ -91,11 +91,13 @@ def _outpoint(outpoint: Outpoint) -> bytes:
     return bytes.fromhex(outpoint.txid)[::-1] + outpoint.vout.to_bytes(4, "little")
 
 
+def output_bytes(satoshis: int, locking_script: bytes) -> bytes:
+    """One serialized output: value (8 bytes LE), script length, script."""
+    return satoshis.to_bytes(8, "little") + varint(len(locking_script)) + locking_script
+
+
 def _outputs(outputs: Sequence[TxOutput]) -> bytes:
-    parts = [varint(len(outputs))]
-    for output in outputs:
-        parts.append(output.satoshis.to_bytes(8, "little") + varint(len(output.locking_script)) + output.locking_script)
-    return b"".join(parts)
+    return varint(len(outputs)) + b"".join(output_bytes(o.satoshis, o.locking_script) for o in outputs)
 
 
 def serialize(tx: Tx) -> bytes:

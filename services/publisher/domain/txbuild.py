@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from proofline_kit.chain import FeeRate
-from proofline_kit.wire import Outpoint, Tx, TxInput, TxOutput, parse, txid_of, varint
+from proofline_kit.wire import Outpoint, Tx, TxInput, TxOutput, output_bytes, parse, txid_of, varint
 from proofline_kit.wire import extended_format as extended_format_of
 from proofline_kit.wire import serialize as serialize_tx
 
@@ -159,9 +159,7 @@ def sighash(unsigned: UnsignedPublish) -> bytes:
     funding = unsigned.funding
     outpoint = bytes.fromhex(funding.txid)[::-1] + funding.vout.to_bytes(4, "little")
     sequence = b"\xff\xff\xff\xff"
-    outputs = b"".join(
-        o.satoshis.to_bytes(8, "little") + varint(len(o.locking_script)) + o.locking_script for o in unsigned.outputs
-    )
+    outputs = b"".join(output_bytes(o.satoshis, o.locking_script) for o in unsigned.outputs)
     preimage = (
         b"\x01\x00\x00\x00"
         + _dsha(outpoint)

@@ -13,7 +13,7 @@ from typing import Any
 from bsv.native import NATIVE_MODULE
 from bsv.utils import encode_pushdata
 
-from proofline_kit.wire import txid_of, varint
+from proofline_kit.wire import output_bytes, txid_of
 from services.signer_gateway.domain.models import SpentOutput
 
 SIGHASH_ALL_FORKID = 0x41
@@ -69,7 +69,7 @@ class UnsignedTransaction:
             (i["source_txid"], i["source_output_index"], p.locking_script, p.satoshis, i["sequence"], sighash)
             for i, p in zip(tx.inputs, self.spent, strict=True)
         ]
-        outputs = [_output_bytes(o["satoshis"], o["locking_script"]) for o in tx.outputs]
+        outputs = [output_bytes(o["satoshis"], o["locking_script"]) for o in tx.outputs]
         hash256 = NATIVE_MODULE.hash256
         return [bytes(hash256(p)) for p in NATIVE_MODULE.tx_preimages(tx.version, tx.locktime, inputs, outputs)]
 
@@ -85,10 +85,6 @@ class UnsignedTransaction:
 
     def txid(self) -> str:
         return txid_of(self.serialize())
-
-
-def _output_bytes(satoshis: int, script: bytes) -> bytes:
-    return satoshis.to_bytes(8, "little") + varint(len(script)) + script
 
 
 def parse_transaction(raw: bytes) -> ParsedTransaction | None:
