@@ -233,6 +233,7 @@ def test_recorded_answers_encode_a_batch_like_each_utxo_alone() -> None:
         coin(500, vout=2, status=UtxoStatus.SPENT, spent_by_txid="cd" * 32, created_at=later),
         coin(700, vout=3, status=UtxoStatus.DIRTY, competing_txids=("01" * 32,), status_reason="DOUBLE_SPEND"),
     )
-    assert codec._utxos(utxos) == [codec._utxo(u) for u in utxos]
+    assert codec._utxos(utxos) == [codec._utxos([u])[0] for u in utxos]
+    assert codec._utxos_back(codec._utxos(utxos)) == utxos
     lease = Lease("l1", 7, LeaseState.LIVE, "h", "c", NOW, later, utxos)
     assert codec.lease_from_json(codec.lease_to_json(lease)) == lease

@@ -57,29 +57,6 @@ def _load(raw: bytes) -> Any:
     return orjson.loads(zlib.decompress(raw))
 
 
-def _utxo(u: Utxo) -> list[Any]:
-    return [
-        u.row_id,
-        u.fencing_token,
-        u.outpoint.txid,
-        u.outpoint.vout,
-        u.satoshis,
-        u.locking_script.hex(),
-        u.owner_key_id,
-        u.purpose.value,
-        u.status.value,
-        u.block_height,
-        u.confirmations,
-        u.lease_id,
-        _time(u.lease_expires_at),
-        u.spent_by_txid,
-        list(u.competing_txids),
-        u.status_reason,
-        _time(u.created_at),
-        _time(u.updated_at),
-    ]
-
-
 def _utxo_back(v: list[Any]) -> Utxo:
     return Utxo(
         row_id=v[0],
@@ -103,8 +80,8 @@ def _utxo_back(v: list[Any]) -> Utxo:
 
 
 def _utxos(values: Sequence[Utxo]) -> list[list[Any]]:
-    """The same lists as _utxo, with the conversions the rows of a batch share (times, scripts)
-    done once per distinct value."""
+    """Each Utxo as a list (the order `_utxo_back` reads), with the conversions the rows of a batch
+    share (times, scripts) done once per distinct value."""
     times: dict[datetime | None, int | None] = {None: None}
     scripts: dict[bytes, str] = {}
     result = []
