@@ -151,12 +151,6 @@ def _utxo_fields(value: Utxo, stamps: dict[datetime, Timestamp]) -> dict[str, An
     """The Utxo message's fields, defaults left out. `stamps` memoizes timestamps across one answer:
     the rows of a batch mostly share their times (one statement's now(), one lease's expiry)."""
     outpoint = value.outpoint
-    created = stamps.get(value.created_at)
-    if created is None:
-        created = stamps[value.created_at] = _timestamp(value.created_at)
-    updated = stamps.get(value.updated_at)
-    if updated is None:
-        updated = stamps[value.updated_at] = _timestamp(value.updated_at)
     fields: dict[str, Any] = {
         "outpoint": common_pb2.Outpoint(txid=outpoint.txid, vout=outpoint.vout),
         "satoshis": value.satoshis,
@@ -164,8 +158,8 @@ def _utxo_fields(value: Utxo, stamps: dict[datetime, Timestamp]) -> dict[str, An
         "owner_key_id": value.owner_key_id,
         "purpose": _PURPOSES_OUT[value.purpose],
         "status": _STATUSES_OUT[value.status],
-        "create_time": created,
-        "update_time": updated,
+        "create_time": _stamp(stamps, value.created_at),
+        "update_time": _stamp(stamps, value.updated_at),
     }
     if value.block_height:
         fields["block_height"] = value.block_height
@@ -175,10 +169,7 @@ def _utxo_fields(value: Utxo, stamps: dict[datetime, Timestamp]) -> dict[str, An
         fields["lease_id"] = value.lease_id
     expires = value.lease_expires_at
     if expires is not None and value.status is UtxoStatus.RESERVED:
-        stamp = stamps.get(expires)
-        if stamp is None:
-            stamp = stamps[expires] = _timestamp(expires)
-        fields["lease_expire_time"] = stamp
+        fields["lease_expire_time"] = _stamp(stamps, expires)
     if value.spent_by_txid:
         fields["spent_by_txid"] = value.spent_by_txid
     if value.competing_txids:
@@ -186,6 +177,13 @@ def _utxo_fields(value: Utxo, stamps: dict[datetime, Timestamp]) -> dict[str, An
     if value.status_reason:
         fields["status_reason"] = value.status_reason
     return fields
+
+
+def _stamp(stamps: dict[datetime, Timestamp], value: datetime) -> Timestamp:
+    stamp = stamps.get(value)
+    if stamp is None:
+        stamp = stamps[value] = _timestamp(value)
+    return stamp
 
 
 def _add_utxos(target: Any, values: Sequence[Utxo], stamps: dict[datetime, Timestamp]) -> None:
