@@ -534,7 +534,7 @@ async def run(running: dict[str, Proc], database_url: str) -> None:
             "UTXO_MIN_CONFIRMATIONS": "1",
             "UTXO_DB_POOL_SIZE": "10",
             "UTXO_METRICS_REFRESH_MS": "600000",
-            "UTXO_SIGNER_TARGET": f"127.0.0.1:{ports['signer']}",
+            "UTXO_SIGNER_ADDR": f"127.0.0.1:{ports['signer']}",
             "UTXO_SIGNER_TOKEN": TOKENS["utxo"],
         },
     )

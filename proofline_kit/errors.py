@@ -1,7 +1,7 @@
 """Domain errors: what went wrong, in words every transport can map.
 
-Domain code raises these and knows nothing of gRPC; `proofline_kit.grpc.status` turns them into
-google.rpc.Status with an ErrorInfo carrying the stable `reason`.
+Domain code raises these and knows nothing of gRPC; `proofline_kit.rpc.status` turns them into
+google.rpc.Status with an ErrorInfo carrying the stable `reason` and the error's domain.
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ class DomainError(Exception):
     metadata: Mapping[str, str] = field(default_factory=dict)
     field_violations: Sequence[FieldViolation] = ()
     retry_after_ms: int | None = None
+    # The ErrorInfo domain of the service the error comes from, when it passes through from another
+    # service (e.g. "proofline.publisher" reaching the wallet's callers); None = the answering service.
+    domain: str | None = None
 
     def __post_init__(self) -> None:
         super().__init__(f"{self.reason}: {self.message}")

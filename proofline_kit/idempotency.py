@@ -6,7 +6,6 @@ the committed answer or finds nothing and the effect never happened.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 
@@ -92,27 +91,25 @@ async def forget_answers(conn: DbConnection, retention_s: float, limit: int = FO
     return int(status.rsplit(" ", 1)[1])
 
 
-async def expire_answers(pool: asyncpg.Pool, retention_ms: int) -> None:
-    """Runs for the service's life: every so often, forgets the answers older than `retention_ms`
-    in batches (each its own short transaction, so no lock is held for long). Safe with replicas.
-    Returns at once when `retention_ms` is 0 (keep forever)."""
+def expiry_interval_s(retention_ms: int) -> float:
+    """How often `expire_answers` runs for a retention: a tenth of it, between 1 s and an hour."""
+    return min(3600.0, max(1.0, retention_ms / 1000 / 10))
+
+
+async def expire_answers(pool: asyncpg.Pool, retention_ms: int) -> int:
+    """One round of the expiry loop: forgets the answers older than `retention_ms` in batches (each
+    its own short transaction, so no lock is held for long); returns how many. Safe with replicas.
+    Returns 0 at once when `retention_ms` is 0 (keep forever)."""
     if retention_ms <= 0:
-        return
-    log = get_logger("idempotency")
+        return 0
     retention_s = retention_ms / 1000
-    interval_s = min(3600.0, max(1.0, retention_s / 10))
+    forgotten = 0
     while True:
-        await asyncio.sleep(interval_s)
-        forgotten = 0
-        try:
-            while True:
-                async with pool.acquire() as conn:
-                    deleted = await forget_answers(conn, retention_s)
-                forgotten += deleted
-                if deleted < FORGET_BATCH_ROWS:
-                    break
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            log.warning("idempotency.expiry_failed", error=repr(error))
-            continue
-        if forgotten:
-            log.info("idempotency.expired", answers=forgotten, retention_ms=retention_ms)
+        async with pool.acquire() as conn:
+            deleted = await forget_answers(conn, retention_s)
+        forgotten += deleted
+        if deleted < FORGET_BATCH_ROWS:
+            break
+    if forgotten:
+        get_logger("idempotency").info("idempotency.expired", answers=forgotten, retention_ms=retention_ms)
+    return forgotten

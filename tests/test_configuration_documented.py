@@ -8,6 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_FILES = [
     ROOT / "proofline_kit" / "settings.py",
+    ROOT / "proofline_kit" / "chain" / "settings.py",
     ROOT / "proofline_kit" / "devstack" / "config.py",
     *sorted((ROOT / "services").glob("*/settings.py")),
 ]

@@ -23,6 +23,7 @@ from .errors import ChainResponseError, ChainUnavailable
 from .fees import FeeQuote, FeeRate, FeeRateCache, FeeSource
 from .merkle import HeaderSource, ProofCheck, ProofVerdict, verify_merkle_path, verify_tsc_proof
 from .outcomes import ArcStatus, Attempt, BroadcastOutcome, BroadcastReport, OutcomeKind, Provider
+from .settings import ChainClients, ChainSettings, open_chain_clients, read_chain_settings
 from .txbytes import PreparedTx, TxFormatError
 from .woc import WocClient, WocConfig
 from .woc_results import (
@@ -53,7 +54,9 @@ __all__ = [
     "BroadcastProvider",
     "BroadcastReport",
     "Broadcaster",
+    "ChainClients",
     "ChainResponseError",
+    "ChainSettings",
     "ChainTip",
     "ChainUnavailable",
     "Deadline",
@@ -80,7 +83,9 @@ __all__ = [
     "WocClient",
     "WocConfig",
     "callback_authorized",
+    "open_chain_clients",
     "parse_callback",
+    "read_chain_settings",
     "verify_merkle_path",
     "verify_tsc_proof",
 ]

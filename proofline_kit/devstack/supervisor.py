@@ -171,7 +171,7 @@ def base_service_env(config: DevstackConfig) -> dict[str, str]:
     for spec in SERVICES:  # every service learns every port, so each can find the others
         env[spec.grpc_port_env] = str(spec.grpc_port(reader))
         env[spec.metrics_port_env] = str(spec.metrics_port(reader))
-    env["UTXO_SIGNER_TARGET"] = env.get("UTXO_SIGNER_TARGET") or f"127.0.0.1:{env['SIGNER_GRPC_PORT']}"
+    env["UTXO_SIGNER_ADDR"] = env.get("UTXO_SIGNER_ADDR") or f"127.0.0.1:{env['SIGNER_GRPC_PORT']}"
     return env
 
 

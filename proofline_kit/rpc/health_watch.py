@@ -10,26 +10,34 @@ from grpc_health.v1 import health, health_pb2
 from proofline_kit.logging import get_logger
 
 
-async def watch_dependency(
-    servicer: health.aio.HealthServicer,
-    service_names: Sequence[str],
-    check: Callable[[], Awaitable[None]],
-    interval_s: float = 5.0,
-    timeout_s: float = 2.0,
-) -> None:
-    log = get_logger("health")
-    serving = True
-    while True:
-        await asyncio.sleep(interval_s)
+class DependencyWatch:
+    """`check_dependency` is one round of the service's health loop: probe, and flip the health of
+    every served name when the answer changed."""
+
+    def __init__(
+        self,
+        servicer: health.aio.HealthServicer,
+        service_names: Sequence[str],
+        check: Callable[[], Awaitable[None]],
+        timeout_s: float = 2.0,
+    ) -> None:
+        self._servicer = servicer
+        self._names = ["", *service_names]
+        self._check = check
+        self._timeout_s = timeout_s
+        self._serving = True
+        self._log = get_logger("health")
+
+    async def check_dependency(self) -> None:
         try:
-            await asyncio.wait_for(check(), timeout_s)
+            await asyncio.wait_for(self._check(), self._timeout_s)
             healthy = True
         except Exception as exc:  # any failure of the probe means "not serving"
             healthy = False
-            if serving:
-                log.warning("dependency.down", error=type(exc).__name__)
-        if healthy != serving:
+            if self._serving:
+                self._log.warning("dependency.down", error=type(exc).__name__)
+        if healthy != self._serving:
             status = health_pb2.HealthCheckResponse.SERVING if healthy else health_pb2.HealthCheckResponse.NOT_SERVING
-            for name in ["", *service_names]:
-                await servicer.set(name, status)
-            serving = healthy
+            for name in self._names:
+                await self._servicer.set(name, status)
+            self._serving = healthy

@@ -32,11 +32,14 @@ def _pack(message: object) -> any_pb2.Any:
 
 
 def to_rpc_status(error: DomainError, domain: str) -> grpc.Status:
-    """Build the status: exactly one ErrorInfo, plus BadRequest and RetryInfo when they apply."""
+    """Build the status: exactly one ErrorInfo, plus BadRequest and RetryInfo when they apply.
+    `domain` is the answering service's; an error passed through from another service keeps its own."""
     details = [
         _pack(
             error_details_pb2.ErrorInfo(
-                reason=error.reason, domain=domain, metadata={k: str(v) for k, v in error.metadata.items()}
+                reason=error.reason,
+                domain=error.domain or domain,
+                metadata={k: str(v) for k, v in error.metadata.items()},
             )
         )
     ]
@@ -67,7 +70,7 @@ def to_item_error(error: DomainError, domain: str) -> common_pb2.ItemError:
     return common_pb2.ItemError(
         code=_CODES[error.kind],
         reason=error.reason,
-        domain=domain,
+        domain=error.domain or domain,
         message=f"{error.reason}: {error.message}",
         metadata={k: str(v) for k, v in error.metadata.items()},
         field_violations=[
@@ -86,7 +89,30 @@ def from_item_error(item: common_pb2.ItemError) -> DomainError:
         item.message,
         metadata=dict(item.metadata),
         field_violations=tuple(FieldViolation(v.field, v.description) for v in item.field_violations),
+        domain=item.domain or None,
     )
+
+
+_TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
+
+
+def from_rpc_error(error: grpc.aio.AioRpcError, service: str, unavailable_reason: str) -> DomainError:
+    """The client side of `to_rpc_status`, for a call to another Proofline service. Unreachable or too
+    slow: UNAVAILABLE with `unavailable_reason` (ours). Anything else keeps the service's code, reason,
+    metadata and domain, so it reaches our callers as the service said it."""
+    code = error.code()
+    if code in _TRANSIENT:
+        return DomainError(
+            ErrorKind.UNAVAILABLE, unavailable_reason, f"{service}: {code.name}: {error.details()}", retry_after_ms=1000
+        )
+    reason, metadata, domain = code.name, {}, None
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    for detail in status.details if status is not None else ():
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            reason, metadata, domain = info.reason, dict(info.metadata), info.domain or None
+    kind = ErrorKind.__members__.get(code.name, ErrorKind.INTERNAL)
+    return DomainError(kind, reason, f"{service}: {error.details()}", metadata=metadata, domain=domain)
 
 
 def internal_status(domain: str) -> grpc.Status:

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter
 from proofline.publisher.v1 import publisher_pb2, publisher_pb2_grpc
 
-from proofline_kit.auth import TokenDirectory
-from proofline_kit.cache import create_redis
-from proofline_kit.database import apply_migrations_async, create_pool
-from proofline_kit.idempotency import expire_answers
-from proofline_kit.logging import configure_logging, get_logger
-from proofline_kit.rpc.health_watch import watch_dependency
-from proofline_kit.rpc.server import GrpcServer, MetricsEndpoint, ServerOptions, ServiceBinding
+from proofline_kit.logging import get_logger
+from proofline_kit.rpc.server import ServiceBinding
+from proofline_kit.runtime import ServiceRuntime
 from services.publisher.adapters.redis_cache import RedisNonceCache, RedisRateLimiter
 from services.publisher.domain import signatures
 from services.publisher.domain.publisher import Publisher
@@ -56,20 +51,20 @@ def _intake_counter(registry: CollectorRegistry) -> Callable[[str, str], None]:
 
 async def start_publisher(settings: PublisherSettings, *, configure_logs: bool = True) -> RunningPublisher:
     service = settings.service
-    if configure_logs:
-        configure_logging(service.service_name, service.log_level)
-    log = get_logger("publisher.app")
     signatures.require_native()
-    applied = await apply_migrations_async(service.database_url, service.database_schema, [MIGRATIONS])
-    pool = await create_pool(service.database_url, service.database_schema, service.database_pool_size)
-    redis = create_redis(service.redis_url)
-    store = PublisherStore(pool)
-    changes = JobChangeHub(pool, service.database_schema)
+    runtime = await ServiceRuntime.open(service, MIGRATIONS, redis=True, configure_logs=configure_logs)
+    store = PublisherStore(runtime.db)
+    changes = JobChangeHub(runtime.db, service.database_schema)
     await changes.start()
-    registry = CollectorRegistry()
+    runtime.on_stop(changes.close)
+    # Watchers and waiters end first (UNAVAILABLE / current state), so draining does not wait for
+    # streams that would otherwise run until the grace period; then the batches in flight finish.
+    runtime.on_drain(changes.drain)
     pipeline: PipelineRuntime | None = None
     if settings.workers.workers:
-        pipeline = await start_pipeline(settings.workers, store, registry)
+        pipeline = await start_pipeline(settings.workers, store, runtime.registry)
+        runtime.on_drain(functools.partial(pipeline.stop, service.shutdown_grace_ms / 1000))
+    redis = runtime.redis
     publisher = Publisher(
         store,
         changes,
@@ -79,44 +74,19 @@ async def start_publisher(settings: PublisherSettings, *, configure_logs: bool =
         else None,
         settings.policy,
         settings.limits,
-        observe=_intake_counter(registry),
+        observe=_intake_counter(runtime.registry),
         on_queued=pipeline.wake if pipeline is not None else None,
     )
-    server = GrpcServer(
-        ServerOptions.for_service(service, ERROR_DOMAIN),
+    port = await runtime.serve(
+        ERROR_DOMAIN,
         [
             ServiceBinding(
                 SERVICE_NAME, PublisherServicer(publisher), publisher_pb2_grpc.add_PublisherServiceServicer_to_server
             )
         ],
-        TokenDirectory.parse(service.auth_tokens),
-        registry,
+        ready=store.ping,
     )
-    port = await server.start()
-    metrics = MetricsEndpoint(service.grpc_host, service.metrics_port, registry)
-    metrics.start()
-    tasks = [
-        asyncio.create_task(watch_dependency(server.health, [SERVICE_NAME], store.ping)),
-        asyncio.create_task(expire_answers(pool, service.idempotency_retention_ms)),
-    ]
-    log.info("publisher.started", port=port, metrics_port=service.metrics_port, migrations_applied=applied)
-
-    async def stop() -> None:
-        # Watchers and waiters end first (UNAVAILABLE / current state), so draining does not wait
-        # for streams that would otherwise run until the grace period.
-        changes.drain()
-        if pipeline is not None:
-            await pipeline.stop(service.shutdown_grace_ms / 1000)
-        await server.stop()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        metrics.stop()
-        await changes.close()
-        await redis.aclose()
-        await pool.close()
-        log.info("publisher.stopped")
-
-    return RunningPublisher(port, publisher, store, registry, stop, pipeline)
+    get_logger("publisher.app").info(
+        "publisher.started", port=port, metrics_port=service.metrics_port, migrations_applied=runtime.migrations_applied
+    )
+    return RunningPublisher(port, publisher, store, runtime.registry, runtime.stop, pipeline)

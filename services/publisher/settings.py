@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from proofline_kit.chain import FeeRate
+from proofline_kit.chain import ChainSettings, FeeRate, read_chain_settings
 from proofline_kit.settings import EnvReader, RunMode, ServiceSettings, SettingsError, read_service_settings
 from services.publisher.domain.confirmations import FollowConfig
 from services.publisher.domain.intents import IntakePolicy
@@ -25,15 +25,9 @@ _KEY_ID_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 
 
 @dataclass(frozen=True, slots=True)
-class ChainSettings:
-    arc_url: str
-    arc_api_key: str | None = field(repr=False)
-    woc_url: str
-    woc_api_key: str | None = field(repr=False)
-    woc_network: str
-    timeout_s: float
+class BroadcastSettings:
     # Also try WhatsOnChain for the transactions ARC gave no verdict on.
-    woc_broadcast_fallback: bool
+    woc_fallback: bool
     # Fixed fee rate; None = ARC's policy rate, cached `fee_ttl_s`.
     fee_rate: FeeRate | None
     fee_ttl_s: float
@@ -61,6 +55,7 @@ class WorkerSettings:
     signer_token: str | None = field(repr=False)
     rpc_timeout_s: float
     chain: ChainSettings | None
+    broadcast: BroadcastSettings
     callbacks: CallbackSettings
     pipeline: PipelineConfig
     follow: FollowConfig
@@ -143,8 +138,8 @@ def _read_workers(env: EnvReader, service: ServiceSettings) -> WorkerSettings:
     workers = env.integer("PUBLISHER_WORKERS", 2, minimum=0, maximum=64)
     utxo_port = env.integer(_UTXO_PORT_ENV, _UTXO_PORT, minimum=0, maximum=65535) or _UTXO_PORT
     signer_port = env.integer(_SIGNER_PORT_ENV, _SIGNER_PORT, minimum=0, maximum=65535) or _SIGNER_PORT
-    chain = _read_chain(env) if workers else None
-    if workers and chain is None:
+    chain = read_chain_settings(env, "PUBLISHER") if workers else None
+    if chain is not None and (chain.arc_url is None or chain.woc_url is None):
         raise SettingsError("PUBLISHER_WORKERS > 0 needs ARC_URL and WOC_URL (or PUBLISHER_ARC_URL/PUBLISHER_WOC_URL)")
     utxo_token = env.optional_string("PUBLISHER_UTXO_TOKEN")
     signer_token = env.optional_string("PUBLISHER_SIGNER_TOKEN")
@@ -162,6 +157,7 @@ def _read_workers(env: EnvReader, service: ServiceSettings) -> WorkerSettings:
         ]
         if missing:
             raise SettingsError(f"{', '.join(missing)} required in production mode")
+    fixed_rate = env.integer("PUBLISHER_FEE_RATE_SAT_PER_KB", 0, minimum=0, maximum=1_000_000_000)
     batch_max = env.integer("PUBLISHER_BATCH_MAX_JOBS", 500, minimum=1, maximum=1000)
     retry = RetryPolicy(
         max_builds=env.integer("PUBLISHER_MAX_BUILDS", 3, minimum=1, maximum=100),
@@ -207,6 +203,11 @@ def _read_workers(env: EnvReader, service: ServiceSettings) -> WorkerSettings:
         signer_token=signer_token,
         rpc_timeout_s=_ms(env, "PUBLISHER_RPC_TIMEOUT_MS", 10_000, minimum=100),
         chain=chain,
+        broadcast=BroadcastSettings(
+            woc_fallback=env.flag("PUBLISHER_WOC_BROADCAST_FALLBACK", True),
+            fee_rate=FeeRate(fixed_rate, 1000) if fixed_rate else None,
+            fee_ttl_s=_ms(env, "PUBLISHER_FEE_RATE_TTL_MS", 300_000, minimum=100),
+        ),
         callbacks=CallbackSettings(
             enabled=callbacks_on,
             host=env.string("PUBLISHER_CALLBACK_HOST", service.grpc_host),
@@ -222,26 +223,4 @@ def _read_workers(env: EnvReader, service: ServiceSettings) -> WorkerSettings:
         idle_poll_s=_ms(env, "PUBLISHER_IDLE_POLL_MS", 200, minimum=10),
         stuck_check_s=_ms(env, "PUBLISHER_STUCK_CHECK_MS", 5_000, minimum=10),
         reorg_check_s=_ms(env, "PUBLISHER_REORG_CHECK_MS", 30_000, minimum=10),
-    )
-
-
-def _read_chain(env: EnvReader) -> ChainSettings | None:
-    arc_url = env.optional_string("PUBLISHER_ARC_URL") or env.optional_string("ARC_URL")
-    woc_url = env.optional_string("PUBLISHER_WOC_URL") or env.optional_string("WOC_URL")
-    if arc_url is None or woc_url is None:
-        return None
-    network = env.optional_string("PUBLISHER_WOC_NETWORK") or env.string("WOC_NETWORK", "test")
-    if network not in ("main", "test", "stn"):
-        raise SettingsError("PUBLISHER_WOC_NETWORK / WOC_NETWORK must be main, test or stn")
-    fixed = env.integer("PUBLISHER_FEE_RATE_SAT_PER_KB", 0, minimum=0, maximum=1_000_000_000)
-    return ChainSettings(
-        arc_url=arc_url,
-        arc_api_key=env.optional_string("PUBLISHER_ARC_API_KEY") or env.optional_string("ARC_API_KEY"),
-        woc_url=woc_url,
-        woc_api_key=env.optional_string("PUBLISHER_WOC_API_KEY") or env.optional_string("WOC_API_KEY"),
-        woc_network=network,
-        timeout_s=_ms(env, "PUBLISHER_CHAIN_TIMEOUT_MS", 10_000, minimum=100),
-        woc_broadcast_fallback=env.flag("PUBLISHER_WOC_BROADCAST_FALLBACK", True),
-        fee_rate=FeeRate(fixed, 1000) if fixed else None,
-        fee_ttl_s=_ms(env, "PUBLISHER_FEE_RATE_TTL_MS", 300_000, minimum=100),
     )

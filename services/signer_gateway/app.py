@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
-from prometheus_client import CollectorRegistry
 from proofline.signer.v1 import signer_pb2, signer_pb2_grpc
 
-from proofline_kit.auth import TokenDirectory
-from proofline_kit.database import apply_migrations_async, create_pool
-from proofline_kit.idempotency import expire_answers
-from proofline_kit.logging import configure_logging, get_logger
-from proofline_kit.rpc.health_watch import watch_dependency
-from proofline_kit.rpc.server import GrpcServer, MetricsEndpoint, ServerOptions, ServiceBinding
+from proofline_kit.logging import get_logger
+from proofline_kit.rpc.server import ServiceBinding
+from proofline_kit.runtime import ServiceRuntime
 from services.signer_gateway.backends.external_kms import HttpKmsBackend
 from services.signer_gateway.backends.local_keystore import LocalKeystoreBackend
 from services.signer_gateway.domain import ecdsa
@@ -38,14 +32,10 @@ class RunningSigner:
 
 
 async def start_signer(settings: SignerSettings, *, configure_logs: bool = True) -> RunningSigner:
-    service = settings.service
-    if configure_logs:
-        configure_logging(service.service_name, service.log_level)
-    log = get_logger("signer.app")
     ecdsa.require_native()
-    applied = await apply_migrations_async(service.database_url, service.database_schema, [MIGRATIONS])
-    pool = await create_pool(service.database_url, service.database_schema, service.database_pool_size)
+    runtime = await ServiceRuntime.open(settings.service, MIGRATIONS, configure_logs=configure_logs)
     http = httpx.AsyncClient(limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))
+    runtime.on_stop(http.aclose)
     external = (
         HttpKmsBackend(
             http,
@@ -57,8 +47,9 @@ async def start_signer(settings: SignerSettings, *, configure_logs: bool = True)
         if settings.kms_sign_url
         else None
     )
-    store = SignerStore(pool)
+    store = SignerStore(runtime.db)
     crypto = CryptoPool(settings.crypto_workers)
+    runtime.on_stop(crypto.close)
     gateway = SignerGateway(
         store,
         settings.acl,
@@ -68,46 +59,18 @@ async def start_signer(settings: SignerSettings, *, configure_logs: bool = True)
         crypto,
     )
     resealed = await gateway.reseal_old_keys()
-    registry = CollectorRegistry()
-    server = GrpcServer(
-        ServerOptions.for_service(service, ERROR_DOMAIN),
-        [
-            ServiceBinding(
-                SERVICE_NAME,
-                SignerServicer(gateway, settings.network, settings.default_deadline_ms / 1000),
-                signer_pb2_grpc.add_SignerServiceServicer_to_server,
-            )
-        ],
-        TokenDirectory.parse(service.auth_tokens),
-        registry,
+    servicer = SignerServicer(gateway, settings.network, settings.default_deadline_ms / 1000)
+    port = await runtime.serve(
+        ERROR_DOMAIN,
+        [ServiceBinding(SERVICE_NAME, servicer, signer_pb2_grpc.add_SignerServiceServicer_to_server)],
+        ready=store.ping,
     )
-    port = await server.start()
-    metrics = MetricsEndpoint(service.grpc_host, service.metrics_port, registry)
-    metrics.start()
-    tasks = [
-        asyncio.create_task(watch_dependency(server.health, [SERVICE_NAME], store.ping)),
-        asyncio.create_task(expire_answers(pool, service.idempotency_retention_ms)),
-    ]
-    log.info(
+    get_logger("signer.app").info(
         "signer.started",
         port=port,
-        metrics_port=service.metrics_port,
-        migrations_applied=applied,
+        metrics_port=settings.service.metrics_port,
+        migrations_applied=runtime.migrations_applied,
         keys_resealed=resealed,
         backend=settings.default_backend.value,
     )
-
-    async def stop() -> None:
-        await server.stop()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        metrics.stop()
-        await http.aclose()
-        await pool.close()
-        crypto.close()
-        log.info("signer.stopped")
-
-    return RunningSigner(port, gateway, stop)
+    return RunningSigner(port, gateway, runtime.stop)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import Enum
 
+from proofline_kit.chain import ChainSettings, read_chain_settings
 from proofline_kit.settings import EnvReader, ServiceSettings, SettingsError, read_service_settings
 from services.utxo.domain.fees import DEFAULT_PUBLISH_TX_BYTES
 from services.utxo.domain.maintenance import SplitConfig
@@ -26,17 +27,6 @@ class StrategyName(Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class ChainSettings:
-    # WhatsOnChain (lookups, fallback broadcast) and ARC (broadcast, fee policy); chainsim serves both.
-    woc_url: str | None
-    woc_network: str
-    woc_api_key: str | None = field(repr=False)
-    arc_url: str | None
-    arc_api_key: str | None = field(repr=False)
-    timeout_s: float
-
-
-@dataclass(frozen=True, slots=True)
 class UtxoSettings:
     service: ServiceSettings
     pool: PoolConfig
@@ -53,9 +43,9 @@ class UtxoSettings:
     change_address: str
     sweep_max_inputs: int
     sweep_lock: timedelta
-    signer_target: str
+    signer_addr: str
     signer_token: str | None = field(repr=False)
-    signer_timeout_s: float
+    rpc_timeout_s: float
     maintenance_enabled: bool
     maintenance_interval: timedelta
     reap_interval: timedelta
@@ -108,7 +98,7 @@ def read_utxo_settings(env: EnvReader | None = None) -> UtxoSettings:
         network=env.choice("UTXO_NETWORK", Network, Network.TESTNET),
         min_confirmations=env.integer("UTXO_MIN_CONFIRMATIONS", 1, minimum=0, maximum=10_000),
         split=split,
-        chain=_read_chain(env),
+        chain=read_chain_settings(env, "UTXO"),
         fee_rate_satoshis_per_kb=fee_rate,
         fallback_fee_rate_satoshis_per_kb=env.integer("UTXO_FALLBACK_FEE_RATE_SAT_PER_KB", 1, minimum=0),
         fee_buffer_satoshis=env.integer("UTXO_FEE_BUFFER", 0, minimum=0, maximum=100_000_000),
@@ -117,9 +107,9 @@ def read_utxo_settings(env: EnvReader | None = None) -> UtxoSettings:
         change_address=env.string("UTXO_CHANGE_ADDRESS", ""),
         sweep_max_inputs=env.integer("UTXO_SWEEP_MAX_INPUTS", 250, minimum=1, maximum=2000),
         sweep_lock=timedelta(milliseconds=env.integer("UTXO_SWEEP_LOCK_MS", 300_000, minimum=1_000)),
-        signer_target=env.string("UTXO_SIGNER_TARGET", "127.0.0.1:50051"),
+        signer_addr=env.string("UTXO_SIGNER_ADDR", "127.0.0.1:50051"),
         signer_token=env.optional_string("UTXO_SIGNER_TOKEN"),
-        signer_timeout_s=env.integer("UTXO_SIGNER_TIMEOUT_MS", 10_000, minimum=100) / 1000,
+        rpc_timeout_s=env.integer("UTXO_RPC_TIMEOUT_MS", 10_000, minimum=100) / 1000,
         maintenance_enabled=env.flag("UTXO_MAINTENANCE_ENABLED", True),
         maintenance_interval=timedelta(milliseconds=env.integer("UTXO_MAINTENANCE_INTERVAL_MS", 60_000, minimum=100)),
         reap_interval=timedelta(milliseconds=env.integer("UTXO_REAP_INTERVAL_MS", 10_000, minimum=100)),
@@ -128,26 +118,6 @@ def read_utxo_settings(env: EnvReader | None = None) -> UtxoSettings:
         broadcast_retry_pause_s=env.integer("UTXO_BROADCAST_RETRY_PAUSE_MS", 500, minimum=0) / 1000,
         invalid_after=timedelta(milliseconds=env.integer("UTXO_INVALID_AFTER_MS", 600_000, minimum=0)),
         retention=timedelta(milliseconds=env.integer("UTXO_RETENTION_MS", 7 * 24 * 3_600_000, minimum=0)),
-    )
-
-
-def _read_chain(env: EnvReader) -> ChainSettings:
-    network = env.string("WOC_NETWORK", "test")
-    woc_url = env.optional_string("WOC_URL")
-    # Accept the API root as well as the base URL: `.../v1/bsv/test` names the network too.
-    if woc_url is not None:
-        base, marker, tail = woc_url.rstrip("/").rpartition("/v1/bsv/")
-        if marker and tail in ("main", "test", "stn"):
-            woc_url, network = base, tail
-    if network not in ("main", "test", "stn"):
-        raise SettingsError("WOC_NETWORK must be main, test or stn")
-    return ChainSettings(
-        woc_url=woc_url,
-        woc_network=network,
-        woc_api_key=env.optional_string("WOC_API_KEY"),
-        arc_url=env.optional_string("ARC_URL"),
-        arc_api_key=env.optional_string("ARC_API_KEY"),
-        timeout_s=env.integer("UTXO_CHAIN_TIMEOUT_MS", 10_000, minimum=100) / 1000,
     )
 
 

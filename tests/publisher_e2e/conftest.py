@@ -371,7 +371,7 @@ async def suite(database_url: str, redis_url: str, sim: SimControl) -> AsyncIter
             database_url,
             redis_url,
             AUTH_TOKENS=AUTH_TOKENS,
-            UTXO_SIGNER_TARGET=f"127.0.0.1:{signer.running.port}",
+            UTXO_SIGNER_ADDR=f"127.0.0.1:{signer.running.port}",
             UTXO_SIGNER_TOKEN=UTXO_TOKEN,
             WOC_URL=sim.base_url,
             ARC_URL=sim.base_url,

@@ -98,7 +98,7 @@ async def chain_stack(database_url: str, redis_url: str, **overrides: str) -> As
             "WOC_URL": sim.base_url,
             "ARC_URL": sim.base_url,
             "WOC_NETWORK": "test",
-            "UTXO_SIGNER_TARGET": f"127.0.0.1:{signer.running.port}",
+            "UTXO_SIGNER_ADDR": f"127.0.0.1:{signer.running.port}",
             "UTXO_SIGNER_TOKEN": "utxo-signer-token-1",
             "UTXO_FUNDING_KEY_ID": FUNDING,
             "UTXO_CHANGE_KEY_ID": CHANGE,

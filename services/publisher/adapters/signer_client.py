@@ -11,8 +11,7 @@ from proofline.signer.v1 import signer_pb2, signer_pb2_grpc
 
 from proofline_kit.errors import DomainError
 from proofline_kit.rpc.interceptors import outbound_metadata
-from proofline_kit.rpc.status import from_item_error
-from services.publisher.adapters.grpc_errors import domain_error
+from proofline_kit.rpc.status import from_item_error, from_rpc_error
 from services.publisher.domain.ports import SignedTx, TxToSign
 
 UNAVAILABLE_REASON = "SIGNER_UNAVAILABLE"
@@ -46,7 +45,7 @@ class SignerClient:
                 request, metadata=outbound_metadata(self._token), timeout=self._timeout_s
             )
         except grpc.aio.AioRpcError as error:
-            raise domain_error(error, "signer_gateway", UNAVAILABLE_REASON) from None
+            raise from_rpc_error(error, "signer_gateway", UNAVAILABLE_REASON) from None
         return [
             SignedTx(bytes(r.signed.signed_tx), r.signed.txid) if r.HasField("signed") else from_item_error(r.error)
             for r in response.results
@@ -63,7 +62,7 @@ class SignerClient:
                 timeout=self._timeout_s,
             )
         except grpc.aio.AioRpcError as error:
-            raise domain_error(error, "signer_gateway", UNAVAILABLE_REASON) from None
+            raise from_rpc_error(error, "signer_gateway", UNAVAILABLE_REASON) from None
         return [(bytes(s.signature_der), bytes(s.public_key)) for s in response.signatures]
 
     async def locking_script(self, key_id: str) -> bytes:
@@ -77,7 +76,7 @@ class SignerClient:
                 timeout=self._timeout_s,
             )
         except grpc.aio.AioRpcError as error:
-            raise domain_error(error, "signer_gateway", UNAVAILABLE_REASON) from None
+            raise from_rpc_error(error, "signer_gateway", UNAVAILABLE_REASON) from None
         script = bytes(response.locking_script)
         self._scripts[key_id] = script
         return script

@@ -10,8 +10,8 @@ from proofline.common.v1 import common_pb2
 from proofline.utxo.v1 import utxo_pb2, utxo_pb2_grpc
 
 from proofline_kit.rpc.interceptors import outbound_metadata
+from proofline_kit.rpc.status import from_rpc_error
 from proofline_kit.wire import Outpoint
-from services.publisher.adapters.grpc_errors import domain_error
 from services.publisher.domain.ports import ConflictKind, ConflictReport, PoolLease, PoolSpend, PoolUtxo
 
 _KINDS = {
@@ -54,7 +54,7 @@ class UtxoPoolClient:
                 timeout=self._timeout_s,
             )
         except grpc.aio.AioRpcError as error:
-            raise domain_error(error, "utxo", UNAVAILABLE_REASON) from None
+            raise from_rpc_error(error, "utxo", UNAVAILABLE_REASON) from None
         lease = response.lease
         return PoolLease(
             lease.lease_id,
@@ -87,7 +87,7 @@ class UtxoPoolClient:
         try:
             await self._stub.CommitSpend(request, metadata=outbound_metadata(self._token), timeout=self._timeout_s)
         except grpc.aio.AioRpcError as error:
-            raise domain_error(error, "utxo", UNAVAILABLE_REASON) from None
+            raise from_rpc_error(error, "utxo", UNAVAILABLE_REASON) from None
 
     async def release(self, request_id: str, lease_id: str, outpoints: Sequence[Outpoint]) -> None:
         try:
@@ -99,7 +99,7 @@ class UtxoPoolClient:
                 timeout=self._timeout_s,
             )
         except grpc.aio.AioRpcError as error:
-            raise domain_error(error, "utxo", UNAVAILABLE_REASON) from None
+            raise from_rpc_error(error, "utxo", UNAVAILABLE_REASON) from None
 
     async def report(self, request_id: str, report: ConflictReport) -> None:
         try:
@@ -118,4 +118,4 @@ class UtxoPoolClient:
                 timeout=self._timeout_s,
             )
         except grpc.aio.AioRpcError as error:
-            raise domain_error(error, "utxo", UNAVAILABLE_REASON) from None
+            raise from_rpc_error(error, "utxo", UNAVAILABLE_REASON) from None

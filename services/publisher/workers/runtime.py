@@ -7,19 +7,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
-import httpx
 from prometheus_client import CollectorRegistry
 
 from proofline_kit.chain import (
-    ArcClient,
-    ArcConfig,
     ArcSubmitOptions,
     ArcTxStatus,
     Broadcaster,
     BroadcastProvider,
+    ChainClients,
     RetryPolicy,
-    WocClient,
-    WocConfig,
+    open_chain_clients,
 )
 from proofline_kit.logging import get_logger
 from services.publisher.adapters.callback_server import CALLBACK_PATH, CallbackServer
@@ -31,7 +28,7 @@ from services.publisher.domain.models import Actor
 from services.publisher.domain.pipeline import PublishPipeline
 from services.publisher.settings import WorkerSettings
 from services.publisher.store.publisher_store import PublisherStore
-from services.publisher.workers.loops import BackgroundWorkers, LoopConfig, worker_identity
+from services.publisher.workers.loops import LoopConfig, PipelineLoops, worker_identity
 from services.publisher.workers.metrics import PipelineMetrics
 
 
@@ -39,10 +36,10 @@ from services.publisher.workers.metrics import PipelineMetrics
 class PipelineRuntime:
     pipeline: PublishPipeline
     follower: ConfirmationFollower
-    workers: BackgroundWorkers
+    workers: PipelineLoops
     callback_url: str | None
     _channels: tuple[grpc.aio.Channel, ...]
-    _http: httpx.AsyncClient
+    _chain: ChainClients
     _callbacks: CallbackServer | None
 
     def wake(self) -> None:
@@ -54,7 +51,7 @@ class PipelineRuntime:
             await self._callbacks.stop()
         for channel in self._channels:
             await channel.close()
-        await self._http.aclose()
+        await self._chain.aclose()
 
 
 async def start_pipeline(
@@ -65,7 +62,6 @@ async def start_pipeline(
     log = get_logger("publisher.pipeline")
     metrics = PipelineMetrics(registry)
     identity = worker_identity()
-    http = httpx.AsyncClient(limits=httpx.Limits(max_connections=64, max_keepalive_connections=32), trust_env=False)
     utxo_channel = grpc.aio.insecure_channel(settings.utxo_addr)
     signer_channel = grpc.aio.insecure_channel(settings.signer_addr)
     callbacks: CallbackServer | None = None
@@ -76,40 +72,25 @@ async def start_pipeline(
         port = await callbacks.start()
         callback_url = cb.public_url or f"http://{cb.host}:{port}{CALLBACK_PATH}"
     timeout_s = chain_settings.timeout_s
-    retry = RetryPolicy(max_attempts=3, base_delay_s=0.2, max_delay_s=2.0)
-    arc = ArcClient(
-        http,
-        ArcConfig(
-            chain_settings.arc_url,
-            api_key=chain_settings.arc_api_key,
-            submit=ArcSubmitOptions(
-                callback_url=callback_url,
-                callback_token=cb.token if callback_url else None,
-                callback_batch=cb.batch and callback_url is not None,
-            ),
-            attempt_timeout_s=timeout_s,
-            default_budget_s=2 * timeout_s,
-            retry=retry,
+    clients = open_chain_clients(
+        chain_settings,
+        max_connections=64,
+        retry=RetryPolicy(max_attempts=3, base_delay_s=0.2, max_delay_s=2.0),
+        arc_submit=ArcSubmitOptions(
+            callback_url=callback_url,
+            callback_token=cb.token if callback_url else None,
+            callback_batch=cb.batch and callback_url is not None,
         ),
     )
-    woc = WocClient(
-        http,
-        WocConfig(
-            chain_settings.woc_url,
-            network=chain_settings.woc_network,
-            api_key=chain_settings.woc_api_key,
-            attempt_timeout_s=timeout_s,
-            default_budget_s=2 * timeout_s,
-            retry=retry,
-        ),
-    )
-    providers: list[BroadcastProvider] = [arc, woc] if chain_settings.woc_broadcast_fallback else [arc]
+    arc, woc = clients.arc, clients.woc
+    assert arc is not None and woc is not None, "settings guarantee ARC and WhatsOnChain when workers run"
+    providers: list[BroadcastProvider] = [arc, woc] if settings.broadcast.woc_fallback else [arc]
     chain = ChainAdapter(
         arc,
         woc,
         Broadcaster(providers, default_budget_s=3 * timeout_s),
-        fixed_rate=chain_settings.fee_rate,
-        fee_ttl_s=chain_settings.fee_ttl_s,
+        fixed_rate=settings.broadcast.fee_rate,
+        fee_ttl_s=settings.broadcast.fee_ttl_s,
         timeout_s=timeout_s,
     )
     pool = UtxoPoolClient(utxo_channel, settings.utxo_token, settings.rpc_timeout_s)
@@ -123,7 +104,7 @@ async def start_pipeline(
             return await follower.on_statuses(statuses, Actor(f"{identity}/arc-callback", request_id))
 
         callbacks.attach(on_callback)
-    workers = BackgroundWorkers(
+    workers = PipelineLoops(
         pipeline,
         follower,
         LoopConfig(
@@ -146,4 +127,6 @@ async def start_pipeline(
         arc=chain_settings.arc_url,
         callback_url=callback_url,
     )
-    return PipelineRuntime(pipeline, follower, workers, callback_url, (utxo_channel, signer_channel), http, callbacks)
+    return PipelineRuntime(
+        pipeline, follower, workers, callback_url, (utxo_channel, signer_channel), clients, callbacks
+    )

@@ -5,16 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from proofline.common.v1 import common_pb2
 from proofline.signer.v1 import signer_pb2, signer_pb2_grpc
 
-from proofline_kit.errors import DomainError, ErrorKind
 from proofline_kit.rpc.interceptors import outbound_metadata
+from proofline_kit.rpc.status import from_rpc_error
 from services.utxo.domain.ports import KeyInfo, SignedTx
-
-_TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 
 
 class SignerClient:
@@ -41,7 +37,7 @@ class SignerClient:
                 timeout=self._timeout_s,
             )
         except grpc.aio.AioRpcError as error:
-            raise signer_error(error) from None
+            raise from_rpc_error(error, "signer_gateway", "SIGNER_UNAVAILABLE") from None
         info = KeyInfo(key_id, response.address, bytes(response.locking_script))
         self._keys[key_id] = info
         return info
@@ -65,26 +61,5 @@ class SignerClient:
                 timeout=self._timeout_s,
             )
         except grpc.aio.AioRpcError as error:
-            raise signer_error(error) from None
+            raise from_rpc_error(error, "signer_gateway", "SIGNER_UNAVAILABLE") from None
         return SignedTx(bytes(response.signed_tx), response.txid)
-
-
-def signer_error(error: grpc.aio.AioRpcError) -> DomainError:
-    """Unreachable signer: SIGNER_UNAVAILABLE. Anything else (POLICY_DENIED, KEY_NOT_FOUND, ...)
-    passes through with the signer's code, reason and metadata."""
-    code = error.code()
-    if code in _TRANSIENT:
-        return DomainError(
-            ErrorKind.UNAVAILABLE,
-            "SIGNER_UNAVAILABLE",
-            f"signer_gateway: {code.name}: {error.details()}",
-            retry_after_ms=1_000,
-        )
-    reason, metadata = code.name, {}
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    for detail in status.details if status is not None else ():
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            reason, metadata = info.reason, dict(info.metadata)
-    kind = ErrorKind.__members__.get(code.name, ErrorKind.INTERNAL)
-    return DomainError(kind, reason, f"signer_gateway: {error.details()}", metadata=metadata)

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from proofline_kit.logging import get_logger
 from services.utxo.domain.models import PoolHealth, PruneResult, Purpose, UtxoStatus
-from services.utxo.domain.pool import UtxoPool
-from services.utxo.workers import being_cancelled, pause
 
 
 class PoolMetrics:
@@ -111,15 +106,3 @@ class PoolMetrics:
         ):
             if at is not None:
                 self.last_run.labels(action).set(at.timestamp())
-
-
-async def refresh_metrics(pool: UtxoPool, metrics: PoolMetrics, interval: timedelta) -> None:
-    log = get_logger("utxo.metrics")
-    while True:
-        try:
-            metrics.update(await pool.snapshot())
-        except Exception as exc:  # a failed refresh keeps the last figures; the next one retries
-            if being_cancelled():
-                raise
-            log.warning("metrics.refresh_failed", error=type(exc).__name__)
-        await pause(interval.total_seconds())

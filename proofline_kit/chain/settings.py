@@ -1,0 +1,115 @@
+"""Where a service finds the chain, read from the environment, and the ARC / WhatsOnChain clients
+built from it: one definition for every service that talks to the chain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import httpx
+
+from proofline_kit.outbound.retry import RetryPolicy
+from proofline_kit.settings import EnvReader, SettingsError
+
+from .arc import ArcClient, ArcConfig, ArcSubmitOptions
+from .woc import WocClient, WocConfig
+
+WOC_NETWORKS = ("main", "test", "stn")
+
+
+@dataclass(frozen=True, slots=True)
+class ChainSettings:
+    """ARC (broadcast, fee policy, status) and WhatsOnChain (lookups, fallback broadcast); chainsim
+    serves both. A URL that is None is not configured."""
+
+    arc_url: str | None
+    arc_api_key: str | None = field(repr=False)
+    woc_url: str | None
+    woc_api_key: str | None = field(repr=False)
+    woc_network: str
+    # Per attempt; a call's whole budget is twice this unless its caller gives a deadline.
+    timeout_s: float
+
+
+def read_chain_settings(env: EnvReader, prefix: str) -> ChainSettings:
+    """`{prefix}_ARC_URL` or `ARC_URL`, likewise WOC_URL, the API keys and WOC_NETWORK (main, test or
+    stn; default test); `{prefix}_CHAIN_TIMEOUT_MS` (default 10 s). WOC_URL may also be the API root
+    (`.../v1/bsv/<network>`), which names the network too."""
+
+    def either(name: str) -> str | None:
+        return env.optional_string(f"{prefix}_{name}") or env.optional_string(name)
+
+    network = either("WOC_NETWORK") or "test"
+    woc_url = either("WOC_URL")
+    if woc_url is not None:
+        base, marker, tail = woc_url.rstrip("/").rpartition("/v1/bsv/")
+        if marker and tail in WOC_NETWORKS:
+            woc_url, network = base, tail
+    if network not in WOC_NETWORKS:
+        raise SettingsError(f"{prefix}_WOC_NETWORK / WOC_NETWORK must be main, test or stn")
+    return ChainSettings(
+        arc_url=either("ARC_URL"),
+        arc_api_key=either("ARC_API_KEY"),
+        woc_url=woc_url,
+        woc_api_key=either("WOC_API_KEY"),
+        woc_network=network,
+        timeout_s=env.integer(f"{prefix}_CHAIN_TIMEOUT_MS", 10_000, minimum=100) / 1000,
+    )
+
+
+@dataclass
+class ChainClients:
+    """The configured clients over one pooled HTTP client, which `aclose` closes."""
+
+    arc: ArcClient | None
+    woc: WocClient | None
+    http: httpx.AsyncClient
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def open_chain_clients(
+    settings: ChainSettings,
+    *,
+    max_connections: int,
+    retry: RetryPolicy | None = None,
+    arc_submit: ArcSubmitOptions | None = None,
+) -> ChainClients:
+    # trust_env=False: a proxy from the environment must not sit between a service and its chain.
+    http = httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections // 2),
+        trust_env=False,
+    )
+    budget_s = 2 * settings.timeout_s
+    retry = retry or RetryPolicy()
+    arc = (
+        ArcClient(
+            http,
+            ArcConfig(
+                settings.arc_url,
+                api_key=settings.arc_api_key,
+                submit=arc_submit or ArcSubmitOptions(),
+                attempt_timeout_s=settings.timeout_s,
+                default_budget_s=budget_s,
+                retry=retry,
+            ),
+        )
+        if settings.arc_url
+        else None
+    )
+    woc = (
+        WocClient(
+            http,
+            WocConfig(
+                settings.woc_url,
+                network=settings.woc_network,
+                api_key=settings.woc_api_key,
+                attempt_timeout_s=settings.timeout_s,
+                default_budget_s=budget_s,
+                retry=retry,
+            ),
+        )
+        if settings.woc_url
+        else None
+    )
+    return ChainClients(arc, woc, http)
