@@ -160,7 +160,6 @@ def run_service(
     """The body of a service's `python -m`: read the settings (exit 2 naming the bad variable), start,
     run until SIGTERM/SIGINT, stop."""
 
-
     try:
         settings = read_settings()
     except SettingsError as exc:
