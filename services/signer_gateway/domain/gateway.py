@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-import orjson
 
 from proofline_kit.auth import ROLE_ADMIN, Caller
 from proofline_kit.errors import DomainError, ErrorKind, FieldViolation, invalid_argument
@@ -15,7 +12,7 @@ from proofline_kit.idempotency import check_request_id, request_fingerprint
 from proofline_kit.logging import get_logger
 from proofline_kit.pagination import decode_page_token, encode_page_token, page_size
 from services.signer_gateway.backends.local_keystore import LocalKeystoreBackend, LocalSignatureCheckFailed
-from services.signer_gateway.domain import ecdsa
+from services.signer_gateway.domain import codec, ecdsa
 from services.signer_gateway.domain.acl import KeyAcl
 from services.signer_gateway.domain.crypto_pool import CryptoPool
 from services.signer_gateway.domain.models import (
@@ -78,7 +75,7 @@ class SignerGateway:
         async with self._store.unit_of_work() as uow:
             replay = await uow.find_answer(caller.caller_id, "Sign", request_id, fingerprint)
             if replay is not None:
-                return _signatures_from_answer(replay)
+                return codec.signatures_from_answer(replay)
             keys = await self._usable_keys(uow, caller, request_id, [i.key_id for i in items])
             if any(k.policy.require_policy_mode for k in keys.values()):
                 for item in items:
@@ -91,7 +88,7 @@ class SignerGateway:
             results = [SignatureResult(k.key_id, sig, k.public_key) for k, sig in zip(records, signatures, strict=True)]
             caller_id = caller.caller_id
             await uow.append_audit([AuditEntry(caller_id, request_id, k, d, None, "signed") for k, d in items])
-            await uow.record_answer(caller_id, "Sign", request_id, fingerprint, _signatures_to_answer(results))
+            await uow.record_answer(caller_id, "Sign", request_id, fingerprint, codec.signatures_to_answer(results))
         return results
 
     async def sign_transaction(
@@ -113,8 +110,8 @@ class SignerGateway:
             [pending],
             timeout_s,
             partial=False,
-            encode=lambda results: _signed_tx_to_json(_signed(results[0])),
-            decode=lambda raw: [_signed_tx_from_json(raw)],
+            encode=lambda results: codec.signed_tx_to_json(_signed(results[0])),
+            decode=lambda raw: [codec.signed_tx_from_json(raw)],
         )
         return _signed(outcomes[0])
 
@@ -142,8 +139,8 @@ class SignerGateway:
             [_prepare(r) for r in requests],
             timeout_s,
             partial=True,
-            encode=_outcomes_to_json,
-            decode=_outcomes_from_json,
+            encode=codec.outcomes_to_json,
+            decode=codec.outcomes_from_json,
         )
 
     async def _sign_transactions(
@@ -623,105 +620,3 @@ def _policy_json(policy: KeyPolicy) -> list[object]:
         policy.max_amount_per_day_satoshis,
         policy.max_fee_satoshis,
     ]
-
-
-_ANSWER_V2 = b"\x02"
-_LENGTH = tuple(bytes((n,)) for n in range(256))
-
-
-def _signatures_to_answer(results: Sequence[SignatureResult]) -> bytes:
-    """Sign's recorded answer, compact: 0x02, then each key's id and public key once, then per
-    signature its key's index (2 bytes) and its DER (1-byte length). About a third of the JSON form
-    (still read for answers recorded before) in bytes written to PostgreSQL per call."""
-    index: dict[str, bytes] = {}
-    parts = [_ANSWER_V2, b""]
-    for key_id, _, public_key in results:
-        if key_id not in index:
-            index[key_id] = len(index).to_bytes(2, "big")
-            encoded = key_id.encode()
-            parts.append(_LENGTH[len(encoded)] + encoded + public_key)
-    parts[1] = len(index).to_bytes(2, "big")
-    parts.extend(index[k] + _LENGTH[len(sig)] + sig for k, sig, _ in results)
-    return b"".join(parts)
-
-
-def _signatures_from_answer(raw: bytes) -> list[SignatureResult]:
-    if not raw.startswith(_ANSWER_V2):
-        return [SignatureResult(k, bytes.fromhex(s), bytes.fromhex(p)) for k, s, p in orjson.loads(raw)]
-    keys: list[tuple[str, bytes]] = []
-    count = int.from_bytes(raw[1:3], "big")
-    at = 3
-    for _ in range(count):
-        size = raw[at]
-        key_id = raw[at + 1 : at + 1 + size].decode()
-        at += 1 + size
-        keys.append((key_id, raw[at : at + ecdsa.PUBLIC_KEY_BYTES]))
-        at += ecdsa.PUBLIC_KEY_BYTES
-    results = []
-    while at < len(raw):
-        key_id, public_key = keys[int.from_bytes(raw[at : at + 2], "big")]
-        size = raw[at + 2]
-        results.append(SignatureResult(key_id, raw[at + 3 : at + 3 + size], public_key))
-        at += 3 + size
-    return results
-
-
-def _signed_tx_to_json(result: SignedTransaction) -> bytes:
-    return orjson.dumps(_outcome_to_data(result))
-
-
-def _signed_tx_from_json(raw: bytes) -> SignedTransaction:
-    return _signed_tx_from_data(orjson.loads(raw))
-
-
-def _signed_tx_from_data(data: dict[str, Any]) -> SignedTransaction:
-    return SignedTransaction(
-        raw_tx=bytes.fromhex(data["raw"]),
-        txid=data["txid"],
-        fee_satoshis=data["fee"],
-        sent_satoshis=data["sent"],
-        signatures=tuple(SignatureResult(k, bytes.fromhex(s), bytes.fromhex(p)) for k, s, p in data["signatures"]),
-    )
-
-
-def _outcome_to_data(outcome: TransactionOutcome) -> dict[str, Any]:
-    if isinstance(outcome, DomainError):
-        return {
-            "error": {
-                "kind": outcome.kind.value,
-                "reason": outcome.reason,
-                "message": outcome.message,
-                "metadata": dict(outcome.metadata),
-                "violations": [[v.field, v.description] for v in outcome.field_violations],
-            }
-        }
-    return {
-        "raw": outcome.raw_tx.hex(),
-        "txid": outcome.txid,
-        "fee": outcome.fee_satoshis,
-        "sent": outcome.sent_satoshis,
-        "signatures": [[s.key_id, s.signature_der.hex(), s.public_key.hex()] for s in outcome.signatures],
-    }
-
-
-def _outcomes_to_json(outcomes: list[TransactionOutcome]) -> bytes:
-    return orjson.dumps([_outcome_to_data(o) for o in outcomes])
-
-
-def _outcomes_from_json(raw: bytes) -> list[TransactionOutcome]:
-    outcomes: list[TransactionOutcome] = []
-    for data in orjson.loads(raw):
-        error = data.get("error")
-        if error is None:
-            outcomes.append(_signed_tx_from_data(data))
-        else:
-            outcomes.append(
-                DomainError(
-                    ErrorKind(error["kind"]),
-                    error["reason"],
-                    error["message"],
-                    metadata=error["metadata"],
-                    field_violations=tuple(FieldViolation(f, d) for f, d in error["violations"]),
-                )
-            )
-    return outcomes
