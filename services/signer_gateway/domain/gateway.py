@@ -11,7 +11,6 @@ from proofline_kit.errors import DomainError, ErrorKind, FieldViolation, invalid
 from proofline_kit.idempotency import check_request_id, request_fingerprint
 from proofline_kit.logging import get_logger
 from proofline_kit.pagination import decode_page_token, encode_page_token, page_size
-from services.signer_gateway.backends.local_keystore import LocalKeystoreBackend, LocalSignatureCheckFailed
 from services.signer_gateway.domain import codec, ecdsa
 from services.signer_gateway.domain.acl import KeyAcl
 from services.signer_gateway.domain.crypto_pool import CryptoPool
@@ -36,9 +35,16 @@ from services.signer_gateway.domain.policy import (
     summarize_spend,
     validate_policy,
 )
-from services.signer_gateway.domain.ports import ExternalKms, SigningBackend, key_probe_digest
+from services.signer_gateway.domain.ports import (
+    ExternalKms,
+    LocalKeyBackend,
+    LocalSignatureCheckFailed,
+    SignerStorage,
+    SigningBackend,
+    UnitOfWork,
+    key_probe_digest,
+)
 from services.signer_gateway.domain.transactions import UnsignedTransaction, p2pkh_hash, parse_transaction
-from services.signer_gateway.store.signer_store import SignerStore, SignerUnitOfWork
 
 MAX_BATCH_ITEMS = 1024
 
@@ -46,9 +52,9 @@ MAX_BATCH_ITEMS = 1024
 class SignerGateway:
     def __init__(
         self,
-        store: SignerStore,
+        store: SignerStorage,
         acl: KeyAcl,
-        local: LocalKeystoreBackend,
+        local: LocalKeyBackend,
         external: ExternalKms | None,
         default_backend: Backend,
         crypto: CryptoPool,
@@ -188,7 +194,7 @@ class SignerGateway:
 
     async def _check_and_sign(
         self,
-        uow: SignerUnitOfWork,
+        uow: UnitOfWork,
         caller: Caller,
         request_id: str,
         pending: list[_Pending],
@@ -400,7 +406,7 @@ class SignerGateway:
 
     async def _usable_keys(
         self,
-        uow: SignerUnitOfWork,
+        uow: UnitOfWork,
         caller: Caller,
         request_id: str,
         key_ids: Sequence[str],
