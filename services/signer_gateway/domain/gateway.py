@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from proofline_kit.auth import ROLE_ADMIN, Caller
-from proofline_kit.errors import DomainError, ErrorKind, FieldViolation, invalid_argument
+from proofline_kit.errors import DomainError, ErrorKind, invalid_argument
 from proofline_kit.idempotency import check_request_id, request_fingerprint
 from proofline_kit.logging import get_logger
 from proofline_kit.pagination import decode_page_token, encode_page_token, page_size
@@ -15,7 +14,6 @@ from services.signer_gateway.domain import codec, ecdsa
 from services.signer_gateway.domain.acl import KeyAcl
 from services.signer_gateway.domain.crypto_pool import CryptoPool
 from services.signer_gateway.domain.models import (
-    KEY_ID_PATTERN,
     AuditEntry,
     Backend,
     DigestToSign,
@@ -28,13 +26,7 @@ from services.signer_gateway.domain.models import (
     TransactionOutcome,
     TransactionToSign,
 )
-from services.signer_gateway.domain.policy import (
-    SpendSummary,
-    check_transaction_policy,
-    policy_mode_required,
-    summarize_spend,
-    validate_policy,
-)
+from services.signer_gateway.domain.policy import check_transaction_policy, policy_mode_required, validate_policy
 from services.signer_gateway.domain.ports import (
     ExternalKms,
     LocalKeyBackend,
@@ -44,9 +36,15 @@ from services.signer_gateway.domain.ports import (
     UnitOfWork,
     key_probe_digest,
 )
-from services.signer_gateway.domain.transactions import UnsignedTransaction, p2pkh_hash, parse_transaction
-
-MAX_BATCH_ITEMS = 1024
+from services.signer_gateway.domain.request_checks import (
+    MAX_BATCH_ITEMS,
+    PendingTransaction,
+    check_batch,
+    check_key_id,
+    check_ownership_and_summarize,
+    prepare,
+    transaction_fingerprint_parts,
+)
 
 
 class SignerGateway:
@@ -76,7 +74,7 @@ class SignerGateway:
     ) -> list[SignatureResult]:
         """Blind mode: all or nothing."""
         check_request_id(request_id)
-        _check_batch(items)
+        check_batch(items)
         fingerprint = request_fingerprint("Sign", *((i.key_id, i.digest.hex()) for i in items))
         async with self._store.unit_of_work() as uow:
             replay = await uow.find_answer(caller.caller_id, "Sign", request_id, fingerprint)
@@ -104,10 +102,10 @@ class SignerGateway:
 
         A batch of one with all-or-nothing answers: the transaction's error fails the call."""
         check_request_id(request_id)
-        pending = _prepare(request)
+        pending = prepare(request)
         if pending.error is not None:
             raise pending.error
-        fingerprint = request_fingerprint("SignTransaction", *_transaction_fingerprint_parts(request))
+        fingerprint = request_fingerprint("SignTransaction", *transaction_fingerprint_parts(request))
         outcomes = await self._sign_transactions(
             caller,
             request_id,
@@ -136,13 +134,13 @@ class SignerGateway:
             raise invalid_argument(
                 "BATCH_TOO_LARGE", "transactions", f"at most {MAX_BATCH_ITEMS} transactions per call"
             )
-        fingerprint = request_fingerprint("SignTransactions", *(_transaction_fingerprint_parts(r) for r in requests))
+        fingerprint = request_fingerprint("SignTransactions", *(transaction_fingerprint_parts(r) for r in requests))
         return await self._sign_transactions(
             caller,
             request_id,
             "SignTransactions",
             fingerprint,
-            [_prepare(r) for r in requests],
+            [prepare(r) for r in requests],
             timeout_s,
             partial=True,
             encode=codec.outcomes_to_json,
@@ -155,7 +153,7 @@ class SignerGateway:
         request_id: str,
         method: str,
         fingerprint: bytes,
-        pending: list[_Pending],
+        pending: list[PendingTransaction],
         timeout_s: float,
         *,
         partial: bool,
@@ -197,7 +195,7 @@ class SignerGateway:
         uow: UnitOfWork,
         caller: Caller,
         request_id: str,
-        pending: list[_Pending],
+        pending: list[PendingTransaction],
         timeout_s: float,
         denials: list[AuditEntry],
     ) -> tuple[list[TransactionOutcome], list[KeySpend], list[AuditEntry]]:
@@ -207,7 +205,7 @@ class SignerGateway:
         the denials (ACL, policy) to `denials`."""
         caller_id = caller.caller_id
         allowed: dict[str, bool] = {}
-        live: list[_Pending] = []
+        live: list[PendingTransaction] = []
         for item in pending:
             if item.error is not None:
                 continue
@@ -229,14 +227,14 @@ class SignerGateway:
         if live:
             keys = await uow.keys_by_id(sorted({k for item in live for k in item.key_ids}))
         hashes = {key_id: ecdsa.pubkey_hash(key.public_key) for key_id, key in keys.items()}
-        checked: list[_Pending] = []
+        checked: list[PendingTransaction] = []
         for item in live:
             missing = [k for k in item.key_ids if k not in keys]
             if missing:
                 item.error = _key_not_found(missing[0])
                 continue
             try:
-                item.summary = _check_ownership_and_summarize(item, hashes)
+                item.summary = check_ownership_and_summarize(item, hashes)
             except DomainError as error:
                 item.error = error
                 continue
@@ -250,7 +248,7 @@ class SignerGateway:
         if limited:
             keys.update(await uow.keys_by_id(limited, for_update=True))
             sent_today = await uow.sent_last_24h(limited, now)
-        to_sign: list[_Pending] = []
+        to_sign: list[PendingTransaction] = []
         for item in checked:
             summary = item.summary
             assert summary is not None
@@ -309,7 +307,7 @@ class SignerGateway:
     # --- keys ------------------------------------------------------------------------------------
 
     async def get_key(self, caller: Caller, key_id: str) -> KeyRecord:
-        _check_key_id(key_id)
+        check_key_id(key_id)
         async with self._store.unit_of_work() as uow:
             keys = await self._usable_keys(uow, caller, "", [key_id], audit=False)
         return keys[key_id]
@@ -325,7 +323,7 @@ class SignerGateway:
     ) -> KeyRecord:
         _require_admin(caller)
         check_request_id(request_id)
-        _check_key_id(key_id)
+        check_key_id(key_id)
         validate_policy(policy)
         backend = backend or self._default_backend
         fingerprint = request_fingerprint("CreateKey", key_id, backend.value, _policy_json(policy))
@@ -358,7 +356,7 @@ class SignerGateway:
     async def set_key_policy(self, caller: Caller, request_id: str, key_id: str, policy: KeyPolicy) -> KeyRecord:
         _require_admin(caller)
         check_request_id(request_id)
-        _check_key_id(key_id)
+        check_key_id(key_id)
         validate_policy(policy)
         fingerprint = request_fingerprint("SetKeyPolicy", key_id, _policy_json(policy))
         async with self._store.unit_of_work() as uow:
@@ -504,99 +502,6 @@ def _require_admin(caller: Caller) -> None:
             "this operation needs the admin role",
             metadata={"callerId": caller.caller_id},
         )
-
-
-def _check_key_id(key_id: str) -> None:
-    if not KEY_ID_PATTERN.match(key_id):
-        raise invalid_argument("KEY_ID_INVALID", "key_id", "1-128 characters of [A-Za-z0-9._:-]")
-
-
-def _check_batch(items: Sequence[DigestToSign]) -> None:
-    if not items:
-        raise invalid_argument("BATCH_EMPTY", "items", "at least one item is required")
-    if len(items) > MAX_BATCH_ITEMS:
-        raise invalid_argument("BATCH_TOO_LARGE", "items", f"at most {MAX_BATCH_ITEMS} items per call")
-    if all(len(i.digest) == ecdsa.DIGEST_BYTES for i in items) and all(
-        KEY_ID_PATTERN.match(k) for k in {i.key_id for i in items}
-    ):
-        return
-    violations = []
-    for index, item in enumerate(items):
-        if not KEY_ID_PATTERN.match(item.key_id):
-            violations.append(FieldViolation(f"items[{index}].key_id", "1-128 characters of [A-Za-z0-9._:-]"))
-        if len(item.digest) != ecdsa.DIGEST_BYTES:
-            violations.append(FieldViolation(f"items[{index}].digest", f"must be 32 bytes, got {len(item.digest)}"))
-    reason = "DIGEST_LENGTH_INVALID" if "digest" in violations[0].field else "KEY_ID_INVALID"
-    raise DomainError(ErrorKind.INVALID_ARGUMENT, reason, violations[0].description, field_violations=tuple(violations))
-
-
-@dataclass(slots=True)
-class _Pending:
-    """One transaction of a call on its way through the checks."""
-
-    request: TransactionToSign
-    unsigned: UnsignedTransaction | None = None
-    key_ids: tuple[str, ...] = ()
-    error: DomainError | None = None
-    summary: SpendSummary | None = None
-    result: SignedTransaction | None = None
-
-
-def _prepare(request: TransactionToSign) -> _Pending:
-    """Parse and check the transaction's own fields (no database): its error, if any, is its answer."""
-    try:
-        unsigned = _parse_request(request)
-    except DomainError as error:
-        return _Pending(request, error=error)
-    return _Pending(request, unsigned, tuple(sorted({k.key_id for k in request.input_keys})))
-
-
-def _parse_request(request: TransactionToSign) -> UnsignedTransaction:
-    tx = parse_transaction(request.unsigned_tx)
-    if tx is None:
-        raise invalid_argument("TRANSACTION_MALFORMED", "unsigned_tx", "not a parseable transaction")
-    if len(request.spent_outputs) != len(tx.inputs):
-        raise invalid_argument(
-            "SPENT_OUTPUTS_MISMATCH",
-            "spent_outputs",
-            f"{len(request.spent_outputs)} spent outputs for {len(tx.inputs)} inputs",
-        )
-    if any(p.satoshis < 0 for p in request.spent_outputs):
-        raise invalid_argument("AMOUNT_INVALID", "spent_outputs", "satoshis must not be negative")
-    if not request.input_keys:
-        raise invalid_argument("INPUT_KEYS_EMPTY", "input_keys", "name at least one input to sign")
-    seen: set[int] = set()
-    for position, input_key in enumerate(request.input_keys):
-        if input_key.input_index >= len(tx.inputs) or input_key.input_index in seen:
-            raise invalid_argument(
-                "INPUT_INDEX_INVALID", f"input_keys[{position}].input_index", "out of range or listed twice"
-            )
-        _check_key_id(input_key.key_id)
-        seen.add(input_key.input_index)
-    return UnsignedTransaction(tx, request.spent_outputs)
-
-
-def _check_ownership_and_summarize(item: _Pending, pubkey_hashes: dict[str, bytes]) -> SpendSummary:
-    """Every listed input must spend a P2PKH output of its key; then how the transaction moves money."""
-    request, unsigned = item.request, item.unsigned
-    assert unsigned is not None
-    for input_key in request.input_keys:
-        owner = p2pkh_hash(request.spent_outputs[input_key.input_index].locking_script)
-        if owner != pubkey_hashes[input_key.key_id]:
-            raise invalid_argument(
-                "INPUT_NOT_OWNED_BY_KEY",
-                f"input_keys[{input_key.input_index}]",
-                f"spent output is not a P2PKH output of key {input_key.key_id}",
-            )
-    return summarize_spend(unsigned.outputs, request.spent_outputs, {pubkey_hashes[k] for k in item.key_ids})
-
-
-def _transaction_fingerprint_parts(request: TransactionToSign) -> tuple[object, ...]:
-    return (
-        request.unsigned_tx.hex(),
-        *((p.satoshis, p.locking_script.hex()) for p in request.spent_outputs),
-        *((k.input_index, k.key_id) for k in request.input_keys),
-    )
 
 
 def _signed(outcome: TransactionOutcome) -> SignedTransaction:
