@@ -9,16 +9,9 @@ from services.signer_gateway.domain import ecdsa
 from services.signer_gateway.domain.crypto_pool import CryptoPool
 from services.signer_gateway.domain.keystore import MasterKeyring, SealedSecret
 from services.signer_gateway.domain.models import KeyRecord
+from services.signer_gateway.domain.ports import LocalSignatureCheckFailed
 
 UNSEALED_CACHE_KEYS = 4096
-
-
-class LocalSignatureCheckFailed(Exception):
-    """A locally made signature did not verify (memory or hardware fault); nothing may leave."""
-
-    def __init__(self, key_id: str) -> None:
-        super().__init__(key_id)
-        self.key_id = key_id
 
 
 class LocalKeystoreBackend:

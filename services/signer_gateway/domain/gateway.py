@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-import orjson
 
 from proofline_kit.auth import ROLE_ADMIN, Caller
-from proofline_kit.errors import DomainError, ErrorKind, FieldViolation, invalid_argument
+from proofline_kit.errors import DomainError, ErrorKind, invalid_argument
 from proofline_kit.idempotency import check_request_id, request_fingerprint
 from proofline_kit.logging import get_logger
 from proofline_kit.pagination import decode_page_token, encode_page_token, page_size
-from services.signer_gateway.backends.local_keystore import LocalKeystoreBackend, LocalSignatureCheckFailed
-from services.signer_gateway.domain import ecdsa
+from services.signer_gateway.domain import codec, ecdsa
 from services.signer_gateway.domain.acl import KeyAcl
 from services.signer_gateway.domain.crypto_pool import CryptoPool
 from services.signer_gateway.domain.models import (
-    KEY_ID_PATTERN,
     AuditEntry,
     Backend,
     DigestToSign,
@@ -32,26 +26,33 @@ from services.signer_gateway.domain.models import (
     TransactionOutcome,
     TransactionToSign,
 )
-from services.signer_gateway.domain.policy import (
-    SpendSummary,
-    check_transaction_policy,
-    policy_mode_required,
-    summarize_spend,
-    validate_policy,
+from services.signer_gateway.domain.policy import check_transaction_policy, policy_mode_required, validate_policy
+from services.signer_gateway.domain.ports import (
+    ExternalKms,
+    LocalKeyBackend,
+    LocalSignatureCheckFailed,
+    SignerStorage,
+    SigningBackend,
+    UnitOfWork,
+    key_probe_digest,
 )
-from services.signer_gateway.domain.ports import ExternalKms, SigningBackend, key_probe_digest
-from services.signer_gateway.domain.transactions import UnsignedTransaction, p2pkh_hash, parse_transaction
-from services.signer_gateway.store.signer_store import SignerStore, SignerUnitOfWork
-
-MAX_BATCH_ITEMS = 1024
+from services.signer_gateway.domain.request_checks import (
+    MAX_BATCH_ITEMS,
+    PendingTransaction,
+    check_batch,
+    check_key_id,
+    check_ownership_and_summarize,
+    prepare,
+    transaction_fingerprint_parts,
+)
 
 
 class SignerGateway:
     def __init__(
         self,
-        store: SignerStore,
+        store: SignerStorage,
         acl: KeyAcl,
-        local: LocalKeystoreBackend,
+        local: LocalKeyBackend,
         external: ExternalKms | None,
         default_backend: Backend,
         crypto: CryptoPool,
@@ -73,12 +74,12 @@ class SignerGateway:
     ) -> list[SignatureResult]:
         """Blind mode: all or nothing."""
         check_request_id(request_id)
-        _check_batch(items)
+        check_batch(items)
         fingerprint = request_fingerprint("Sign", *((i.key_id, i.digest.hex()) for i in items))
         async with self._store.unit_of_work() as uow:
             replay = await uow.find_answer(caller.caller_id, "Sign", request_id, fingerprint)
             if replay is not None:
-                return _signatures_from_answer(replay)
+                return codec.signatures_from_answer(replay)
             keys = await self._usable_keys(uow, caller, request_id, [i.key_id for i in items])
             if any(k.policy.require_policy_mode for k in keys.values()):
                 for item in items:
@@ -91,7 +92,7 @@ class SignerGateway:
             results = [SignatureResult(k.key_id, sig, k.public_key) for k, sig in zip(records, signatures, strict=True)]
             caller_id = caller.caller_id
             await uow.append_audit([AuditEntry(caller_id, request_id, k, d, None, "signed") for k, d in items])
-            await uow.record_answer(caller_id, "Sign", request_id, fingerprint, _signatures_to_answer(results))
+            await uow.record_answer(caller_id, "Sign", request_id, fingerprint, codec.signatures_to_answer(results))
         return results
 
     async def sign_transaction(
@@ -101,10 +102,10 @@ class SignerGateway:
 
         A batch of one with all-or-nothing answers: the transaction's error fails the call."""
         check_request_id(request_id)
-        pending = _prepare(request)
+        pending = prepare(request)
         if pending.error is not None:
             raise pending.error
-        fingerprint = request_fingerprint("SignTransaction", *_transaction_fingerprint_parts(request))
+        fingerprint = request_fingerprint("SignTransaction", *transaction_fingerprint_parts(request))
         outcomes = await self._sign_transactions(
             caller,
             request_id,
@@ -113,8 +114,8 @@ class SignerGateway:
             [pending],
             timeout_s,
             partial=False,
-            encode=lambda results: _signed_tx_to_json(_signed(results[0])),
-            decode=lambda raw: [_signed_tx_from_json(raw)],
+            encode=lambda results: codec.signed_tx_to_json(_signed(results[0])),
+            decode=lambda raw: [codec.signed_tx_from_json(raw)],
         )
         return _signed(outcomes[0])
 
@@ -133,17 +134,17 @@ class SignerGateway:
             raise invalid_argument(
                 "BATCH_TOO_LARGE", "transactions", f"at most {MAX_BATCH_ITEMS} transactions per call"
             )
-        fingerprint = request_fingerprint("SignTransactions", *(_transaction_fingerprint_parts(r) for r in requests))
+        fingerprint = request_fingerprint("SignTransactions", *(transaction_fingerprint_parts(r) for r in requests))
         return await self._sign_transactions(
             caller,
             request_id,
             "SignTransactions",
             fingerprint,
-            [_prepare(r) for r in requests],
+            [prepare(r) for r in requests],
             timeout_s,
             partial=True,
-            encode=_outcomes_to_json,
-            decode=_outcomes_from_json,
+            encode=codec.outcomes_to_json,
+            decode=codec.outcomes_from_json,
         )
 
     async def _sign_transactions(
@@ -152,7 +153,7 @@ class SignerGateway:
         request_id: str,
         method: str,
         fingerprint: bytes,
-        pending: list[_Pending],
+        pending: list[PendingTransaction],
         timeout_s: float,
         *,
         partial: bool,
@@ -191,10 +192,10 @@ class SignerGateway:
 
     async def _check_and_sign(
         self,
-        uow: SignerUnitOfWork,
+        uow: UnitOfWork,
         caller: Caller,
         request_id: str,
-        pending: list[_Pending],
+        pending: list[PendingTransaction],
         timeout_s: float,
         denials: list[AuditEntry],
     ) -> tuple[list[TransactionOutcome], list[KeySpend], list[AuditEntry]]:
@@ -204,7 +205,7 @@ class SignerGateway:
         the denials (ACL, policy) to `denials`."""
         caller_id = caller.caller_id
         allowed: dict[str, bool] = {}
-        live: list[_Pending] = []
+        live: list[PendingTransaction] = []
         for item in pending:
             if item.error is not None:
                 continue
@@ -226,14 +227,14 @@ class SignerGateway:
         if live:
             keys = await uow.keys_by_id(sorted({k for item in live for k in item.key_ids}))
         hashes = {key_id: ecdsa.pubkey_hash(key.public_key) for key_id, key in keys.items()}
-        checked: list[_Pending] = []
+        checked: list[PendingTransaction] = []
         for item in live:
             missing = [k for k in item.key_ids if k not in keys]
             if missing:
                 item.error = _key_not_found(missing[0])
                 continue
             try:
-                item.summary = _check_ownership_and_summarize(item, hashes)
+                item.summary = check_ownership_and_summarize(item, hashes)
             except DomainError as error:
                 item.error = error
                 continue
@@ -247,7 +248,7 @@ class SignerGateway:
         if limited:
             keys.update(await uow.keys_by_id(limited, for_update=True))
             sent_today = await uow.sent_last_24h(limited, now)
-        to_sign: list[_Pending] = []
+        to_sign: list[PendingTransaction] = []
         for item in checked:
             summary = item.summary
             assert summary is not None
@@ -306,7 +307,7 @@ class SignerGateway:
     # --- keys ------------------------------------------------------------------------------------
 
     async def get_key(self, caller: Caller, key_id: str) -> KeyRecord:
-        _check_key_id(key_id)
+        check_key_id(key_id)
         async with self._store.unit_of_work() as uow:
             keys = await self._usable_keys(uow, caller, "", [key_id], audit=False)
         return keys[key_id]
@@ -322,7 +323,7 @@ class SignerGateway:
     ) -> KeyRecord:
         _require_admin(caller)
         check_request_id(request_id)
-        _check_key_id(key_id)
+        check_key_id(key_id)
         validate_policy(policy)
         backend = backend or self._default_backend
         fingerprint = request_fingerprint("CreateKey", key_id, backend.value, _policy_json(policy))
@@ -355,7 +356,7 @@ class SignerGateway:
     async def set_key_policy(self, caller: Caller, request_id: str, key_id: str, policy: KeyPolicy) -> KeyRecord:
         _require_admin(caller)
         check_request_id(request_id)
-        _check_key_id(key_id)
+        check_key_id(key_id)
         validate_policy(policy)
         fingerprint = request_fingerprint("SetKeyPolicy", key_id, _policy_json(policy))
         async with self._store.unit_of_work() as uow:
@@ -403,7 +404,7 @@ class SignerGateway:
 
     async def _usable_keys(
         self,
-        uow: SignerUnitOfWork,
+        uow: UnitOfWork,
         caller: Caller,
         request_id: str,
         key_ids: Sequence[str],
@@ -503,99 +504,6 @@ def _require_admin(caller: Caller) -> None:
         )
 
 
-def _check_key_id(key_id: str) -> None:
-    if not KEY_ID_PATTERN.match(key_id):
-        raise invalid_argument("KEY_ID_INVALID", "key_id", "1-128 characters of [A-Za-z0-9._:-]")
-
-
-def _check_batch(items: Sequence[DigestToSign]) -> None:
-    if not items:
-        raise invalid_argument("BATCH_EMPTY", "items", "at least one item is required")
-    if len(items) > MAX_BATCH_ITEMS:
-        raise invalid_argument("BATCH_TOO_LARGE", "items", f"at most {MAX_BATCH_ITEMS} items per call")
-    if all(len(i.digest) == ecdsa.DIGEST_BYTES for i in items) and all(
-        KEY_ID_PATTERN.match(k) for k in {i.key_id for i in items}
-    ):
-        return
-    violations = []
-    for index, item in enumerate(items):
-        if not KEY_ID_PATTERN.match(item.key_id):
-            violations.append(FieldViolation(f"items[{index}].key_id", "1-128 characters of [A-Za-z0-9._:-]"))
-        if len(item.digest) != ecdsa.DIGEST_BYTES:
-            violations.append(FieldViolation(f"items[{index}].digest", f"must be 32 bytes, got {len(item.digest)}"))
-    reason = "DIGEST_LENGTH_INVALID" if "digest" in violations[0].field else "KEY_ID_INVALID"
-    raise DomainError(ErrorKind.INVALID_ARGUMENT, reason, violations[0].description, field_violations=tuple(violations))
-
-
-@dataclass(slots=True)
-class _Pending:
-    """One transaction of a call on its way through the checks."""
-
-    request: TransactionToSign
-    unsigned: UnsignedTransaction | None = None
-    key_ids: tuple[str, ...] = ()
-    error: DomainError | None = None
-    summary: SpendSummary | None = None
-    result: SignedTransaction | None = None
-
-
-def _prepare(request: TransactionToSign) -> _Pending:
-    """Parse and check the transaction's own fields (no database): its error, if any, is its answer."""
-    try:
-        unsigned = _parse_request(request)
-    except DomainError as error:
-        return _Pending(request, error=error)
-    return _Pending(request, unsigned, tuple(sorted({k.key_id for k in request.input_keys})))
-
-
-def _parse_request(request: TransactionToSign) -> UnsignedTransaction:
-    tx = parse_transaction(request.unsigned_tx)
-    if tx is None:
-        raise invalid_argument("TRANSACTION_MALFORMED", "unsigned_tx", "not a parseable transaction")
-    if len(request.spent_outputs) != len(tx.inputs):
-        raise invalid_argument(
-            "SPENT_OUTPUTS_MISMATCH",
-            "spent_outputs",
-            f"{len(request.spent_outputs)} spent outputs for {len(tx.inputs)} inputs",
-        )
-    if any(p.satoshis < 0 for p in request.spent_outputs):
-        raise invalid_argument("AMOUNT_INVALID", "spent_outputs", "satoshis must not be negative")
-    if not request.input_keys:
-        raise invalid_argument("INPUT_KEYS_EMPTY", "input_keys", "name at least one input to sign")
-    seen: set[int] = set()
-    for position, input_key in enumerate(request.input_keys):
-        if input_key.input_index >= len(tx.inputs) or input_key.input_index in seen:
-            raise invalid_argument(
-                "INPUT_INDEX_INVALID", f"input_keys[{position}].input_index", "out of range or listed twice"
-            )
-        _check_key_id(input_key.key_id)
-        seen.add(input_key.input_index)
-    return UnsignedTransaction(tx, request.spent_outputs)
-
-
-def _check_ownership_and_summarize(item: _Pending, pubkey_hashes: dict[str, bytes]) -> SpendSummary:
-    """Every listed input must spend a P2PKH output of its key; then how the transaction moves money."""
-    request, unsigned = item.request, item.unsigned
-    assert unsigned is not None
-    for input_key in request.input_keys:
-        owner = p2pkh_hash(request.spent_outputs[input_key.input_index].locking_script)
-        if owner != pubkey_hashes[input_key.key_id]:
-            raise invalid_argument(
-                "INPUT_NOT_OWNED_BY_KEY",
-                f"input_keys[{input_key.input_index}]",
-                f"spent output is not a P2PKH output of key {input_key.key_id}",
-            )
-    return summarize_spend(unsigned.outputs, request.spent_outputs, {pubkey_hashes[k] for k in item.key_ids})
-
-
-def _transaction_fingerprint_parts(request: TransactionToSign) -> tuple[object, ...]:
-    return (
-        request.unsigned_tx.hex(),
-        *((p.satoshis, p.locking_script.hex()) for p in request.spent_outputs),
-        *((k.input_index, k.key_id) for k in request.input_keys),
-    )
-
-
 def _signed(outcome: TransactionOutcome) -> SignedTransaction:
     if isinstance(outcome, DomainError):
         raise outcome
@@ -623,105 +531,3 @@ def _policy_json(policy: KeyPolicy) -> list[object]:
         policy.max_amount_per_day_satoshis,
         policy.max_fee_satoshis,
     ]
-
-
-_ANSWER_V2 = b"\x02"
-_LENGTH = tuple(bytes((n,)) for n in range(256))
-
-
-def _signatures_to_answer(results: Sequence[SignatureResult]) -> bytes:
-    """Sign's recorded answer, compact: 0x02, then each key's id and public key once, then per
-    signature its key's index (2 bytes) and its DER (1-byte length). About a third of the JSON form
-    (still read for answers recorded before) in bytes written to PostgreSQL per call."""
-    index: dict[str, bytes] = {}
-    parts = [_ANSWER_V2, b""]
-    for key_id, _, public_key in results:
-        if key_id not in index:
-            index[key_id] = len(index).to_bytes(2, "big")
-            encoded = key_id.encode()
-            parts.append(_LENGTH[len(encoded)] + encoded + public_key)
-    parts[1] = len(index).to_bytes(2, "big")
-    parts.extend(index[k] + _LENGTH[len(sig)] + sig for k, sig, _ in results)
-    return b"".join(parts)
-
-
-def _signatures_from_answer(raw: bytes) -> list[SignatureResult]:
-    if not raw.startswith(_ANSWER_V2):
-        return [SignatureResult(k, bytes.fromhex(s), bytes.fromhex(p)) for k, s, p in orjson.loads(raw)]
-    keys: list[tuple[str, bytes]] = []
-    count = int.from_bytes(raw[1:3], "big")
-    at = 3
-    for _ in range(count):
-        size = raw[at]
-        key_id = raw[at + 1 : at + 1 + size].decode()
-        at += 1 + size
-        keys.append((key_id, raw[at : at + ecdsa.PUBLIC_KEY_BYTES]))
-        at += ecdsa.PUBLIC_KEY_BYTES
-    results = []
-    while at < len(raw):
-        key_id, public_key = keys[int.from_bytes(raw[at : at + 2], "big")]
-        size = raw[at + 2]
-        results.append(SignatureResult(key_id, raw[at + 3 : at + 3 + size], public_key))
-        at += 3 + size
-    return results
-
-
-def _signed_tx_to_json(result: SignedTransaction) -> bytes:
-    return orjson.dumps(_outcome_to_data(result))
-
-
-def _signed_tx_from_json(raw: bytes) -> SignedTransaction:
-    return _signed_tx_from_data(orjson.loads(raw))
-
-
-def _signed_tx_from_data(data: dict[str, Any]) -> SignedTransaction:
-    return SignedTransaction(
-        raw_tx=bytes.fromhex(data["raw"]),
-        txid=data["txid"],
-        fee_satoshis=data["fee"],
-        sent_satoshis=data["sent"],
-        signatures=tuple(SignatureResult(k, bytes.fromhex(s), bytes.fromhex(p)) for k, s, p in data["signatures"]),
-    )
-
-
-def _outcome_to_data(outcome: TransactionOutcome) -> dict[str, Any]:
-    if isinstance(outcome, DomainError):
-        return {
-            "error": {
-                "kind": outcome.kind.value,
-                "reason": outcome.reason,
-                "message": outcome.message,
-                "metadata": dict(outcome.metadata),
-                "violations": [[v.field, v.description] for v in outcome.field_violations],
-            }
-        }
-    return {
-        "raw": outcome.raw_tx.hex(),
-        "txid": outcome.txid,
-        "fee": outcome.fee_satoshis,
-        "sent": outcome.sent_satoshis,
-        "signatures": [[s.key_id, s.signature_der.hex(), s.public_key.hex()] for s in outcome.signatures],
-    }
-
-
-def _outcomes_to_json(outcomes: list[TransactionOutcome]) -> bytes:
-    return orjson.dumps([_outcome_to_data(o) for o in outcomes])
-
-
-def _outcomes_from_json(raw: bytes) -> list[TransactionOutcome]:
-    outcomes: list[TransactionOutcome] = []
-    for data in orjson.loads(raw):
-        error = data.get("error")
-        if error is None:
-            outcomes.append(_signed_tx_from_data(data))
-        else:
-            outcomes.append(
-                DomainError(
-                    ErrorKind(error["kind"]),
-                    error["reason"],
-                    error["message"],
-                    metadata=error["metadata"],
-                    field_violations=tuple(FieldViolation(f, d) for f, d in error["violations"]),
-                )
-            )
-    return outcomes
