@@ -40,8 +40,8 @@ async def serve(domain: str, handler: Handler) -> GrpcServer:
 
 async def call(port: int) -> grpc.aio.AioRpcError:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary("/test.Origin/Call")
         with pytest.raises(grpc.aio.AioRpcError) as raised:
-            stub: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary("/test.Origin/Call")
             await stub(b"", metadata=METADATA, timeout=5)
     return raised.value
 
