@@ -10,16 +10,16 @@ import pytest
 from bsv import MerklePath, Transaction
 
 from proofline_kit.settings import SettingsError
-from services.chainsim.merkle import bump, merkle_levels, merkle_root, root_from_bump
-from services.chainsim.scriptcheck import (
+from services.chainsim.chain.merkle import bump, merkle_levels, merkle_root, root_from_bump
+from services.chainsim.chain.scriptcheck import (
     FAIL_FORKID,
     FAIL_LOW_S,
     InterpreterVerifier,
     P2pkhVerifier,
     is_strict_der,
 )
+from services.chainsim.chain.txcodec import TxDecodeError, is_beef, parse_one, parse_stream, push_only, to_ef
 from services.chainsim.settings import Profile, ScriptVerify, settings_from_env
-from services.chainsim.txcodec import TxDecodeError, is_beef, parse_one, parse_stream, push_only, to_ef
 from tests.chainsim.conftest import SimFactory
 from tests.chainsim.helpers import Coin, Key, build, ef_hex, fund, spend
 
@@ -176,7 +176,7 @@ async def test_interpreter_mode_end_to_end(sim_factory: SimFactory, alice: Key, 
 async def test_non_p2pkh_outputs_use_the_interpreter(client: httpx.AsyncClient, bob: Key) -> None:
     r = await client.post("/_sim/fund", json={"script_hex": "5187", "satoshis": 5_000})  # OP_1 OP_EQUAL
     body = r.json()
-    from services.chainsim.txcodec import outpoint, serialize_tx
+    from services.chainsim.chain.txcodec import outpoint, serialize_tx
 
     op = outpoint(bytes.fromhex(body["txid"])[::-1], 0)
     raw = serialize_tx(1, [(op, b"\x51", 0xFFFFFFFF)], [(4_000, bob.lock), (900, bob.lock)])

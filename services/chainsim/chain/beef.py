@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.chainsim.state import ChainState
-from services.chainsim.status import ArcError
-from services.chainsim.txcodec import ParsedTx, parse_one
+from services.chainsim.arc.status import ArcError
+from services.chainsim.chain.state import ChainState
+from services.chainsim.chain.txcodec import ParsedTx, parse_one
 
 
 @dataclass(slots=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.chainsim.state import Block, TxRecord
-from services.chainsim.status import ArcStatus
+from services.chainsim.arc.status import ArcStatus
+from services.chainsim.chain.state import Block, TxRecord
 
 
 def shown_block(rec: TxRecord) -> Block | None:

@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.chainsim.arc.status import ArcStatus
 from services.chainsim.settings import Policy
-from services.chainsim.status import ArcStatus
 
 FACES = ("arc", "woc")
 _HTTP_ACTIONS = ("http", "hang", "drop")

@@ -8,16 +8,16 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from services.chainsim import addresses
-from services.chainsim.callbacks import CallbackDispatcher
-from services.chainsim.clock import Clock
-from services.chainsim.faults import FaultConfigError, FaultInjector
-from services.chainsim.mining import Miner, MiningError
-from services.chainsim.reorg import Reorganizer
-from services.chainsim.scriptcheck import p2pkh_script
-from services.chainsim.state import Block, ChainState, NodeState
-from services.chainsim.status import ArcStatus
-from services.chainsim.validation import NodeAcceptor
+from services.chainsim.arc.callbacks import CallbackDispatcher
+from services.chainsim.arc.status import ArcStatus
+from services.chainsim.chain import addresses
+from services.chainsim.chain.clock import Clock
+from services.chainsim.chain.mining import Miner, MiningError
+from services.chainsim.chain.reorg import Reorganizer
+from services.chainsim.chain.scriptcheck import p2pkh_script
+from services.chainsim.chain.state import Block, ChainState, NodeState
+from services.chainsim.chain.validation import NodeAcceptor
+from services.chainsim.control.faults import FaultConfigError, FaultInjector
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 

@@ -13,17 +13,17 @@ from urllib.parse import urlparse
 import orjson
 from aiohttp import web
 
-from services.chainsim.beef import decode_beef, fill_prevouts, verify_bumps
-from services.chainsim.callbacks import CallbackDispatcher
-from services.chainsim.clock import Clock
-from services.chainsim.faults import FaultInjector, FaultRule
+from services.chainsim.arc.callbacks import CallbackDispatcher
+from services.chainsim.arc.status import ArcError, ArcStatus
+from services.chainsim.arc.views import queued_response, tx_response, tx_status
+from services.chainsim.arc.waiters import StatusWaiters
+from services.chainsim.chain.beef import decode_beef, fill_prevouts, verify_bumps
+from services.chainsim.chain.clock import Clock
+from services.chainsim.chain.state import CallbackTarget, ChainState, NodeState, TxRecord
+from services.chainsim.chain.txcodec import ParsedTx, TxDecodeError, is_beef, parse_one, parse_stream
+from services.chainsim.chain.validation import ArcValidator, NodeAcceptor, Outcome, SubmitOptions
+from services.chainsim.control.faults import FaultInjector, FaultRule
 from services.chainsim.settings import Settings
-from services.chainsim.state import CallbackTarget, ChainState, NodeState, TxRecord
-from services.chainsim.status import ArcError, ArcStatus
-from services.chainsim.txcodec import ParsedTx, TxDecodeError, is_beef, parse_one, parse_stream
-from services.chainsim.validation import ArcValidator, NodeAcceptor, Outcome, SubmitOptions
-from services.chainsim.views import queued_response, tx_response, tx_status
-from services.chainsim.waiters import StatusWaiters
 
 _BOOL_HEADERS: Mapping[str, str] = MappingProxyType(
     {

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from services.chainsim.txcodec import ParsedTx, hash256, push_data, pushes, txid_hex, varint
+from services.chainsim.chain.txcodec import ParsedTx, hash256, push_data, pushes, txid_hex, varint
 
 SIGHASH_ALL = 0x01
 SIGHASH_NONE = 0x02

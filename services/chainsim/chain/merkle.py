@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from services.chainsim.txcodec import varint
+from services.chainsim.chain.txcodec import varint
 
 _FLAG_HASH = 0
 _FLAG_DUPLICATE = 1
