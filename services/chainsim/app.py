@@ -23,7 +23,7 @@ from services.chainsim.chain.state import ChainState
 from services.chainsim.chain.validation import ArcValidator, NodeAcceptor
 from services.chainsim.control.api import ControlFace
 from services.chainsim.control.faults import FaultInjector
-from services.chainsim.settings import Progression, Settings
+from services.chainsim.settings import ChainsimSettings, Progression
 from services.chainsim.woc.api import WocFace
 
 log = logging.getLogger("chainsim")
@@ -34,7 +34,7 @@ _HANG_S = 3600.0
 class ChainSim:
     """One simulated chain with its ARC, WhatsOnChain and control faces on one HTTP port."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ChainsimSettings) -> None:
         self.settings = settings
         self.clock = Clock()
         self.state = ChainState()

@@ -14,7 +14,8 @@ from proofline.utxo.v1 import utxo_pb2, utxo_pb2_grpc
 
 from proofline_kit import wire
 from proofline_kit.wire import Outpoint
-from services.chainsim import ChainSim, Settings
+from services.chainsim import ChainSim
+from services.chainsim import ChainsimSettings as Settings
 from tests.signer_gateway.conftest import SignerUnderTest, signer_env, start_signer_under_test, stop_signer_under_test
 from tests.utxo.conftest import ADMIN, UtxoUnderTest, start_utxo_under_test, stop_utxo_under_test, utxo_env
 

@@ -23,7 +23,7 @@ from services.chainsim.chain.state import CallbackTarget, ChainState, NodeState,
 from services.chainsim.chain.txcodec import ParsedTx, TxDecodeError, is_beef, parse_one, parse_stream
 from services.chainsim.chain.validation import ArcValidator, NodeAcceptor, Outcome, SubmitOptions
 from services.chainsim.control.faults import FaultInjector, FaultRule
-from services.chainsim.settings import Settings
+from services.chainsim.settings import ChainsimSettings
 
 _BOOL_HEADERS: Mapping[str, str] = MappingProxyType(
     {
@@ -72,7 +72,7 @@ class ArcFace:
     def __init__(
         self,
         state: ChainState,
-        settings: Settings,
+        settings: ChainsimSettings,
         clock: Clock,
         validator: ArcValidator,
         acceptor: NodeAcceptor,

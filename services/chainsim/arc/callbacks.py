@@ -20,7 +20,7 @@ from services.chainsim.arc.status import CALLBACK_MIN_DEFAULT, CALLBACK_MIN_FULL
 from services.chainsim.arc.views import shown_block, tx_status
 from services.chainsim.chain.clock import Clock
 from services.chainsim.chain.state import CallbackTarget, ChainState, TxRecord
-from services.chainsim.settings import Settings
+from services.chainsim.settings import ChainsimSettings
 
 
 @dataclass(slots=True)
@@ -56,7 +56,7 @@ class Delivery:
 
 
 class CallbackDispatcher:
-    def __init__(self, state: ChainState, settings: Settings, clock: Clock) -> None:
+    def __init__(self, state: ChainState, settings: ChainsimSettings, clock: Clock) -> None:
         self.state = state
         self.settings = settings
         self.clock = clock

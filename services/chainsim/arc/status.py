@@ -7,6 +7,7 @@ from enum import IntEnum
 from types import MappingProxyType
 
 
+# Not the kit's enum: the kit's ARC client is tested against this stand-in, so sharing would let a wrong value agree.
 class ArcStatus(IntEnum):
     """ARC ``txStatus`` values with their metamorph numeric codes (ordering matters)."""
 

@@ -10,7 +10,7 @@ from services.chainsim.chain.clock import Clock
 from services.chainsim.chain.state import Block, ChainState, NodeState, TxRecord
 from services.chainsim.chain.txcodec import ParsedTx, outpoint, parse_one, push_data, serialize_tx
 from services.chainsim.chain.validation import NodeAcceptor
-from services.chainsim.settings import Settings
+from services.chainsim.settings import ChainsimSettings
 
 COIN = 100_000_000
 HALVING_INTERVAL = 210_000
@@ -55,7 +55,7 @@ def funding_raw(counter: int, outputs: Sequence[tuple[int, bytes]]) -> bytes:
 class Miner:
     """Builds blocks on the longest chain and applies them to the state."""
 
-    def __init__(self, state: ChainState, settings: Settings, clock: Clock, acceptor: NodeAcceptor) -> None:
+    def __init__(self, state: ChainState, settings: ChainsimSettings, clock: Clock, acceptor: NodeAcceptor) -> None:
         self.state = state
         self.settings = settings
         self.clock = clock

@@ -12,7 +12,7 @@ from services.chainsim.chain.clock import Clock
 from services.chainsim.chain.scriptcheck import ScriptVerifier
 from services.chainsim.chain.state import UNCONFIRMED, CallbackTarget, ChainState, NodeState, TxRecord
 from services.chainsim.chain.txcodec import ParsedTx, is_data_script, max_money, parse_one, push_only
-from services.chainsim.settings import Policy, Profile, Settings
+from services.chainsim.settings import ChainsimSettings, Policy, Profile
 
 _ZERO_TXID = bytes(32)
 Prevouts = list[tuple[int, bytes]]
@@ -171,7 +171,7 @@ class ArcValidator:
 class NodeAcceptor:
     """The simulated node's mempool acceptance, shared by the ARC and WoC faces (§6.2 C)."""
 
-    def __init__(self, state: ChainState, settings: Settings, verifier: ScriptVerifier, clock: Clock) -> None:
+    def __init__(self, state: ChainState, settings: ChainsimSettings, verifier: ScriptVerifier, clock: Clock) -> None:
         self.state = state
         self.settings = settings
         self.verifier = verifier

@@ -14,7 +14,7 @@ from services.chainsim.chain.scriptcheck import p2pkh_script
 from services.chainsim.chain.state import ChainState, NodeState, TxRecord
 from services.chainsim.chain.validation import NodeAcceptor
 from services.chainsim.control.faults import FaultInjector
-from services.chainsim.settings import Settings
+from services.chainsim.settings import ChainsimSettings
 
 MAX_BULK = 20
 
@@ -39,7 +39,7 @@ class WocBase:
     def __init__(
         self,
         state: ChainState,
-        settings: Settings,
+        settings: ChainsimSettings,
         clock: Clock,
         acceptor: NodeAcceptor,
         miner: Miner,
