@@ -6,6 +6,6 @@ everything listens, and on Ctrl-C / SIGTERM stops all of it in reverse order. It
 server it did not start.
 """
 
-from proofline_kit.devstack.cli import main
+from proofline_tools.devstack.cli import main
 
 __all__ = ["main"]

@@ -11,16 +11,16 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from proofline_kit.devstack.config import SERVICES, DevstackConfig, ServiceSpec
-from proofline_kit.devstack.console import Console
-from proofline_kit.devstack.credentials import MASTER_KEY_FILE, dev_auth_tokens, ensure_master_key
-from proofline_kit.devstack.demo import DemoPublish, prepare_demo
-from proofline_kit.devstack.errors import StartupError
-from proofline_kit.devstack.postgres import start_postgres
-from proofline_kit.devstack.procs import Launcher
-from proofline_kit.devstack.provisioning import PoolKeys, ensure_pool_keys, pool_key_defaults
-from proofline_kit.devstack.report import PUBLISHER, SIGNER, UTXO, Dependency, StackReport, ready_banner
-from proofline_kit.devstack.suite import (
+from proofline_tools.devstack.config import SERVICES, DevstackConfig, ServiceSpec
+from proofline_tools.devstack.console import Console
+from proofline_tools.devstack.credentials import MASTER_KEY_FILE, dev_auth_tokens, ensure_master_key
+from proofline_tools.devstack.demo import DemoPublish, prepare_demo
+from proofline_tools.devstack.errors import StartupError
+from proofline_tools.devstack.postgres import start_postgres
+from proofline_tools.devstack.procs import Launcher
+from proofline_tools.devstack.provisioning import PoolKeys, ensure_pool_keys, pool_key_defaults
+from proofline_tools.devstack.report import PUBLISHER, SIGNER, UTXO, Dependency, StackReport, ready_banner
+from proofline_tools.devstack.suite import (
     CHAINSIM,
     RunningService,
     is_runnable,
@@ -28,7 +28,7 @@ from proofline_kit.devstack.suite import (
     start_chainsim,
     start_service,
 )
-from proofline_kit.devstack.valkey import start_valkey
+from proofline_tools.devstack.valkey import start_valkey
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 READY_LINE = "ready: Ctrl-C (or SIGTERM) stops everything"

@@ -13,9 +13,9 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from proofline_kit.devstack.errors import StartupError
-from proofline_kit.devstack.procs import Launcher, ProcessSpec, pid_alive, read_pid_file
-from proofline_kit.devstack.readiness import free_port, poll_until, require_free_port
+from proofline_tools.devstack.errors import StartupError
+from proofline_tools.devstack.procs import Launcher, ProcessSpec, pid_alive, read_pid_file
+from proofline_tools.devstack.readiness import free_port, poll_until, require_free_port
 
 _HOST = "127.0.0.1"
 _PROBE_TIMEOUT_S = 1.0

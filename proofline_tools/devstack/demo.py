@@ -17,8 +17,8 @@ import httpx
 from proofline.publisher.v1 import publisher_pb2, publisher_pb2_grpc
 from proofline.utxo.v1 import utxo_pb2, utxo_pb2_grpc
 
-from proofline_kit.devstack.provisioning import PoolKeys
-from proofline_kit.signed_intents import IdentityKey, intent_body, publish_request_json
+from proofline_tools.devstack.provisioning import PoolKeys
+from proofline_tools.signed_intents import IdentityKey, intent_body, publish_request_json
 
 IDENTITY_FILE = "demo-identity.key"
 FUNDING_SATOSHIS = 1_000_000

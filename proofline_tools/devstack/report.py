@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from proofline_kit.devstack.demo import DemoPublish
-from proofline_kit.devstack.provisioning import PoolKeys
-from proofline_kit.devstack.suite import RunningService
+from proofline_tools.devstack.demo import DemoPublish
+from proofline_tools.devstack.provisioning import PoolKeys
+from proofline_tools.devstack.suite import RunningService
 
 SIGNER = "signer_gateway"
 UTXO = "utxo"

@@ -1,14 +1,14 @@
-"""Entry point of `make run` (`python -m proofline_kit.devstack`, or the `proofline-run` script)."""
+"""Entry point of `make run` (`python -m proofline_tools.devstack`, or the `proofline-run` script)."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 
-from proofline_kit.devstack.config import read_config
-from proofline_kit.devstack.console import Console
-from proofline_kit.devstack.supervisor import supervise
 from proofline_kit.settings import SettingsError
+from proofline_tools.devstack.config import read_config
+from proofline_tools.devstack.console import Console
+from proofline_tools.devstack.supervisor import supervise
 
 
 def main() -> int:

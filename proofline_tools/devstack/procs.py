@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from proofline_kit.devstack.console import Console
-from proofline_kit.devstack.errors import StartupError
+from proofline_tools.devstack.console import Console
+from proofline_tools.devstack.errors import StartupError
 
 _PR_SET_PDEATHSIG = 1
 _READ_CHUNK = 64 * 1024

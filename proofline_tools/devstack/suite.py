@@ -12,9 +12,9 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from proofline_kit.devstack.config import ServiceSpec
-from proofline_kit.devstack.procs import Launcher, ProcessSpec
-from proofline_kit.devstack.readiness import poll_until, require_free_port
+from proofline_tools.devstack.config import ServiceSpec
+from proofline_tools.devstack.procs import Launcher, ProcessSpec
+from proofline_tools.devstack.readiness import poll_until, require_free_port
 
 CHAINSIM = "chainsim"
 _HOST = "127.0.0.1"

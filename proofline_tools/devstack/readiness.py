@@ -6,7 +6,7 @@ import asyncio
 import socket
 from collections.abc import Awaitable, Callable
 
-from proofline_kit.devstack.errors import StartupError
+from proofline_tools.devstack.errors import StartupError
 
 _POLL_INTERVAL_S = 0.2
 

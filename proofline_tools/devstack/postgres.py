@@ -22,9 +22,9 @@ from urllib.parse import quote
 
 import asyncpg
 
-from proofline_kit.devstack.errors import StartupError
-from proofline_kit.devstack.procs import Account, Launcher, ProcessSpec, pid_alive, read_pid_file
-from proofline_kit.devstack.readiness import poll_until
+from proofline_tools.devstack.errors import StartupError
+from proofline_tools.devstack.procs import Account, Launcher, ProcessSpec, pid_alive, read_pid_file
+from proofline_tools.devstack.readiness import poll_until
 
 PG_DATABASE = "proofline"
 PG_SUPERUSER = "postgres"
