@@ -34,7 +34,7 @@ test: proto
 	$(BIN)/pytest -q
 
 run: proto
-	$(PY) -m proofline_kit.devstack
+	$(PY) -m proofline_tools.devstack
 
 bench: proto
 	$(PY) -m bench

@@ -27,7 +27,7 @@ import httpx
 from bsv import P2PKH, PrivateKey, Script, Transaction, TransactionInput, TransactionOutput
 from bsv.constants import Network
 
-from services.chainsim.txcodec import to_ef
+from services.chainsim.chain.txcodec import to_ef
 
 TXS = int(os.environ.get("BENCH_CHAINSIM_TXS", "30000"))
 BATCH = int(os.environ.get("BENCH_CHAINSIM_BATCH", "500"))

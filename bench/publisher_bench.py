@@ -57,7 +57,7 @@ from proofline.publisher.v1 import publisher_pb2, publisher_pb2_grpc
 from proofline.signer.v1 import signer_pb2, signer_pb2_grpc
 from proofline.utxo.v1 import utxo_pb2, utxo_pb2_grpc
 
-from proofline_kit.signed_intents import IdentityKey, intent_body
+from proofline_tools.signed_intents import IdentityKey, intent_body
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_URL = os.environ.get("BENCH_DATABASE_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

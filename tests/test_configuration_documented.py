@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_FILES = [
     ROOT / "proofline_kit" / "settings.py",
     ROOT / "proofline_kit" / "chain" / "settings.py",
-    ROOT / "proofline_kit" / "devstack" / "config.py",
+    ROOT / "proofline_tools" / "devstack" / "config.py",
     *sorted((ROOT / "services").glob("*/settings.py")),
 ]
 # Read through f-strings with a service prefix; the README documents them as <PREFIX>_...

@@ -9,11 +9,11 @@ import sys
 
 from proofline_kit.settings import SettingsError
 from services.chainsim.app import ChainSim
-from services.chainsim.settings import settings_from_env
+from services.chainsim.settings import read_chainsim_settings
 
 
 async def serve() -> None:
-    settings = settings_from_env()
+    settings = read_chainsim_settings()
     sim = ChainSim(settings)
     port = await sim.start()
     print(f"chainsim listening on http://{settings.host}:{port} (port {port})", flush=True)

@@ -10,21 +10,21 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from services.chainsim import snapshot
-from services.chainsim.arc_api import ArcFace
-from services.chainsim.callbacks import CallbackDispatcher
-from services.chainsim.clock import Clock
-from services.chainsim.control_api import ControlFace
-from services.chainsim.faults import FaultInjector
-from services.chainsim.mining import Miner
-from services.chainsim.reorg import Reorganizer
-from services.chainsim.scriptcheck import make_verifier
-from services.chainsim.settings import Progression, Settings
-from services.chainsim.state import ChainState
-from services.chainsim.status import ArcStatus
-from services.chainsim.validation import ArcValidator, NodeAcceptor
-from services.chainsim.waiters import StagedProgression, StatusWaiters
-from services.chainsim.woc_api import WocFace
+from services.chainsim.arc.api import ArcFace
+from services.chainsim.arc.callbacks import CallbackDispatcher
+from services.chainsim.arc.status import ArcStatus
+from services.chainsim.arc.waiters import StagedProgression, StatusWaiters
+from services.chainsim.chain import snapshot
+from services.chainsim.chain.clock import Clock
+from services.chainsim.chain.mining import Miner
+from services.chainsim.chain.reorg import Reorganizer
+from services.chainsim.chain.scriptcheck import make_verifier
+from services.chainsim.chain.state import ChainState
+from services.chainsim.chain.validation import ArcValidator, NodeAcceptor
+from services.chainsim.control.api import ControlFace
+from services.chainsim.control.faults import FaultInjector
+from services.chainsim.settings import ChainsimSettings, Progression
+from services.chainsim.woc.api import WocFace
 
 log = logging.getLogger("chainsim")
 _MAX_BODY = 256 * 1024 * 1024
@@ -34,7 +34,7 @@ _HANG_S = 3600.0
 class ChainSim:
     """One simulated chain with its ARC, WhatsOnChain and control faces on one HTTP port."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ChainsimSettings) -> None:
         self.settings = settings
         self.clock = Clock()
         self.state = ChainState()

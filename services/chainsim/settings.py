@@ -73,7 +73,7 @@ class Policy:
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
+class ChainsimSettings:
     """Every chainsim knob; defaults mirror ARC's where ARC has one (arc-woc.md §6.9)."""
 
     host: str = "127.0.0.1"
@@ -107,58 +107,56 @@ class Settings:
     arc_bearer_tokens: tuple[str, ...] = ()
     version: str = "sim-0.1.0"
 
-    def with_overrides(self, **changes: Any) -> Settings:
+    def with_overrides(self, **changes: Any) -> ChainsimSettings:
         return replace(self, **changes)
 
 
-def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
-    """Build :class:`Settings` from ``CHAINSIM_*`` variables (``os.environ`` by default)."""
-    reader = EnvReader(env)
-    network = reader.string("CHAINSIM_NETWORK", "test").lower()
+def read_chainsim_settings(env: EnvReader | None = None) -> ChainsimSettings:
+    """Build :class:`ChainsimSettings` from ``CHAINSIM_*`` variables (``os.environ`` by default)."""
+    env = env or EnvReader()
+    network = env.string("CHAINSIM_NETWORK", "test").lower()
     if network not in {"main", "test"}:
         raise SettingsError(f"CHAINSIM_NETWORK must be main or test, got {network!r}")
-    fee = reader.integer("CHAINSIM_FEE_SAT_PER_KB", 1, minimum=0)
-    snapshot = reader.optional_string("CHAINSIM_SNAPSHOT")
-    rejects = reader.optional_string("CHAINSIM_REJECT_CALLBACK_SUBSTRINGS")
-    miner = reader.optional_string("CHAINSIM_MINER_SCRIPT_HEX")
+    fee = env.integer("CHAINSIM_FEE_SAT_PER_KB", 1, minimum=0)
+    snapshot = env.optional_string("CHAINSIM_SNAPSHOT")
+    rejects = env.optional_string("CHAINSIM_REJECT_CALLBACK_SUBSTRINGS")
+    miner = env.optional_string("CHAINSIM_MINER_SCRIPT_HEX")
     if miner is not None:
         try:
             bytes.fromhex(miner)
         except ValueError as exc:
             raise SettingsError("CHAINSIM_MINER_SCRIPT_HEX must be hex") from exc
-    defaults = Settings()
-    return Settings(
-        host=reader.string("CHAINSIM_HOST", defaults.host),
-        port=reader.integer("CHAINSIM_PORT", defaults.port, minimum=0),
+    defaults = ChainsimSettings()
+    return ChainsimSettings(
+        host=env.string("CHAINSIM_HOST", defaults.host),
+        port=env.integer("CHAINSIM_PORT", defaults.port, minimum=0),
         snapshot=Path(snapshot) if snapshot else None,
-        snapshot_interval_s=reader.number("CHAINSIM_SNAPSHOT_INTERVAL_S", defaults.snapshot_interval_s, minimum=0),
-        profile=reader.choice("CHAINSIM_PROFILE", Profile, defaults.profile),
+        snapshot_interval_s=env.number("CHAINSIM_SNAPSHOT_INTERVAL_S", defaults.snapshot_interval_s, minimum=0),
+        profile=env.choice("CHAINSIM_PROFILE", Profile, defaults.profile),
         policy=Policy(fee_satoshis=fee, fee_bytes=1000),
-        node_fee_sat_per_kb=reader.integer("CHAINSIM_NODE_FEE_SAT_PER_KB", fee, minimum=0),
-        mine_interval_ms=reader.integer("CHAINSIM_MINE_INTERVAL_MS", 0, minimum=0),
+        node_fee_sat_per_kb=env.integer("CHAINSIM_NODE_FEE_SAT_PER_KB", fee, minimum=0),
+        mine_interval_ms=env.integer("CHAINSIM_MINE_INTERVAL_MS", 0, minimum=0),
         network=network,
-        script_verify=reader.choice("CHAINSIM_SCRIPT_VERIFY", ScriptVerify, defaults.script_verify),
-        progression=reader.choice("CHAINSIM_STATUS_PROGRESSION", Progression, defaults.progression),
-        stage_delay_ms=reader.integer("CHAINSIM_STAGE_DELAY_MS", defaults.stage_delay_ms, minimum=0),
-        orphan_ttl_s=reader.number("CHAINSIM_ORPHAN_TTL_S", defaults.orphan_ttl_s, minimum=0),
+        script_verify=env.choice("CHAINSIM_SCRIPT_VERIFY", ScriptVerify, defaults.script_verify),
+        progression=env.choice("CHAINSIM_STATUS_PROGRESSION", Progression, defaults.progression),
+        stage_delay_ms=env.integer("CHAINSIM_STAGE_DELAY_MS", defaults.stage_delay_ms, minimum=0),
+        orphan_ttl_s=env.number("CHAINSIM_ORPHAN_TTL_S", defaults.orphan_ttl_s, minimum=0),
         miner_script_hex=(miner or defaults.miner_script_hex).lower(),
         reject_callback_substrings=tuple(s for s in (rejects or "").split(",") if s),
-        callback_max_retries=reader.integer("CHAINSIM_CALLBACK_MAX_RETRIES", defaults.callback_max_retries, minimum=0),
-        callback_retry_pause_ms=reader.integer(
+        callback_max_retries=env.integer("CHAINSIM_CALLBACK_MAX_RETRIES", defaults.callback_max_retries, minimum=0),
+        callback_retry_pause_ms=env.integer(
             "CHAINSIM_CALLBACK_RETRY_PAUSE_MS", defaults.callback_retry_pause_ms, minimum=0
         ),
-        callback_timeout_s=reader.number("CHAINSIM_CALLBACK_TIMEOUT_S", defaults.callback_timeout_s, minimum=0),
-        callback_batch_interval_ms=reader.integer(
+        callback_timeout_s=env.number("CHAINSIM_CALLBACK_TIMEOUT_S", defaults.callback_timeout_s, minimum=0),
+        callback_batch_interval_ms=env.integer(
             "CHAINSIM_CALLBACK_BATCH_INTERVAL_MS", defaults.callback_batch_interval_ms, minimum=0
         ),
-        callback_disable_on_transport_error=reader.flag(
+        callback_disable_on_transport_error=env.flag(
             "CHAINSIM_CALLBACK_DISABLE_ON_TRANSPORT_ERROR", defaults.callback_disable_on_transport_error
         ),
-        woc_page_size=reader.integer("CHAINSIM_WOC_PAGE_SIZE", defaults.woc_page_size, minimum=1),
-        woc_rate_limit_rps=reader.number("CHAINSIM_WOC_RATE_LIMIT_RPS", 0.0, minimum=0),
-        woc_error_status=reader.integer("CHAINSIM_WOC_ERROR_STATUS", defaults.woc_error_status, minimum=400),
-        woc_index_lag_ms=reader.integer("CHAINSIM_WOC_INDEX_LAG_MS", 0, minimum=0),
-        arc_bearer_tokens=tuple(
-            t for t in (reader.optional_string("CHAINSIM_ARC_BEARER_TOKENS") or "").split(",") if t
-        ),
+        woc_page_size=env.integer("CHAINSIM_WOC_PAGE_SIZE", defaults.woc_page_size, minimum=1),
+        woc_rate_limit_rps=env.number("CHAINSIM_WOC_RATE_LIMIT_RPS", 0.0, minimum=0),
+        woc_error_status=env.integer("CHAINSIM_WOC_ERROR_STATUS", defaults.woc_error_status, minimum=400),
+        woc_index_lag_ms=env.integer("CHAINSIM_WOC_INDEX_LAG_MS", 0, minimum=0),
+        arc_bearer_tokens=tuple(t for t in (env.optional_string("CHAINSIM_ARC_BEARER_TOKENS") or "").split(",") if t),
     )

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.chainsim import ChainSim, Settings
+from services.chainsim import ChainSim, ChainsimSettings
 from tests.chainsim.helpers import Key, Receiver
 
 SimFactory = Callable[..., Awaitable[ChainSim]]
@@ -21,7 +21,7 @@ async def sim_factory() -> AsyncIterator[SimFactory]:
     async def make(**overrides: Any) -> ChainSim:
         base: dict[str, Any] = {"port": 0, "callback_retry_pause_ms": 50, "callback_batch_interval_ms": 100}
         base.update(overrides)
-        sim = ChainSim(Settings(**base))
+        sim = ChainSim(ChainsimSettings(**base))
         await sim.start()
         started.append(sim)
         return sim

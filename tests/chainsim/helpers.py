@@ -13,7 +13,7 @@ from aiohttp import web
 from bsv import P2PKH, OpReturn, PrivateKey, Script, Transaction, TransactionInput, TransactionOutput
 from bsv.constants import Network
 
-from services.chainsim.txcodec import hash256, outpoint, parse_one, serialize_tx
+from services.chainsim.chain.txcodec import hash256, outpoint, parse_one, serialize_tx
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def ef_from_raw(raw: bytes, prevouts: Sequence[tuple[int, bytes]]) -> bytes:
     """Extended Format bytes for a raw tx given its prevouts."""
     tx = parse_one(raw)
     parts = [raw[:4], b"\x00\x00\x00\x00\x00\xef"]
-    from services.chainsim.txcodec import varint
+    from services.chainsim.chain.txcodec import varint
 
     parts.append(varint(len(tx.inputs)))
     for (op, script, seq), (value, prev_script) in zip(tx.inputs, prevouts, strict=True):

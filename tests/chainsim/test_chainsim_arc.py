@@ -138,7 +138,7 @@ async def test_output_size_and_fee_errors_use_46x(client: httpx.AsyncClient, ali
 
     tiny = unsigned_like([(1, b"")], coins[3].txid, coins[3].vout, script_sig=b"")
     assert len(tiny) == 60
-    from services.chainsim.txcodec import to_ef
+    from services.chainsim.chain.txcodec import to_ef
 
     r = await client.post("/v1/tx", json={"rawTx": to_ef(tiny, [(10_000, alice.lock)]).hex()})
     assert r.status_code == 463 and "less than 61 bytes" in r.json()["extraInfo"]
@@ -360,7 +360,7 @@ async def test_optional_bearer_gateway(sim_factory: SimFactory) -> None:
 
 
 async def test_invalid_inputs_are_462(client: httpx.AsyncClient, alice: Key, bob: Key) -> None:
-    from services.chainsim.txcodec import serialize_tx, to_ef
+    from services.chainsim.chain.txcodec import serialize_tx, to_ef
 
     coinbase_like = serialize_tx(1, [(bytes(32) + b"\xff\xff\xff\xff", b"\x51" * 70, 0xFFFFFFFF)], [(1_000, bob.lock)])
     r = await client.post("/v1/tx", json={"rawTx": to_ef(coinbase_like, [(5_000, alice.lock)]).hex()})

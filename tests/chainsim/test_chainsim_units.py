@@ -9,17 +9,17 @@ import httpx
 import pytest
 from bsv import MerklePath, Transaction
 
-from proofline_kit.settings import SettingsError
-from services.chainsim.merkle import bump, merkle_levels, merkle_root, root_from_bump
-from services.chainsim.scriptcheck import (
+from proofline_kit.settings import EnvReader, SettingsError
+from services.chainsim.chain.merkle import bump, merkle_levels, merkle_root, root_from_bump
+from services.chainsim.chain.scriptcheck import (
     FAIL_FORKID,
     FAIL_LOW_S,
     InterpreterVerifier,
     P2pkhVerifier,
     is_strict_der,
 )
-from services.chainsim.settings import Profile, ScriptVerify, settings_from_env
-from services.chainsim.txcodec import TxDecodeError, is_beef, parse_one, parse_stream, push_only, to_ef
+from services.chainsim.chain.txcodec import TxDecodeError, is_beef, parse_one, parse_stream, push_only, to_ef
+from services.chainsim.settings import Profile, ScriptVerify, read_chainsim_settings
 from tests.chainsim.conftest import SimFactory
 from tests.chainsim.helpers import Coin, Key, build, ef_hex, fund, spend
 
@@ -135,16 +135,18 @@ def test_high_s_and_missing_forkid_fail() -> None:
 
 
 def test_settings_from_env(tmp_path: Path) -> None:
-    s = settings_from_env(
-        {
-            "CHAINSIM_PORT": "0",
-            "CHAINSIM_PROFILE": "strict",
-            "CHAINSIM_FEE_SAT_PER_KB": "50",
-            "CHAINSIM_SNAPSHOT": str(tmp_path / "s.json"),
-            "CHAINSIM_SCRIPT_VERIFY": "interpreter",
-            "CHAINSIM_MINE_INTERVAL_MS": "250",
-            "CHAINSIM_NETWORK": "main",
-        }
+    s = read_chainsim_settings(
+        EnvReader(
+            {
+                "CHAINSIM_PORT": "0",
+                "CHAINSIM_PROFILE": "strict",
+                "CHAINSIM_FEE_SAT_PER_KB": "50",
+                "CHAINSIM_SNAPSHOT": str(tmp_path / "s.json"),
+                "CHAINSIM_SCRIPT_VERIFY": "interpreter",
+                "CHAINSIM_MINE_INTERVAL_MS": "250",
+                "CHAINSIM_NETWORK": "main",
+            }
+        )
     )
     assert (s.port, s.profile, s.script_verify, s.mine_interval_ms, s.network) == (
         0,
@@ -155,12 +157,12 @@ def test_settings_from_env(tmp_path: Path) -> None:
     )
     assert s.policy.fee_satoshis == 50 and s.node_fee_sat_per_kb == 50 and s.snapshot == tmp_path / "s.json"
     assert s.policy.min_fee(1) == 1 and s.policy.min_fee(20) == 1 and s.policy.min_fee(21) == 2
-    d = settings_from_env({})
+    d = read_chainsim_settings(EnvReader({}))
     assert (d.host, d.port, d.profile, d.network, d.snapshot) == ("127.0.0.1", 8700, Profile.ARC_FAITHFUL, "test", None)
     assert d.policy.min_fee(226) == 1 and d.policy.min_fee(1000) == 1 and d.policy.min_fee(1001) == 2
     for bad in ({"CHAINSIM_PORT": "x"}, {"CHAINSIM_NETWORK": "regtest"}, {"CHAINSIM_SCRIPT_VERIFY": "off"}):
         with pytest.raises(SettingsError):
-            settings_from_env(bad)
+            read_chainsim_settings(EnvReader(bad))
 
 
 async def test_interpreter_mode_end_to_end(sim_factory: SimFactory, alice: Key, bob: Key) -> None:
@@ -176,7 +178,7 @@ async def test_interpreter_mode_end_to_end(sim_factory: SimFactory, alice: Key, 
 async def test_non_p2pkh_outputs_use_the_interpreter(client: httpx.AsyncClient, bob: Key) -> None:
     r = await client.post("/_sim/fund", json={"script_hex": "5187", "satoshis": 5_000})  # OP_1 OP_EQUAL
     body = r.json()
-    from services.chainsim.txcodec import outpoint, serialize_tx
+    from services.chainsim.chain.txcodec import outpoint, serialize_tx
 
     op = outpoint(bytes.fromhex(body["txid"])[::-1], 0)
     raw = serialize_tx(1, [(op, b"\x51", 0xFFFFFFFF)], [(4_000, bob.lock), (900, bob.lock)])

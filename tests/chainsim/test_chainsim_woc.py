@@ -6,7 +6,7 @@ import hashlib
 
 import httpx
 
-from services.chainsim.merkle import merkle_root
+from services.chainsim.chain.merkle import merkle_root
 from tests.chainsim.conftest import SimFactory
 from tests.chainsim.helpers import Coin, Key, build, coins_of, ef_hex, fund, op_return, spend
 

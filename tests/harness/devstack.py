@@ -38,7 +38,7 @@ class Devstack:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "proofline_kit.devstack",
+            "proofline_tools.devstack",
             cwd=cwd,
             env=dict(env),
             stdin=asyncio.subprocess.DEVNULL,

@@ -27,12 +27,12 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from proofline_kit.auth import TokenDirectory
-from proofline_kit.devstack.config import SERVICES, read_config
-from proofline_kit.devstack.credentials import dev_auth_tokens, ensure_master_key
-from proofline_kit.devstack.postgres import grant_traverse
-from proofline_kit.devstack.procs import Account
-from proofline_kit.devstack.report import redact_url
 from proofline_kit.settings import SettingsError
+from proofline_tools.devstack.config import SERVICES, read_config
+from proofline_tools.devstack.credentials import dev_auth_tokens, ensure_master_key
+from proofline_tools.devstack.postgres import grant_traverse
+from proofline_tools.devstack.procs import Account
+from proofline_tools.devstack.report import redact_url
 from tests.harness.devstack import READY, READY_TIMEOUT_S, Devstack, free_port, supervisor_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from proofline_kit.devstack.config import SERVICES
+from proofline_tools.devstack.config import SERVICES
 from tests.harness.devstack import Devstack, free_port, supervisor_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from proofline.utxo.v1 import utxo_pb2, utxo_pb2_grpc
 
 from proofline_kit import wire
 from proofline_kit.wire import Outpoint
-from services.chainsim import ChainSim, Settings
+from services.chainsim import ChainSim, ChainsimSettings
 from tests.signer_gateway.conftest import SignerUnderTest, signer_env, start_signer_under_test, stop_signer_under_test
 from tests.utxo.conftest import ADMIN, UtxoUnderTest, start_utxo_under_test, stop_utxo_under_test, utxo_env
 
@@ -79,7 +79,7 @@ class Stack:
 
 @asynccontextmanager
 async def chain_stack(database_url: str, redis_url: str, **overrides: str) -> AsyncIterator[Stack]:
-    sim = ChainSim(Settings(port=0))
+    sim = ChainSim(ChainsimSettings(port=0))
     await sim.start()
     signer = await start_signer_under_test(signer_env(database_url, AUTH_TOKENS=SIGNER_TOKENS, SIGNER_ACL=SIGNER_ACL))
     addresses: dict[str, str] = {}
