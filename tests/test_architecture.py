@@ -126,3 +126,20 @@ def test_the_kit_imports_no_service_and_no_tool() -> None:
         module: bad for module, source in modules(ROOT / "proofline_kit") if (bad := kit_violations(source, module))
     }
     assert found == {}
+
+
+def test_the_simulated_chain_knows_none_of_its_faces_and_chainsim_none_of_the_kits_chain_clients() -> None:
+    """chainsim is the independent stand-in that the kit's ARC and WhatsOnChain clients are tested
+    against: sharing their code would let a mistake agree with itself on both sides."""
+    faces = ("services.chainsim.arc", "services.chainsim.woc", "services.chainsim.control", "services.chainsim.app")
+    found = {
+        module: bad
+        for module, source in modules(SERVICES / "chainsim" / "chain")
+        if (bad := [n for n in imported_modules(source, module) if any(within(n, f) for f in faces)])
+    }
+    found |= {
+        module: bad
+        for module, source in modules(SERVICES / "chainsim")
+        if (bad := [n for n in imported_modules(source, module) if within(n, "proofline_kit.chain")])
+    }
+    assert found == {}

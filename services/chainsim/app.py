@@ -12,7 +12,6 @@ from aiohttp import web
 
 from services.chainsim.arc.api import ArcFace
 from services.chainsim.arc.callbacks import CallbackDispatcher
-from services.chainsim.arc.status import ArcStatus
 from services.chainsim.arc.waiters import StagedProgression, StatusWaiters
 from services.chainsim.chain import snapshot
 from services.chainsim.chain.clock import Clock
@@ -20,6 +19,7 @@ from services.chainsim.chain.mining import Miner
 from services.chainsim.chain.reorg import Reorganizer
 from services.chainsim.chain.scriptcheck import make_verifier
 from services.chainsim.chain.state import ChainState
+from services.chainsim.chain.status import ArcStatus
 from services.chainsim.chain.validation import ArcValidator, NodeAcceptor
 from services.chainsim.control.api import ControlFace
 from services.chainsim.control.faults import FaultInjector

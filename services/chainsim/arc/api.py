@@ -15,11 +15,11 @@ from aiohttp import web
 
 from services.chainsim.arc.beef import decode_beef, fill_prevouts, verify_bumps
 from services.chainsim.arc.callbacks import CallbackDispatcher
-from services.chainsim.arc.status import ArcError, ArcStatus
 from services.chainsim.arc.views import queued_response, tx_response, tx_status
 from services.chainsim.arc.waiters import StatusWaiters
 from services.chainsim.chain.clock import Clock
 from services.chainsim.chain.state import CallbackTarget, ChainState, NodeState, TxRecord
+from services.chainsim.chain.status import ArcError, ArcStatus
 from services.chainsim.chain.txcodec import ParsedTx, TxDecodeError, is_beef, parse_one, parse_stream
 from services.chainsim.chain.validation import ArcValidator, NodeAcceptor, Outcome, SubmitOptions
 from services.chainsim.control.faults import FaultInjector, FaultRule

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.chainsim.arc.status import ArcError
 from services.chainsim.chain.state import ChainState
+from services.chainsim.chain.status import ArcError
 from services.chainsim.chain.txcodec import ParsedTx, parse_one
 
 

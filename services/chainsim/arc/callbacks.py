@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import orjson
 
-from services.chainsim.arc.status import CALLBACK_MIN_DEFAULT, CALLBACK_MIN_FULL, ArcStatus
 from services.chainsim.arc.views import shown_block, tx_status
 from services.chainsim.chain.clock import Clock
 from services.chainsim.chain.state import CallbackTarget, ChainState, TxRecord
+from services.chainsim.chain.status import CALLBACK_MIN_DEFAULT, CALLBACK_MIN_FULL, ArcStatus
 from services.chainsim.settings import ChainsimSettings
 
 

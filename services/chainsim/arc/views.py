@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.chainsim.arc.status import ArcStatus
 from services.chainsim.chain.state import Block, TxRecord
+from services.chainsim.chain.status import ArcStatus
 
 
 def shown_block(rec: TxRecord) -> Block | None:

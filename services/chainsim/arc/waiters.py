@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from services.chainsim.arc.status import STAGES, ArcStatus
 from services.chainsim.chain.state import ChainState, NodeState, TxRecord
+from services.chainsim.chain.status import STAGES, ArcStatus
 
 _NODE_REPORTED = frozenset({ArcStatus.REJECTED, ArcStatus.SEEN_IN_ORPHAN_MEMPOOL, ArcStatus.DOUBLE_SPEND_ATTEMPTED})
 

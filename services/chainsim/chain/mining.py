@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from services.chainsim.arc.status import ArcStatus
 from services.chainsim.chain.clock import Clock
 from services.chainsim.chain.state import Block, ChainState, NodeState, TxRecord
+from services.chainsim.chain.status import ArcStatus
 from services.chainsim.chain.txcodec import ParsedTx, outpoint, parse_one, push_data, serialize_tx
 from services.chainsim.chain.validation import NodeAcceptor
 from services.chainsim.settings import ChainsimSettings

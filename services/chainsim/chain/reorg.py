@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from services.chainsim.arc.status import ArcStatus
 from services.chainsim.chain.mining import Miner, MiningError
 from services.chainsim.chain.state import Block, ChainState, NodeState, TxRecord
+from services.chainsim.chain.status import ArcStatus
 from services.chainsim.chain.txcodec import parse_one
 from services.chainsim.chain.validation import NodeAcceptor
 

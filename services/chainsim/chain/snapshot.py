@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from services.chainsim.arc.status import ArcStatus
 from services.chainsim.chain.clock import Clock
 from services.chainsim.chain.state import Block, CallbackTarget, ChainState, NodeState, TxRecord
+from services.chainsim.chain.status import ArcStatus
 from services.chainsim.chain.txcodec import outpoint, parse_one
 
 FORMAT = 1

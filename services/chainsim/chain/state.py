@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 
-from services.chainsim.arc.status import ArcStatus
 from services.chainsim.chain.merkle import bump, merkle_levels
+from services.chainsim.chain.status import ArcStatus
 from services.chainsim.chain.txcodec import ParsedTx, is_data_script, parse_one, txid_hex
 
 # value, locking script, height (-1 = unconfirmed), created by a coinbase

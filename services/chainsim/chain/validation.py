@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from services.chainsim.arc.status import ArcError, ArcStatus
 from services.chainsim.chain.clock import Clock
 from services.chainsim.chain.scriptcheck import ScriptVerifier
 from services.chainsim.chain.state import UNCONFIRMED, CallbackTarget, ChainState, NodeState, TxRecord
+from services.chainsim.chain.status import ArcError, ArcStatus
 from services.chainsim.chain.txcodec import ParsedTx, is_data_script, max_money, parse_one, push_only
 from services.chainsim.settings import ChainsimSettings, Policy, Profile
 

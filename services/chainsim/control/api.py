@@ -9,13 +9,13 @@ import orjson
 from aiohttp import web
 
 from services.chainsim.arc.callbacks import CallbackDispatcher
-from services.chainsim.arc.status import ArcStatus
 from services.chainsim.chain import addresses
 from services.chainsim.chain.clock import Clock
 from services.chainsim.chain.mining import Miner, MiningError
 from services.chainsim.chain.reorg import Reorganizer
 from services.chainsim.chain.scriptcheck import p2pkh_script
 from services.chainsim.chain.state import Block, ChainState, NodeState
+from services.chainsim.chain.status import ArcStatus
 from services.chainsim.chain.validation import NodeAcceptor
 from services.chainsim.control.faults import FaultConfigError, FaultInjector
 

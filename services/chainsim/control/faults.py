@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.chainsim.arc.status import ArcStatus
+from services.chainsim.chain.status import ArcStatus
 from services.chainsim.settings import Policy
 
 FACES = ("arc", "woc")
