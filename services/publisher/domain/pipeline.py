@@ -26,7 +26,7 @@ from proofline_kit.chain import ChainUnavailable, FeeRate, PreparedTx
 from proofline_kit.errors import DomainError, ErrorKind
 from proofline_kit.logging import get_logger
 from proofline_kit.wire import Outpoint, TxOutput, parse, txid_of
-from services.publisher.domain.models import Actor, JobStatus
+from services.publisher.domain.models import Actor, BuiltTx, ClaimedJob, InFlightJob, JobMove, JobStatus, LeaseChange
 from services.publisher.domain.outcomes import (
     FEE_TOO_LOW,
     MISSING_INPUTS,
@@ -49,6 +49,7 @@ from services.publisher.domain.ports import (
     PoolLease,
     PoolSpend,
     PoolUtxo,
+    PublisherDatabase,
     PublishPool,
     SignedTx,
     TxSigner,
@@ -67,14 +68,6 @@ from services.publisher.domain.txbuild import (
     p2pkh_unlocking,
     serialize,
     sighash,
-)
-from services.publisher.store.publisher_store import (
-    BuiltTx,
-    ClaimedJob,
-    InFlightJob,
-    JobMove,
-    LeaseChange,
-    PublisherStore,
 )
 
 _REASON = re.compile(r"^[A-Z0-9_]{1,64}$")
@@ -154,7 +147,7 @@ def _spend_of(job: InFlightJob) -> PoolSpend:
 class PublishPipeline:
     def __init__(
         self,
-        store: PublisherStore,
+        store: PublisherDatabase,
         pool: PublishPool,
         signer: TxSigner,
         chain: ChainGateway,

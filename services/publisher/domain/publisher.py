@@ -36,8 +36,7 @@ from services.publisher.domain.models import (
     SignedIntent,
     has_reached,
 )
-from services.publisher.domain.ports import JobChanges, NonceCache, RateLimiter
-from services.publisher.store.publisher_store import PublisherStore, PublisherUnitOfWork
+from services.publisher.domain.ports import JobChanges, NonceCache, PublisherDatabase, RateLimiter, UnitOfWork
 
 ROLE_REGISTRAR = "registrar"
 ROLE_PUBLISH = "publish"
@@ -76,7 +75,7 @@ class _QueueGauge:
         self._count = 0
         self._read_at = -1e9
 
-    async def room(self, uow: PublisherUnitOfWork, wanted: int) -> int:
+    async def room(self, uow: UnitOfWork, wanted: int) -> int:
         now = time.monotonic()
         stale = now - self._read_at > self._limits.queue_count_ttl_s
         near = self._count + wanted >= self._limits.max_queued_jobs * 0.9
@@ -92,7 +91,7 @@ class _QueueGauge:
 class Publisher:
     def __init__(
         self,
-        store: PublisherStore,
+        store: PublisherDatabase,
         changes: JobChanges,
         nonces: NonceCache,
         rate_limiter: RateLimiter | None,
@@ -524,7 +523,7 @@ def _check_identity(status: IdentityStatus | None) -> None:
 
 
 async def _explain_skipped(
-    uow: PublisherUnitOfWork,
+    uow: UnitOfWork,
     batch: Sequence[SignedIntent],
     digests: Sequence[bytes],
     envelopes: dict[int, Envelope],
@@ -551,7 +550,7 @@ async def _explain_skipped(
             raise RuntimeError("job insert skipped without a conflicting job or a revoked key")
 
 
-async def _replay(uow: PublisherUnitOfWork, answer: bytes) -> list[Outcome]:
+async def _replay(uow: UnitOfWork, answer: bytes) -> list[Outcome]:
     """The recorded outcomes of an earlier identical request, with the jobs as they are now."""
     items: list[dict[str, Any]] = orjson.loads(answer)
     jobs = await uow.jobs([item["job"] for item in items if "job" in item])
