@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.publisher.domain.models import InFlightJob, JobStatus
+from services.publisher.domain.models import InFlightJob
 from services.publisher.store.queries import Queries
 from services.publisher.store.rows import IN_FLIGHT, in_flight_from_row
 
@@ -53,7 +53,3 @@ class ConfirmationQueries(Queries):
             f"SELECT {IN_FLIGHT} FROM jobs WHERE status = 'confirmed' AND block_hash = $1", block_hash
         )
         return [in_flight_from_row(r) for r in rows]
-
-    async def job_counts(self) -> dict[JobStatus, int]:
-        rows = await self._conn.fetch("SELECT status, count(*) AS n FROM jobs GROUP BY status")
-        return {JobStatus(row["status"]): int(row["n"]) for row in rows}

@@ -82,6 +82,10 @@ class IntakeQueries(Queries):
     async def count_queued(self) -> int:
         return int(await self._conn.fetchval("SELECT count(*) FROM jobs WHERE status = 'queued'"))
 
+    async def job_counts(self) -> dict[JobStatus, int]:
+        rows = await self._conn.fetch("SELECT status, count(*) AS n FROM jobs GROUP BY status")
+        return {JobStatus(row["status"]): int(row["n"]) for row in rows}
+
     async def jobs(self, job_ids: Sequence[str], *, full: bool = False) -> dict[str, Job]:
         rows = await self._conn.fetch(
             f"SELECT {job_columns(full)} FROM jobs WHERE job_id = ANY($1::text[])", list(set(job_ids))

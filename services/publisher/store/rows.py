@@ -20,11 +20,11 @@ JOB_BASIC = (
     " merkle_bump, error_reason, error_detail, attempts, batch_id, intent_expires_at, created_at, updated_at,"
     " signed_at, sent_at, confirmed_at"
 )
-JOB_FULL = JOB_BASIC + ", raw_tx, signed_payload, signature"
+_JOB_FULL = JOB_BASIC + ", raw_tx, signed_payload, signature"
 
 
 def job_columns(full: bool, alias: str = "") -> str:
-    names = (JOB_FULL if full else JOB_BASIC).split(", ")
+    names = (_JOB_FULL if full else JOB_BASIC).split(", ")
     return ", ".join(f"{alias}.{name.strip()}" if alias else name.strip() for name in names)
 
 
