@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.publisher.store.publisher_store import MIGRATIONS as PUBLISHER_MIGRATIONS
+from services.publisher.store import MIGRATIONS as PUBLISHER_MIGRATIONS
 from services.signer_gateway.store.signer_store import MIGRATIONS as SIGNER_MIGRATIONS
 from services.utxo.store.utxo_store import MIGRATIONS as UTXO_MIGRATIONS
 from tests.harness.databases import DatabaseFactory, postgres_server, redis_server

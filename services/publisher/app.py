@@ -18,7 +18,7 @@ from services.publisher.domain.publisher import Publisher
 from services.publisher.rpc.mappers import ERROR_DOMAIN
 from services.publisher.rpc.servicer import PublisherServicer
 from services.publisher.settings import PublisherSettings
-from services.publisher.store.publisher_store import MIGRATIONS, JobChangeHub, PublisherStore
+from services.publisher.store import MIGRATIONS, JobChangeHub, PublisherStore
 from services.publisher.workers.runtime import PipelineRuntime, start_pipeline
 
 SERVICE_NAME = publisher_pb2.DESCRIPTOR.services_by_name["PublisherService"].full_name

@@ -14,8 +14,8 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from proofline.publisher.v1 import publisher_pb2
 
-from services.publisher.domain.models import TRANSITIONS, Actor, Job, JobFilter, JobStatus
-from services.publisher.store.publisher_store import JobUpdate, PublisherStore, PublisherUnitOfWork
+from services.publisher.domain.models import TRANSITIONS, Actor, Job, JobFilter, JobStatus, JobUpdate
+from services.publisher.store import PublisherStore, PublisherUnitOfWork
 from tests.harness.grpc_errors import expect_rpc_error
 from tests.publisher.conftest import CLIENT, WALLET, PublisherUnderTest, publish, publisher_env, register
 from tests.publisher.conftest import start_publisher_under_test as start_under_test

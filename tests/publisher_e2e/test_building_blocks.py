@@ -8,7 +8,7 @@ import pytest
 
 from proofline_kit.chain import ArcStatus, BroadcastOutcome, FeeRate, OutcomeKind, PreparedTx, Provider
 from proofline_kit.wire import Outpoint, TxInput, TxOutput, parse, txid_of
-from services.publisher.domain.models import JobStatus
+from services.publisher.domain.models import BuiltTx, InFlightJob, JobStatus, LeaseChange
 from services.publisher.domain.outcomes import RetryPolicy, Verdict, conflict_report, judge, moves_for
 from services.publisher.domain.ports import ConflictKind
 from services.publisher.domain.txbuild import (
@@ -27,7 +27,6 @@ from services.publisher.domain.txbuild import (
     sighash,
     signed_size,
 )
-from services.publisher.store.publisher_store import BuiltTx, InFlightJob, LeaseChange
 
 P2PKH = bytes.fromhex("76a914" + "11" * 20 + "88ac")
 FUNDING = Outpoint("ab" * 32, 3)

@@ -24,14 +24,13 @@ from proofline_kit.chain import (
 from proofline_kit.chain.arc_results import outcome_from_status
 from proofline_kit.logging import get_logger
 from proofline_kit.wire import TxOutput
-from services.publisher.domain.models import Actor, JobStatus
+from services.publisher.domain.models import Actor, BlockProof, InFlightJob, JobMove, JobStatus
 from services.publisher.domain.outcomes import Judgement, Verdict, judge
 from services.publisher.domain.pipeline import PublishPipeline
-from services.publisher.domain.ports import ChainGateway, PipelineObserver
+from services.publisher.domain.ports import ChainGateway, PipelineObserver, PublisherDatabase
 from services.publisher.domain.txbuild import (
     extended_format,
 )
-from services.publisher.store.publisher_store import BlockProof, InFlightJob, JobMove, PublisherStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +63,7 @@ def _status_of(outcome: BroadcastOutcome) -> ArcTxStatus | None:
 class ConfirmationFollower:
     def __init__(
         self,
-        store: PublisherStore,
+        store: PublisherDatabase,
         chain: ChainGateway,
         pipeline: PublishPipeline,
         config: FollowConfig,

@@ -170,3 +170,110 @@ class Actor:
 
     caller_id: str
     request_id: str
+
+
+# --- the publishing pipeline's view of jobs ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A job a worker holds: fencing token and what it needs to build the transaction."""
+
+    job: Job
+    lease_token: int
+    record: bytes
+    # Transactions built for the job so far.
+    builds: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class JobUpdate:
+    """Fields a status change may set besides the status (None = unchanged)."""
+
+    txid: str | None = None
+    raw_tx: bytes | None = None
+    fee_satoshis: int | None = None
+    block_hash: str | None = None
+    block_height: int | None = None
+    merkle_bump: bytes | None = None
+    error_reason: str | None = None
+    error_detail: str | None = None
+    funding_txid: str | None = None
+    funding_vout: int | None = None
+    utxo_lease_id: str | None = None
+    batch_id: str | None = None
+    attempts_increment: int = 0
+    next_attempt_delay_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltTx:
+    """A job's signed transaction and what pays for it (stored before the first broadcast)."""
+
+    txid: str
+    raw_tx: bytes
+    fee_satoshis: int
+    funding_txid: str
+    funding_vout: int
+    funding_satoshis: int
+    funding_script: bytes
+    change_key_id: str
+    utxo_lease_id: str
+    utxo_fencing_token: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockProof:
+    block_hash: str
+    block_height: int
+    merkle_bump: bytes
+
+
+class LeaseChange(Enum):
+    KEEP = "keep"  # the worker goes on holding the job
+    CLEAR = "clear"  # nobody holds it (required for QUEUED, SENT, CONFIRMED, FAILED)
+    CLAIM = "claim"  # a new lease (and fencing token) for the caller of apply_moves
+
+
+@dataclass(frozen=True, slots=True)
+class JobMove:
+    """One guarded change of a job for `apply_moves` (the target may equal the source: an audited
+    change without a status move). None means "unchanged"."""
+
+    job_id: str
+    source: JobStatus
+    target: JobStatus
+    reason: str
+    # Guard: applies only while the job still carries this fencing token.
+    lease_token: int | None = None
+    lease: LeaseChange = LeaseChange.CLEAR
+    error_reason: str | None = None
+    error_detail: str | None = None
+    attempts_increment: int = 0
+    # next_attempt_at = now() + delay.
+    delay_s: float | None = None
+    tx: BuiltTx | None = None
+    # Forget the current transaction (it is dead; a new one will be built).
+    clear_tx: bool = False
+    block: BlockProof | None = None
+    clear_block: bool = False
+    spend_committed: bool | None = None
+    competing_txids: tuple[str, ...] | None = None
+    batch_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InFlightJob:
+    """A job that has a signed transaction (SIGNED, SENT or CONFIRMED), as the pipeline needs it."""
+
+    job_id: str
+    status: JobStatus
+    lease_token: int | None
+    tx: BuiltTx
+    attempts: int
+    builds: int
+    error_reason: str
+    competing_txids: tuple[str, ...]
+    spend_committed: bool
+    block_hash: str
+    block_height: int

@@ -8,9 +8,8 @@ from enum import Enum
 
 from proofline_kit.chain import ArcStatus, BroadcastOutcome, OutcomeKind
 from proofline_kit.wire import Outpoint
-from services.publisher.domain.models import JobStatus
+from services.publisher.domain.models import InFlightJob, JobMove, JobStatus, LeaseChange
 from services.publisher.domain.ports import ConflictKind, ConflictReport
-from services.publisher.store.publisher_store import InFlightJob, JobMove, LeaseChange
 
 # Job.error_reason values (docs/api.md lists them).
 DOUBLE_SPEND = "DOUBLE_SPEND"

@@ -15,25 +15,32 @@ transaction is built only once the first is proven dead (outcomes.py).
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from proofline_kit.chain import ChainUnavailable, FeeRate, PreparedTx
+from proofline_kit.chain import ChainUnavailable, PreparedTx
 from proofline_kit.errors import DomainError, ErrorKind
 from proofline_kit.logging import get_logger
-from proofline_kit.wire import Outpoint, TxOutput, parse, txid_of
-from services.publisher.domain.models import Actor, JobStatus
+from proofline_kit.wire import Outpoint, TxOutput, parse
+from services.publisher.domain.batch_signing import (
+    Planned,
+    in_flight,
+    plan_batch,
+    reason_of,
+    sign_blind,
+    sign_each,
+    signed_move,
+    signing_failure,
+)
+from services.publisher.domain.models import Actor, ClaimedJob, InFlightJob, JobMove, JobStatus
 from services.publisher.domain.outcomes import (
     FEE_TOO_LOW,
     MISSING_INPUTS,
     POOL_EXHAUSTED,
     POOL_UNAVAILABLE,
-    SIGNER_UNAVAILABLE,
-    SIGNING_FAILED,
     Judgement,
     RetryPolicy,
     Verdict,
@@ -48,36 +55,17 @@ from services.publisher.domain.ports import (
     PipelineObserver,
     PoolLease,
     PoolSpend,
-    PoolUtxo,
+    PublisherDatabase,
     PublishPool,
-    SignedTx,
     TxSigner,
-    TxToSign,
 )
 from services.publisher.domain.txbuild import (
     DataFormat,
-    FundingTooSmall,
-    UnsignedPublish,
-    build_publish,
-    check_signed,
     data_pushes,
     data_script,
     extended_format,
     min_funding,
-    p2pkh_unlocking,
-    serialize,
-    sighash,
 )
-from services.publisher.store.publisher_store import (
-    BuiltTx,
-    ClaimedJob,
-    InFlightJob,
-    JobMove,
-    LeaseChange,
-    PublisherStore,
-)
-
-_REASON = re.compile(r"^[A-Z0-9_]{1,64}$")
 
 
 class SignMode(Enum):
@@ -123,24 +111,6 @@ class _NullObserver:
         pass
 
 
-@dataclass(slots=True)
-class _Planned:
-    claim: ClaimedJob
-    lease: PoolLease
-    utxo: PoolUtxo
-    unsigned: UnsignedPublish
-    change_key_id: str
-    signed: SignedTx | None = None
-
-    @property
-    def job_id(self) -> str:
-        return self.claim.job.job_id
-
-
-def _reason(error: DomainError, fallback: str) -> str:
-    return error.reason if _REASON.match(error.reason) else fallback
-
-
 def _spend_of(job: InFlightJob) -> PoolSpend:
     """The pool spend of a stored transaction (change, when present, is output 1)."""
     tx = job.tx
@@ -154,7 +124,7 @@ def _spend_of(job: InFlightJob) -> PoolSpend:
 class PublishPipeline:
     def __init__(
         self,
-        store: PublisherStore,
+        store: PublisherDatabase,
         pool: PublishPool,
         signer: TxSigner,
         chain: ChainGateway,
@@ -232,16 +202,18 @@ class PublishPipeline:
         except DomainError as error:
             reason = POOL_EXHAUSTED if error.reason == POOL_EXHAUSTED else POOL_UNAVAILABLE
             if error.kind is not ErrorKind.UNAVAILABLE and reason != POOL_EXHAUSTED:
-                reason = _reason(error, POOL_UNAVAILABLE)
+                reason = reason_of(error, POOL_UNAVAILABLE)
             self._log.warning("batch.no_utxos", batch_id=batch_id, reason=error.reason, detail=error.message)
             await self._requeue(claims, reason, error.message, actor)
             return
         self._observer.stage("lease", self._clock() - started, len(claims))
 
         try:
-            planned, leftover = await self._plan(claims, lease, datas, rate)
+            planned, leftover = await plan_batch(
+                self._signer, claims, lease, datas, rate, config.change_key_id, config.dust_limit_satoshis
+            )
         except DomainError as error:
-            reason, _ = _signing_failure(error)
+            reason, _ = signing_failure(error)
             await self._requeue(claims, reason, error.message, actor)
             await self._release(lease, [u.outpoint for u in lease.utxos])
             return
@@ -260,7 +232,7 @@ class PublishPipeline:
             failure = failures.get(plan.job_id)
             if failure is None:
                 assert plan.signed is not None
-                moves.append(self._signed_move(plan, batch_id))
+                moves.append(signed_move(plan, batch_id))
             else:
                 moves.append(self._requeue_move(plan.claim, failure[0], failure[1]))
         async with self._store.unit_of_work() as uow:
@@ -276,7 +248,7 @@ class PublishPipeline:
             await self._release(lease, [u.outpoint for u in lease.utxos])
             return
 
-        jobs = [self._in_flight(p) for p in stored]
+        jobs = [in_flight(p) for p in stored]
         started = self._clock()
         committed, later = await self._commit_batch(lease, jobs)
         self._observer.stage("commit", self._clock() - started, len(jobs))
@@ -292,131 +264,11 @@ class PublishPipeline:
             )
         await self._broadcast_and_settle([j for j in jobs if j.job_id in committed], owner, actor)
 
-    async def _plan(
-        self, claims: list[ClaimedJob], lease: PoolLease, datas: dict[str, bytes], rate: FeeRate
-    ) -> tuple[list[_Planned], list[ClaimedJob]]:
-        """Pairs each job with a leased UTXO and builds its unsigned transaction."""
-        config = self.config
-        change_script = b""
-        if config.change_key_id:
-            change_script = await self._signer.locking_script(config.change_key_id)
-        planned: list[_Planned] = []
-        leftover = list(claims[len(lease.utxos) :])
-        for claim, utxo in zip(claims, lease.utxos, strict=False):
-            try:
-                unsigned = build_publish(
-                    utxo.outpoint,
-                    TxOutput(utxo.satoshis, utxo.locking_script),
-                    datas[claim.job.job_id],
-                    change_script or utxo.locking_script,
-                    rate,
-                    config.dust_limit_satoshis,
-                )
-            except FundingTooSmall:
-                leftover.append(claim)
-                continue
-            planned.append(_Planned(claim, lease, utxo, unsigned, config.change_key_id or utxo.owner_key_id))
-        return planned, leftover
-
-    async def _sign_all(self, planned: list[_Planned]) -> dict[str, tuple[str, str]]:
+    async def _sign_all(self, planned: list[Planned]) -> dict[str, tuple[str, str]]:
         """Signs every planned transaction. Returns the failures: job id → (reason, detail)."""
         if self.config.sign_mode is SignMode.BATCH:
-            return await self._sign_batch(planned)
-        return await self._sign_each(planned)
-
-    async def _sign_batch(self, planned: list[_Planned]) -> dict[str, tuple[str, str]]:
-        """Every sighash of the batch in one blind Sign call; the signed bytes are put together here."""
-        items = [(p.utxo.owner_key_id, sighash(p.unsigned)) for p in planned]
-        request_id = f"signb-{planned[0].claim.job.job_id}-{planned[0].claim.lease_token}"[:64]
-        try:
-            signatures = await self._signer.sign_digests(request_id, items)
-        except DomainError as error:
-            self._log.warning("batch.signing_failed", failed=len(planned), reason=error.reason)
-            return {p.job_id: _signing_failure(error) for p in planned}
-        if len(signatures) != len(planned):
-            return {p.job_id: (SIGNING_FAILED, "the signer answered for another number of digests") for p in planned}
-        for plan, (signature, public_key) in zip(planned, signatures, strict=True):
-            raw = serialize(plan.unsigned.funding, p2pkh_unlocking(signature, public_key), plan.unsigned.outputs)
-            plan.signed = SignedTx(raw, txid_of(raw))
-        return {}
-
-    async def _sign_each(self, planned: list[_Planned]) -> dict[str, tuple[str, str]]:
-        """Policy mode: the signer parses and checks every transaction itself. Chunks of
-        `sign_chunk_txs` transactions, one SignTransactions call each, all chunks in flight at once."""
-        size = self.config.sign_chunk_txs
-        chunks = [planned[i : i + size] for i in range(0, len(planned), size)]
-        failures: dict[str, tuple[str, str]] = {}
-        for chunk_failures in await asyncio.gather(*(self._sign_chunk(c) for c in chunks)):
-            failures.update(chunk_failures)
-        if failures:
-            self._log.warning("batch.signing_failed", failed=len(failures), sample=next(iter(failures.values())))
-        return failures
-
-    async def _sign_chunk(self, chunk: list[_Planned]) -> dict[str, tuple[str, str]]:
-        request_id = f"signs-{chunk[0].job_id}-{chunk[0].claim.lease_token}"[:64]
-        txs = [TxToSign(p.unsigned.raw, p.unsigned.spent, p.utxo.owner_key_id) for p in chunk]
-        try:
-            answers = await self._signer.sign_transactions(request_id, txs)
-        except DomainError as error:
-            return {p.job_id: _signing_failure(error) for p in chunk}
-        if len(answers) != len(chunk):
-            return {p.job_id: (SIGNING_FAILED, "the signer answered for another number of transactions") for p in chunk}
-        failures: dict[str, tuple[str, str]] = {}
-        for plan, answer in zip(chunk, answers, strict=True):
-            if isinstance(answer, DomainError):
-                failures[plan.job_id] = _signing_failure(answer)
-                continue
-            try:
-                check_signed(plan.unsigned, answer.raw, answer.txid)
-            except ValueError as error:
-                failures[plan.job_id] = (SIGNING_FAILED, str(error))
-                continue
-            plan.signed = answer
-        return failures
-
-    def _signed_move(self, plan: _Planned, batch_id: str) -> JobMove:
-        assert plan.signed is not None
-        utxo = plan.utxo
-        return JobMove(
-            plan.job_id,
-            JobStatus.PROCESSING,
-            JobStatus.SIGNED,
-            "SIGNED",
-            lease_token=plan.claim.lease_token,
-            lease=LeaseChange.KEEP,
-            error_reason="",
-            error_detail="",
-            tx=BuiltTx(
-                txid=plan.signed.txid,
-                raw_tx=plan.signed.raw,
-                fee_satoshis=plan.unsigned.fee_satoshis,
-                funding_txid=utxo.outpoint.txid,
-                funding_vout=utxo.outpoint.vout,
-                funding_satoshis=utxo.satoshis,
-                funding_script=utxo.locking_script,
-                change_key_id=plan.change_key_id if plan.unsigned.change is not None else "",
-                utxo_lease_id=plan.lease.lease_id,
-                utxo_fencing_token=plan.lease.fencing_token,
-            ),
-            batch_id=batch_id,
-        )
-
-    def _in_flight(self, plan: _Planned) -> InFlightJob:
-        move = self._signed_move(plan, "")
-        assert move.tx is not None
-        return InFlightJob(
-            job_id=plan.job_id,
-            status=JobStatus.SIGNED,
-            lease_token=plan.claim.lease_token,
-            tx=move.tx,
-            attempts=plan.claim.job.attempts,
-            builds=plan.claim.builds + 1,
-            error_reason="",
-            competing_txids=(),
-            spend_committed=False,
-            block_hash="",
-            block_height=0,
-        )
+            return await sign_blind(self._signer, planned, self._log)
+        return await sign_each(self._signer, planned, self.config.sign_chunk_txs, self._log)
 
     def _requeue_move(self, claim: ClaimedJob, reason: str, detail: str) -> JobMove:
         return JobMove(
@@ -637,10 +489,3 @@ class PublishPipeline:
 
 def _random_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
-
-
-def _signing_failure(error: DomainError) -> tuple[str, str]:
-    """(job error reason, detail): the signer's own reason, or SIGNER_UNAVAILABLE when it could not answer."""
-    if error.kind is ErrorKind.UNAVAILABLE:
-        return SIGNER_UNAVAILABLE, error.message
-    return _reason(error, SIGNING_FAILED), error.message

@@ -2,15 +2,112 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from typing import Protocol
 
 from proofline_kit.chain import ArcTxStatus, BroadcastOutcome, FeeRate, PreparedTx, ProofCheck, TxChainState
 from proofline_kit.errors import DomainError
 from proofline_kit.wire import Outpoint, TxOutput
+from services.publisher.domain.models import (
+    Actor,
+    ClaimedJob,
+    Identity,
+    IdentityStatus,
+    InFlightJob,
+    Job,
+    JobFilter,
+    JobMove,
+    JobStatus,
+    NewJob,
+)
+
+
+class UnitOfWork(Protocol):
+    """One database transaction (or autocommit reads), as the use cases call it."""
+
+    # --- recorded answers ------------------------------------------------------------------------
+
+    async def find_answer(self, caller_id: str, method: str, request_id: str, fingerprint: bytes) -> bytes | None: ...
+
+    async def record_answer(
+        self, caller_id: str, method: str, request_id: str, fingerprint: bytes, answer: bytes
+    ) -> None: ...
+
+    # --- identities ------------------------------------------------------------------------------
+
+    async def insert_identity(self, pubkey: bytes, label: str, owner_ref: str, actor: Actor) -> Identity | None: ...
+
+    async def identity(self, pubkey: bytes, *, for_update: bool = ...) -> Identity | None: ...
+
+    async def identity_statuses(self, pubkeys: Iterable[bytes]) -> dict[bytes, IdentityStatus]: ...
+
+    async def revoke_identity(self, pubkey: bytes, reason: str, actor: Actor) -> Identity: ...
+
+    async def append_identity_event(
+        self, pubkey: bytes, action: str, actor: Actor, reason: str, cancelled_jobs: int
+    ) -> None: ...
+
+    async def cancel_queued_jobs(self, pubkey: bytes, detail: str, actor: Actor) -> int: ...
+
+    async def list_identities(
+        self, status: IdentityStatus | None, owner_ref: str, after_seq: int, limit: int
+    ) -> list[tuple[int, Identity]]: ...
+
+    # --- intake and reads ------------------------------------------------------------------------
+
+    async def jobs_by_intent(self, keys: Sequence[tuple[bytes, bytes]], *, full: bool = ...) -> dict[bytes, Job]: ...
+
+    async def digests_by_nonce(self, keys: Sequence[tuple[bytes, str]]) -> dict[tuple[bytes, str], bytes]: ...
+
+    async def insert_jobs(self, jobs: Sequence[NewJob], actor: Actor) -> dict[str, Job]: ...
+
+    async def count_queued(self) -> int: ...
+
+    async def jobs(self, job_ids: Sequence[str], *, full: bool = ...) -> dict[str, Job]: ...
+
+    async def list_jobs(
+        self, where: JobFilter, after: tuple[datetime, str] | None, limit: int, *, full: bool = ...
+    ) -> list[Job]: ...
+
+    # --- the pipeline ----------------------------------------------------------------------------
+
+    async def claim_queued(
+        self, owner: str, limit: int, lease_s: float, batch_id: str, actor: Actor
+    ) -> list[ClaimedJob]: ...
+
+    async def claim_stuck(
+        self, owner: str, limit: int, lease_s: float, actor: Actor, statuses: Sequence[JobStatus] = ...
+    ) -> list[ClaimedJob]: ...
+
+    async def claim_signed(self, owner: str, limit: int, lease_s: float, actor: Actor) -> list[InFlightJob]: ...
+
+    async def apply_moves(
+        self, moves: Sequence[JobMove], actor: Actor, *, owner: str = ..., lease_s: float = ...
+    ) -> set[str]: ...
+
+    # --- confirmations and reorgs ----------------------------------------------------------------
+
+    async def claim_sent_due(self, limit: int, recheck_s: float, max_recheck_s: float) -> list[InFlightJob]: ...
+
+    async def in_flight_by_txids(self, txids: Sequence[str]) -> list[InFlightJob]: ...
+
+    async def confirmed_blocks(self, min_height: int) -> list[tuple[str, int]]: ...
+
+    async def confirmed_in_block(self, block_hash: str) -> list[InFlightJob]: ...
+
+
+class PublisherDatabase(Protocol):
+    def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
+
+    def reader(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """Autocommit reads: no transaction to open and close."""
+        ...
+
+    async def ping(self) -> None: ...
 
 
 class NonceCache(Protocol):

@@ -7,7 +7,6 @@ import asyncio
 import hashlib
 import time
 import uuid
-from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,11 +15,20 @@ from typing import Any
 import orjson
 
 from proofline_kit.auth import Caller
-from proofline_kit.errors import DomainError, ErrorKind, FieldViolation, invalid_argument
+from proofline_kit.errors import DomainError, ErrorKind, invalid_argument
 from proofline_kit.idempotency import check_request_id
 from proofline_kit.logging import get_logger
 from proofline_kit.pagination import decode_page_token, encode_page_token, page_size
 from services.publisher.domain import intents, signatures
+from services.publisher.domain.intake_outcomes import (
+    Outcome,
+    check_identity,
+    check_nonces,
+    explain_skipped,
+    outcomes_to_json,
+    rate_limit,
+    replay_answer,
+)
 from services.publisher.domain.intents import IntakePolicy
 from services.publisher.domain.models import (
     Actor,
@@ -36,8 +44,7 @@ from services.publisher.domain.models import (
     SignedIntent,
     has_reached,
 )
-from services.publisher.domain.ports import JobChanges, NonceCache, RateLimiter
-from services.publisher.store.publisher_store import PublisherStore, PublisherUnitOfWork
+from services.publisher.domain.ports import JobChanges, NonceCache, PublisherDatabase, RateLimiter, UnitOfWork
 
 ROLE_REGISTRAR = "registrar"
 ROLE_PUBLISH = "publish"
@@ -59,15 +66,6 @@ class IntakeLimits:
     queue_count_ttl_s: float = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The answer for one intent: a job (maybe deduplicated) or the error Publish would raise."""
-
-    job: Job | None = None
-    deduplicated: bool = False
-    error: DomainError | None = None
-
-
 class _QueueGauge:
     """Approximate count of QUEUED jobs: exact when close to the limit, cached otherwise."""
 
@@ -76,7 +74,7 @@ class _QueueGauge:
         self._count = 0
         self._read_at = -1e9
 
-    async def room(self, uow: PublisherUnitOfWork, wanted: int) -> int:
+    async def room(self, uow: UnitOfWork, wanted: int) -> int:
         now = time.monotonic()
         stale = now - self._read_at > self._limits.queue_count_ttl_s
         near = self._count + wanted >= self._limits.max_queued_jobs * 0.9
@@ -92,7 +90,7 @@ class _QueueGauge:
 class Publisher:
     def __init__(
         self,
-        store: PublisherStore,
+        store: PublisherDatabase,
         changes: JobChanges,
         nonces: NonceCache,
         rate_limiter: RateLimiter | None,
@@ -284,7 +282,7 @@ class Publisher:
         async with self._store.reader() as uow:
             replay = await uow.find_answer(caller.caller_id, method, request_id, fingerprint)
             if replay is not None:
-                return await _replay(uow, replay)
+                return await replay_answer(uow, replay)
             existing = await uow.jobs_by_intent([(batch[i].pubkey, digests[i]) for i in pending])
             statuses = await uow.identity_statuses({batch[i].pubkey for i in pending})
         envelopes: dict[int, Envelope] = {}
@@ -294,15 +292,15 @@ class Publisher:
                 outcomes[i] = Outcome(found, deduplicated=True)
                 continue
             try:
-                _check_identity(statuses.get(batch[i].pubkey))
+                check_identity(statuses.get(batch[i].pubkey))
                 envelope = intents.read_envelope(batch[i].signed_payload, self._policy)
                 intents.check_window(envelope, self._policy, now)
                 envelopes[i] = envelope
             except DomainError as error:
                 outcomes[i] = Outcome(error=error)
 
-        fresh = await self._check_nonces(batch, digests, envelopes, outcomes)
-        fresh = await self._rate_limit(batch, fresh, outcomes)
+        fresh = await check_nonces(self._nonces, batch, digests, envelopes, outcomes)
+        fresh = await rate_limit(self._rate, batch, fresh, outcomes)
         if not is_batch and outcomes[0] is not None and outcomes[0].error is not None:
             self._observe_all([outcomes[0]])
             raise outcomes[0].error
@@ -325,7 +323,7 @@ class Publisher:
                 if job.job_id in inserted:
                     outcomes[i] = Outcome(inserted[job.job_id])
             if skipped:
-                await _explain_skipped(uow, batch, digests, envelopes, skipped, outcomes)
+                await explain_skipped(uow, batch, digests, envelopes, skipped, outcomes)
             for i, first in copies.items():
                 answer = outcomes[first]
                 assert answer is not None
@@ -335,7 +333,7 @@ class Publisher:
             if not is_batch and final[0].error is not None:
                 self._observe_all(final)
                 raise final[0].error
-            await uow.record_answer(caller.caller_id, method, request_id, fingerprint, _outcomes_to_json(final))
+            await uow.record_answer(caller.caller_id, method, request_id, fingerprint, outcomes_to_json(final))
         self._queue.added(len(inserted))
         if inserted:
             self._on_queued()
@@ -344,61 +342,6 @@ class Publisher:
         )
         self._observe_all(final)
         return final
-
-    async def _check_nonces(
-        self,
-        batch: Sequence[SignedIntent],
-        digests: Sequence[bytes],
-        envelopes: dict[int, Envelope],
-        outcomes: list[Outcome | None],
-    ) -> list[int]:
-        """Step 7 before the database: a nonce used twice within the batch, or remembered by the
-        fast path for another payload. The insert's unique constraint catches the rest."""
-        used: set[tuple[bytes, str]] = set()
-        fresh: list[int] = []
-        for i, envelope in envelopes.items():
-            key = (batch[i].pubkey, envelope.nonce)
-            if key in used:
-                outcomes[i] = Outcome(error=intents.nonce_replayed(envelope.nonce))
-            else:
-                used.add(key)
-                fresh.append(i)
-        remembered = await self._nonces.digests([(batch[i].pubkey, envelopes[i].nonce) for i in fresh])
-        kept: list[int] = []
-        for i, digest in zip(fresh, remembered, strict=True):
-            if digest is not None and digest != digests[i]:
-                outcomes[i] = Outcome(error=intents.nonce_replayed(envelopes[i].nonce))
-            else:
-                kept.append(i)
-        return kept
-
-    async def _rate_limit(
-        self, batch: Sequence[SignedIntent], fresh: list[int], outcomes: list[Outcome | None]
-    ) -> list[int]:
-        if self._rate is None or not fresh:
-            return fresh
-        wanted = Counter(batch[i].pubkey for i in fresh)
-        granted: dict[bytes, int] = {}
-        retry_ms: dict[bytes, int] = {}
-        for pubkey, count in wanted.items():
-            granted[pubkey], retry_ms[pubkey] = await self._rate.take(pubkey, count)
-        kept: list[int] = []
-        for i in fresh:
-            pubkey = batch[i].pubkey
-            if granted[pubkey] > 0:
-                granted[pubkey] -= 1
-                kept.append(i)
-            else:
-                outcomes[i] = Outcome(
-                    error=DomainError(
-                        ErrorKind.RESOURCE_EXHAUSTED,
-                        "RATE_LIMITED",
-                        "too many intents from this identity key; retry later",
-                        metadata={"pubkey": pubkey.hex()},
-                        retry_after_ms=retry_ms[pubkey],
-                    )
-                )
-        return kept
 
     def _observe_all(self, outcomes: Sequence[Outcome]) -> None:
         for outcome in outcomes:
@@ -513,84 +456,6 @@ def _wait_target(status: JobStatus | None, field_name: str, reason: str) -> JobS
     if status is JobStatus.QUEUED:
         return None
     return status
-
-
-def _check_identity(status: IdentityStatus | None) -> None:
-    """Step 4."""
-    if status is None:
-        raise DomainError(ErrorKind.PERMISSION_DENIED, "IDENTITY_UNKNOWN", "the intent's key is not registered")
-    if status is IdentityStatus.REVOKED:
-        raise DomainError(ErrorKind.PERMISSION_DENIED, "IDENTITY_REVOKED", "the intent's key was revoked")
-
-
-async def _explain_skipped(
-    uow: PublisherUnitOfWork,
-    batch: Sequence[SignedIntent],
-    digests: Sequence[bytes],
-    envelopes: dict[int, Envelope],
-    skipped: Sequence[int],
-    outcomes: list[Outcome | None],
-) -> None:
-    """Why the insert skipped a job that passed every check: a concurrent request queued the same
-    intent (deduplicated) or used its nonce (NONCE_REPLAYED), or the key was revoked meanwhile."""
-    existing = await uow.jobs_by_intent([(batch[i].pubkey, digests[i]) for i in skipped])
-    by_nonce = await uow.digests_by_nonce([(batch[i].pubkey, envelopes[i].nonce) for i in skipped])
-    statuses = await uow.identity_statuses({batch[i].pubkey for i in skipped})
-    for i in skipped:
-        found = existing.get(batch[i].pubkey + digests[i])
-        if found is not None:
-            outcomes[i] = Outcome(found, deduplicated=True)
-        elif (batch[i].pubkey, envelopes[i].nonce) in by_nonce:
-            outcomes[i] = Outcome(error=intents.nonce_replayed(envelopes[i].nonce))
-        else:
-            try:
-                _check_identity(statuses.get(batch[i].pubkey))
-            except DomainError as error:
-                outcomes[i] = Outcome(error=error)
-                continue
-            raise RuntimeError("job insert skipped without a conflicting job or a revoked key")
-
-
-async def _replay(uow: PublisherUnitOfWork, answer: bytes) -> list[Outcome]:
-    """The recorded outcomes of an earlier identical request, with the jobs as they are now."""
-    items: list[dict[str, Any]] = orjson.loads(answer)
-    jobs = await uow.jobs([item["job"] for item in items if "job" in item])
-    return [
-        Outcome(jobs[item["job"]], bool(item["dedup"])) if "job" in item else Outcome(error=_error_from_json(item))
-        for item in items
-    ]
-
-
-def _outcomes_to_json(outcomes: Sequence[Outcome]) -> bytes:
-    items: list[dict[str, Any]] = []
-    for outcome in outcomes:
-        if outcome.job is not None:
-            items.append({"job": outcome.job.job_id, "dedup": outcome.deduplicated})
-        else:
-            error = outcome.error
-            assert error is not None
-            items.append(
-                {
-                    "kind": error.kind.value,
-                    "reason": error.reason,
-                    "message": error.message,
-                    "metadata": dict(error.metadata),
-                    "violations": [[v.field, v.description] for v in error.field_violations],
-                    "retry": error.retry_after_ms,
-                }
-            )
-    return orjson.dumps(items)
-
-
-def _error_from_json(item: dict[str, Any]) -> DomainError:
-    return DomainError(
-        ErrorKind(item["kind"]),
-        item["reason"],
-        item["message"],
-        metadata=dict(item["metadata"]),
-        field_violations=tuple(FieldViolation(f, d) for f, d in item["violations"]),
-        retry_after_ms=item["retry"],
-    )
 
 
 def _require_role(caller: Caller, role: str) -> None:

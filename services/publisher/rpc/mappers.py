@@ -11,8 +11,8 @@ from proofline.common.v1 import common_pb2
 from proofline.publisher.v1 import publisher_pb2
 
 from proofline_kit.rpc.status import to_item_error
+from services.publisher.domain.intake_outcomes import Outcome
 from services.publisher.domain.models import Identity, IdentityStatus, Job, JobFilter, JobStatus, SignedIntent
-from services.publisher.domain.publisher import Outcome
 
 ERROR_DOMAIN = "proofline.publisher"
 

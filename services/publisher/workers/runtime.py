@@ -27,7 +27,7 @@ from services.publisher.domain.confirmations import ConfirmationFollower
 from services.publisher.domain.models import Actor
 from services.publisher.domain.pipeline import PublishPipeline
 from services.publisher.settings import WorkerSettings
-from services.publisher.store.publisher_store import PublisherStore
+from services.publisher.store import PublisherStore
 from services.publisher.workers.loops import LoopConfig, PipelineLoops, worker_identity
 from services.publisher.workers.metrics import PipelineMetrics
 
