@@ -23,9 +23,9 @@ from proofline_kit.idempotency import expire_answers
 from proofline_kit.logging import configure_logging, get_logger
 from proofline_kit.rpc.health_watch import watch_dependency
 from proofline_kit.rpc.server import GrpcServer, MetricsEndpoint, ServerOptions, ServiceBinding
-from services.utxo.backends.chain import ChainAdapter, PolicyFeeRate
-from services.utxo.backends.redis_locks import MaintenanceHolder, RedisLocks
-from services.utxo.backends.signer_client import SignerClient
+from services.utxo.adapters.chain import ChainAdapter, PolicyFeeRate
+from services.utxo.adapters.redis_locks import MaintenanceHolder, RedisLocks
+from services.utxo.adapters.signer_client import SignerClient
 from services.utxo.domain.maintenance import (
     MAINTENANCE_LOCK,
     MaintenanceConfig,
