@@ -56,8 +56,10 @@ from services.utxo.domain.ports import (
     KeyDirectory,
     KeyInfo,
     Locks,
+    Store,
     TransactionSigner,
     TxBroadcaster,
+    UnitOfWork,
 )
 from services.utxo.domain.sync import (
     KeyView,
@@ -69,7 +71,6 @@ from services.utxo.domain.sync import (
     txids_to_check_first,
     unnamed_spends,
 )
-from services.utxo.store.utxo_store import UtxoStore, UtxoUnitOfWork
 
 # The identity maintenance uses for its own leases, commits and conflict reports.
 MAINTENANCE_CALLER = Caller("utxo-maintenance", frozenset({"pool"}))
@@ -124,7 +125,7 @@ Body = Callable[[HeldLock | None], Awaitable[list[MaintenanceResult]]]
 class PoolMaintenance:
     def __init__(
         self,
-        store: UtxoStore,
+        store: Store,
         pool: UtxoPool,
         config: MaintenanceConfig,
         keys: KeyDirectory,
@@ -354,7 +355,7 @@ class PoolMaintenance:
     ) -> tuple[MaintenanceResult, SyncPlan]:
         chain = self._require_chain()
         rebroadcast = "" if dry_run else await self._rebroadcast_pending()
-        async with self._store.read_only() as uow:
+        async with self._store.reader() as uow:
             keys = list(dict.fromkeys(owner_key_ids or await self._default_keys(uow)))
             purposes = await uow.latest_purposes(keys)
             rows = await uow.unspent_of(keys)
@@ -374,7 +375,7 @@ class PoolMaintenance:
         later = absent_confirmed_txids(rows, listed) - set(states)
         if later:
             states = {**states, **await chain.tx_states(sorted(later))}
-        async with self._store.read_only() as uow:
+        async with self._store.reader() as uow:
             pooled = {r.outpoint for r in rows}
             known = await uow.outpoints([o for o in listed if o not in pooled])
         plan = plan_sync(views, rows, set(known), states, tip, self._config.min_confirmations, missing)
@@ -433,7 +434,7 @@ class PoolMaintenance:
             await uow.set_tip(tip)
             await uow.record_run("sync", lock.token if lock else None, "done")
 
-    async def _default_keys(self, uow: UtxoUnitOfWork) -> list[str]:
+    async def _default_keys(self, uow: UnitOfWork) -> list[str]:
         configured = [k for k in (self._config.funding_key_id, self._config.change_key_id) if k]
         return configured + [k for k in await uow.known_owner_keys() if k not in configured]
 
@@ -461,7 +462,7 @@ class PoolMaintenance:
         if not funding_key:
             raise invalid_argument("FUNDING_KEY_ID_INVALID", "funding_key_id", "required: UTXO_FUNDING_KEY_ID is unset")
         output_key = request.output_key_id or funding_key
-        async with self._store.read_only() as uow:
+        async with self._store.reader() as uow:
             now = await uow.now()
             state = (await uow.maintenance_rows()).get("split")
             available = await uow.count_available(Purpose.PUBLISH, "") + became_available[1]
@@ -491,7 +492,7 @@ class PoolMaintenance:
         shrink = request.output_count == 0
         output_info = await self._keys.key(output_key)
         change_owner, change_purpose, change_info = await self._change_destination(funding_key)
-        async with self._store.read_only() as uow:
+        async with self._store.reader() as uow:
             coins = await uow.peek_available(Purpose.FUNDING, funding_key, Strategy.LARGEST_FIRST, 1, check.MAX_ITEMS)
         extra = [c for c in became_available[0] if c.owner_key_id == funding_key and c.purpose is Purpose.FUNDING]
         if extra:
@@ -597,7 +598,7 @@ class PoolMaintenance:
 
         made: list[MaintenanceTx] = []
         if dry_run:
-            async with self._store.read_only() as uow:
+            async with self._store.reader() as uow:
                 coins = await uow.peek_available(
                     Purpose.CHANGE, change_key, Strategy.SMALLEST_FIRST, minimum, max_inputs * max_txs
                 )
@@ -728,7 +729,7 @@ class PoolMaintenance:
             ),
         )
 
-        async def keep_bytes(uow: UtxoUnitOfWork) -> None:
+        async def keep_bytes(uow: UnitOfWork) -> None:
             await uow.save_maintenance_tx(signed.txid, action, extended)
 
         await self._pool.commit(
@@ -803,7 +804,7 @@ class PoolMaintenance:
     async def _rebroadcast_pending(self) -> str:
         if self._broadcaster is None:
             return ""
-        async with self._store.read_only() as uow:
+        async with self._store.reader() as uow:
             pending = await uow.pending_maintenance_txs(_PENDING_BATCH)
         outcomes = []
         for txid, extended, inputs in pending:
@@ -823,7 +824,7 @@ class PoolMaintenance:
 class PoolChainComparer:
     """The health snapshot's chain comparison: per address, the chain's unspent list against the pool."""
 
-    def __init__(self, store: UtxoStore, config: MaintenanceConfig, keys: KeyDirectory, chain: ChainReader | None):
+    def __init__(self, store: Store, config: MaintenanceConfig, keys: KeyDirectory, chain: ChainReader | None):
         self._store = store
         self._config = config
         self._keys = keys
@@ -840,7 +841,7 @@ class PoolChainComparer:
             lists = {k: await self._chain.unspent(infos[k].address) for k in keys}
         except DomainError as error:
             return ChainComparison(ComparisonState.UNAVAILABLE, detail=f"{error.reason}: {error.message}")
-        async with self._store.read_only() as uow:
+        async with self._store.reader() as uow:
             rows = await uow.unspent_of(keys)
         comparisons = []
         for key in keys:

@@ -28,8 +28,10 @@ from services.utxo.domain.models import (
     ComparisonState,
     ConflictReport,
     ConflictResult,
+    InputState,
     Lease,
     LeaseRequest,
+    LeaseRow,
     LeaseState,
     LeaseStats,
     MaintenanceStatus,
@@ -47,9 +49,9 @@ from services.utxo.domain.models import (
     UtxoFilter,
     UtxoPage,
     UtxoStatus,
+    in_strategy_order,
 )
-from services.utxo.domain.ports import ChainComparer, FeeRates, MaintenanceHolderView
-from services.utxo.store.utxo_store import InputState, LeaseRow, UtxoStore, UtxoUnitOfWork, in_strategy_order
+from services.utxo.domain.ports import ChainComparer, FeeRates, MaintenanceHolderView, Store, UnitOfWork
 
 ROLE_POOL = "pool"
 # Target mode locks candidates in growing chunks: most targets are met by the first one.
@@ -73,7 +75,7 @@ class PoolConfig:
 class UtxoPool:
     def __init__(
         self,
-        store: UtxoStore,
+        store: Store,
         config: PoolConfig,
         fee_rates: FeeRates,
         maintenance_holder: MaintenanceHolderView,
@@ -152,7 +154,7 @@ class UtxoPool:
         return lease
 
     async def _claim_count(
-        self, uow: UtxoUnitOfWork, row: LeaseRow, request: LeaseRequest, count: int, claimed: list[Utxo]
+        self, uow: UnitOfWork, row: LeaseRow, request: LeaseRequest, count: int, claimed: list[Utxo]
     ) -> list[Utxo]:
         """`claimed`: what the lease's first claim took."""
         owner, minimum = request.owner_key_id, request.min_satoshis
@@ -171,7 +173,7 @@ class UtxoPool:
             )
         return utxos
 
-    async def _claim_target(self, uow: UtxoUnitOfWork, row: LeaseRow, request: LeaseRequest, target: int) -> list[Utxo]:
+    async def _claim_target(self, uow: UnitOfWork, row: LeaseRow, request: LeaseRequest, target: int) -> list[Utxo]:
         input_fee = fees.input_fee(request.fee_rate_satoshis_per_kb)
         # An input that does not pay for itself never brings the selection closer to the target.
         minimum = max(request.min_satoshis, input_fee + 1) if input_fee else request.min_satoshis
@@ -262,7 +264,7 @@ class UtxoPool:
         fencing_token: int,
         spends: Sequence[Spend],
         release_unspent: bool,
-        within: Callable[[UtxoUnitOfWork], Awaitable[None]] | None = None,
+        within: Callable[[UnitOfWork], Awaitable[None]] | None = None,
     ) -> CommitResult:
         """`within` runs in the commit's database transaction (maintenance stores its signed bytes)."""
         _require_pool(caller)
@@ -441,7 +443,7 @@ class UtxoPool:
         if page_token and (cursor.get("f") != filter_key or not isinstance(cursor.get("after"), int)):
             raise invalid_argument("PAGE_TOKEN_INVALID", "page_token", "unknown token, or the filters changed")
         after = int(cursor.get("after", 0))
-        async with self._store.read_only() as uow:
+        async with self._store.reader() as uow:
             token: int | None = None
             if filters.lease_id:
                 lease = await uow.lease_by_id(filters.lease_id)
@@ -467,7 +469,7 @@ class UtxoPool:
         """The health figures (also what the metrics refresher exports)."""
         rate = await self._fee_rates.satoshis_per_kb()
         publish_fee = fees.fee_for(self._config.publish_tx_bytes, rate)
-        async with self._store.read_only() as uow:
+        async with self._store.reader() as uow:
             now = await uow.now()
             buckets = await uow.buckets(owner_key_id, purpose)
             counts = await uow.lease_counts(owner_key_id, purpose)
@@ -477,7 +479,7 @@ class UtxoPool:
             b.count for b in buckets if b.purpose is Purpose.PUBLISH and b.status is UtxoStatus.AVAILABLE
         )
         if purpose not in (None, Purpose.PUBLISH):
-            async with self._store.read_only() as uow:
+            async with self._store.reader() as uow:
                 all_buckets: list[Bucket] = await uow.buckets(owner_key_id, Purpose.PUBLISH)
             available_publish = sum(b.count for b in all_buckets if b.status is UtxoStatus.AVAILABLE)
         funded = figures.publish_satoshis // publish_fee
@@ -529,7 +531,7 @@ class UtxoPool:
     async def reap_expired(self, *, batch: int = _REAP_BATCH, dry_run: bool = False) -> ReapResult:
         """Return every expired reservation to AVAILABLE (token kept), in batches."""
         if dry_run:
-            async with self._store.read_only() as uow:
+            async with self._store.reader() as uow:
                 counts = await uow.lease_counts("", None)
             return ReapResult(counts.expired_leases, counts.expired_utxos)
         leases = utxos = 0
@@ -557,7 +559,7 @@ class UtxoPool:
             return PruneResult()
         deadline = time.monotonic() + budget.total_seconds()
         utxos = events = leases = 0
-        async with self._store.read_only() as uow:
+        async with self._store.reader() as uow:
             cutoff = await uow.retention_cutoff(retention)
         for step in ("utxos", "leases"):
             while True:
@@ -572,7 +574,7 @@ class UtxoPool:
                         leases += n
                 if n < batch:
                     break
-        async with self._store.read_only() as uow:
+        async with self._store.reader() as uow:
             bound = await uow.last_event_before(cutoff)
         after = 0
         while bound is not None:
@@ -606,7 +608,7 @@ def _require_pool(caller: Caller) -> None:
         raise errors.role_required(ROLE_POOL, caller.caller_id)
 
 
-async def _owned_lease(uow: UtxoUnitOfWork, caller: Caller, lease_id: str, *, lock: bool) -> LeaseRow:
+async def _owned_lease(uow: UnitOfWork, caller: Caller, lease_id: str, *, lock: bool) -> LeaseRow:
     row = await uow.lease_by_id(lease_id, for_update=lock)
     if row is None:
         raise errors.lease_not_found(lease_id)
@@ -639,7 +641,7 @@ def _carries(utxo: Utxo | InputState, fencing_token: int) -> bool:
 
 
 async def _check_fenced(
-    uow: UtxoUnitOfWork, lease: LeaseRow, fencing_token: int, inputs: Sequence[tuple[Outpoint, InputState | None]]
+    uow: UnitOfWork, lease: LeaseRow, fencing_token: int, inputs: Sequence[tuple[Outpoint, InputState | None]]
 ) -> None:
     """Every input must still carry the lease's token; otherwise say whether the lease never had it
     (UTXO_NOT_IN_LEASE) or lost it (FENCING_TOKEN_STALE)."""
@@ -748,7 +750,7 @@ def _no_duplicate_outpoints(outpoints: Sequence[Outpoint], field: str) -> None:
         seen.add(outpoint)
 
 
-async def _track(uow: UtxoUnitOfWork, outputs: Sequence[TrackedOutput], caller_id: str, reason: str) -> list[Utxo]:
+async def _track(uow: UnitOfWork, outputs: Sequence[TrackedOutput], caller_id: str, reason: str) -> list[Utxo]:
     """Insert outputs as UNCONFIRMED; known ones must match exactly (else UTXO_ALREADY_EXISTS)."""
     if not outputs:
         return []
