@@ -31,7 +31,7 @@ import psycopg
 from proofline.utxo.v1 import utxo_pb2, utxo_pb2_grpc
 
 from proofline_kit.database import apply_migrations
-from services.utxo.store.utxo_store import MIGRATIONS
+from services.utxo.store import MIGRATIONS
 
 SERVER_URL = os.environ.get("BENCH_DATABASE_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")

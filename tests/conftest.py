@@ -8,7 +8,7 @@ import pytest
 
 from services.publisher.store import MIGRATIONS as PUBLISHER_MIGRATIONS
 from services.signer_gateway.store.signer_store import MIGRATIONS as SIGNER_MIGRATIONS
-from services.utxo.store.utxo_store import MIGRATIONS as UTXO_MIGRATIONS
+from services.utxo.store import MIGRATIONS as UTXO_MIGRATIONS
 from tests.harness.databases import DatabaseFactory, postgres_server, redis_server
 
 # Every service schema with its migrations; later services add themselves here.

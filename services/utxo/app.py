@@ -17,9 +17,9 @@ from proofline_kit.chain import Broadcaster, FeeRateCache, open_chain_clients
 from proofline_kit.logging import get_logger
 from proofline_kit.rpc.server import ServiceBinding
 from proofline_kit.runtime import ServiceRuntime
-from services.utxo.backends.chain import ChainAdapter, PolicyFeeRate
-from services.utxo.backends.redis_locks import MaintenanceHolder, RedisLocks
-from services.utxo.backends.signer_client import SignerClient
+from services.utxo.adapters.chain import ChainAdapter, PolicyFeeRate
+from services.utxo.adapters.redis_locks import MaintenanceHolder, RedisLocks
+from services.utxo.adapters.signer_client import SignerClient
 from services.utxo.domain.maintenance import (
     MAINTENANCE_LOCK,
     MaintenanceConfig,
@@ -30,7 +30,7 @@ from services.utxo.domain.pool import UtxoPool
 from services.utxo.rpc.admin_servicer import UtxoAdminServicer
 from services.utxo.rpc.servicer import UtxoServicer
 from services.utxo.settings import Network, UtxoSettings
-from services.utxo.store.utxo_store import MIGRATIONS, UtxoStore
+from services.utxo.store import MIGRATIONS, UtxoStore
 from services.utxo.workers import PoolMetrics, maintenance_loop, metrics_loop, reaper_loop
 
 SERVICE_NAME = utxo_pb2.DESCRIPTOR.services_by_name["UtxoService"].full_name

@@ -12,7 +12,7 @@ import grpc
 from proofline.utxo.v1 import utxo_pb2
 
 from proofline_kit.cache import create_redis
-from services.utxo.backends.redis_locks import RedisLocks
+from services.utxo.adapters.redis_locks import RedisLocks
 from services.utxo.domain.maintenance import MAINTENANCE_LOCK
 from tests.harness.grpc_errors import expect_rpc_error
 from tests.utxo.chain_stack import CHANGE, FUNDING, Stack, chain_stack, list_of, outpoint

@@ -15,7 +15,7 @@ from proofline.utxo.v1 import utxo_pb2
 from proofline_kit.settings import EnvReader
 from services.utxo.domain.models import PruneResult
 from services.utxo.settings import read_utxo_settings
-from services.utxo.store.utxo_store import UtxoStore
+from services.utxo.store import UtxoStore
 from tests.harness.grpc_errors import expect_rpc_error
 from tests.utxo.chain_stack import chain_stack
 from tests.utxo.conftest import (

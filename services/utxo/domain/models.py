@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -392,3 +393,68 @@ class SweepRequest:
     max_inputs_per_transaction: int = 0
     max_transactions: int = 0
     fee_rate_satoshis_per_kb: int = 0
+
+
+# --- rows the use cases read from the store --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRow:
+    fencing_token: int
+    lease_id: str
+    caller_id: str
+    holder: str
+    purpose: Purpose
+    strategy: Strategy
+    created_at: datetime
+    expires_at: datetime
+    db_now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InputState:
+    row_id: int
+    status: UtxoStatus
+    fencing_token: int | None
+    spent_by_txid: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseHistory:
+    """Row ids a lease was granted, and those it gave up itself (released, committed, reported)."""
+
+    granted: frozenset[int]
+    given_up: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseCounts:
+    live_leases: int
+    live_utxos: int
+    expired_leases: int
+    expired_utxos: int
+    oldest_live_created_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishFigures:
+    ready: int
+    publish_satoshis: int
+    funding_satoshis: int
+    spends_last_hour: int
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceRow:
+    action: str
+    last_run_at: datetime | None
+    last_outcome: str
+    cooldown_until: datetime | None
+    fence: int
+
+
+def in_strategy_order(strategy: Strategy, utxos: Sequence[Utxo]) -> list[Utxo]:
+    """The order the store's lease queries give in SQL."""
+    if strategy is Strategy.SMALLEST_FIRST:
+        return sorted(utxos, key=lambda u: (u.satoshis, u.row_id))
+    return sorted(utxos, key=lambda u: (-u.satoshis, u.row_id))
