@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Generic, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -87,3 +89,45 @@ async def _keep_session(_connection: asyncpg.Connection) -> None:
     UNLISTEN, RESET ALL): a round trip on every release, for session state no service leaves
     behind (no session SETs, advisory locks or cursors; the one LISTEN is on a connection held for
     the process's life). asyncpg still rolls back an open transaction and drops Python listeners."""
+
+
+U = TypeVar("U")
+
+
+class PooledStore(Generic[U]):
+    """A service's database over its asyncpg pool: `unit` wraps one connection in the service's
+    unit of work (its SQL), and this hands units out in the three ways the use cases read and write."""
+
+    def __init__(self, pool: asyncpg.Pool, unit: Callable[[DbConnection], U]) -> None:
+        self._pool = pool
+        self._unit = unit
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[U]:
+        """One read-write transaction: committed when the block ends, rolled back if it raises."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield self._unit(conn)
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[U]:
+        """Autocommit reads: no transaction to open and close."""
+        async with self._pool.acquire() as conn:
+            yield self._unit(conn)
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[U]:
+        """Several reads from one consistent snapshot (repeatable read, read only)."""
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            yield self._unit(conn)
+
+    async def ping(self) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+
+
+class Queries:
+    """Base of a service's query families: each family is a class of SQL over the one connection
+    that a unit of work (the class inheriting every family) shares."""
+
+    def __init__(self, conn: DbConnection) -> None:
+        self._conn = conn

@@ -12,7 +12,7 @@ import re
 import asyncpg
 import orjson
 
-from proofline_kit.database import DbConnection
+from proofline_kit.database import DbConnection, Queries
 from proofline_kit.errors import DomainError, ErrorKind, invalid_argument
 from proofline_kit.logging import get_logger
 
@@ -113,3 +113,15 @@ async def expire_answers(pool: asyncpg.Pool, retention_ms: int) -> int:
     if forgotten:
         get_logger("idempotency").info("idempotency.expired", answers=forgotten, retention_ms=retention_ms)
     return forgotten
+
+
+class RecordedAnswers(Queries):
+    """The query family every unit of work has: the answers recorded for `request_id`s."""
+
+    async def find_answer(self, caller_id: str, method: str, request_id: str, fingerprint: bytes) -> bytes | None:
+        return await find_answer(self._conn, caller_id, method, request_id, fingerprint)
+
+    async def record_answer(
+        self, caller_id: str, method: str, request_id: str, fingerprint: bytes, answer: bytes
+    ) -> None:
+        await record_answer(self._conn, caller_id, method, request_id, fingerprint, answer)

@@ -27,7 +27,7 @@ from proofline_kit.wire import TxOutput
 from services.publisher.domain.models import Actor, BlockProof, InFlightJob, JobMove, JobStatus
 from services.publisher.domain.outcomes import Judgement, Verdict, judge
 from services.publisher.domain.pipeline import PublishPipeline
-from services.publisher.domain.ports import ChainGateway, PipelineObserver, PublisherDatabase
+from services.publisher.domain.ports import ChainGateway, PipelineObserver, Store
 from services.publisher.domain.txbuild import (
     extended_format,
 )
@@ -63,7 +63,7 @@ def _status_of(outcome: BroadcastOutcome) -> ArcTxStatus | None:
 class ConfirmationFollower:
     def __init__(
         self,
-        store: PublisherDatabase,
+        store: Store,
         chain: ChainGateway,
         pipeline: PublishPipeline,
         config: FollowConfig,

@@ -55,8 +55,8 @@ from services.publisher.domain.ports import (
     PipelineObserver,
     PoolLease,
     PoolSpend,
-    PublisherDatabase,
     PublishPool,
+    Store,
     TxSigner,
 )
 from services.publisher.domain.txbuild import (
@@ -124,7 +124,7 @@ def _spend_of(job: InFlightJob) -> PoolSpend:
 class PublishPipeline:
     def __init__(
         self,
-        store: PublisherDatabase,
+        store: Store,
         pool: PublishPool,
         signer: TxSigner,
         chain: ChainGateway,

@@ -100,7 +100,7 @@ class UnitOfWork(Protocol):
     async def confirmed_in_block(self, block_hash: str) -> list[InFlightJob]: ...
 
 
-class PublisherDatabase(Protocol):
+class Store(Protocol):
     def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
 
     def reader(self) -> AbstractAsyncContextManager[UnitOfWork]:

@@ -44,7 +44,7 @@ from services.publisher.domain.models import (
     SignedIntent,
     has_reached,
 )
-from services.publisher.domain.ports import JobChanges, NonceCache, PublisherDatabase, RateLimiter, UnitOfWork
+from services.publisher.domain.ports import JobChanges, NonceCache, RateLimiter, Store, UnitOfWork
 
 ROLE_REGISTRAR = "registrar"
 ROLE_PUBLISH = "publish"
@@ -90,7 +90,7 @@ class _QueueGauge:
 class Publisher:
     def __init__(
         self,
-        store: PublisherDatabase,
+        store: Store,
         changes: JobChanges,
         nonces: NonceCache,
         rate_limiter: RateLimiter | None,

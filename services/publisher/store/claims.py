@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from proofline_kit.database import Queries
 from services.publisher.domain.models import Actor, ClaimedJob, InFlightJob, JobStatus
-from services.publisher.store.queries import Queries
 from services.publisher.store.rows import IN_FLIGHT, in_flight_from_row, job_columns, job_from_row
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from proofline_kit.database import Queries
 from services.publisher.domain.models import Actor, Identity, IdentityStatus
-from services.publisher.store.queries import Queries
 from services.publisher.store.rows import IDENTITY_COLUMNS, identity_from_row
 
 

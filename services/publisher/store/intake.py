@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from proofline_kit.database import Queries
 from services.publisher.domain.models import Actor, Job, JobEvent, JobFilter, JobStatus, NewJob
-from services.publisher.store.queries import Queries
 from services.publisher.store.rows import JOB_BASIC, job_columns, job_from_row
 
 

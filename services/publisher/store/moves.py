@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from proofline_kit.database import Queries
 from services.publisher.domain.models import Actor, Job, JobMove, JobStatus, JobUpdate, LeaseChange
-from services.publisher.store.queries import Queries
 from services.publisher.store.rows import JOB_BASIC, job_from_row
 
 # Targets that leave nobody holding the job (the CHECKs and claim queries rely on it).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.publisher.store.answers import AnswerQueries
+from proofline_kit.idempotency import RecordedAnswers
 from services.publisher.store.claims import ClaimQueries
 from services.publisher.store.confirmations import ConfirmationQueries
 from services.publisher.store.identities import IdentityQueries
@@ -11,6 +11,6 @@ from services.publisher.store.moves import MoveQueries
 
 
 class PublisherUnitOfWork(
-    AnswerQueries, IdentityQueries, IntakeQueries, ClaimQueries, MoveQueries, ConfirmationQueries
+    RecordedAnswers, IdentityQueries, IntakeQueries, ClaimQueries, MoveQueries, ConfirmationQueries
 ):
     """One database transaction of the publisher (or autocommit reads, from `PublisherStore.reader`)."""

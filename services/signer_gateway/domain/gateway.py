@@ -31,8 +31,8 @@ from services.signer_gateway.domain.ports import (
     ExternalKms,
     LocalKeyBackend,
     LocalSignatureCheckFailed,
-    SignerStorage,
     SigningBackend,
+    Store,
     UnitOfWork,
     key_probe_digest,
 )
@@ -50,7 +50,7 @@ from services.signer_gateway.domain.request_checks import (
 class SignerGateway:
     def __init__(
         self,
-        store: SignerStorage,
+        store: Store,
         acl: KeyAcl,
         local: LocalKeyBackend,
         external: ExternalKms | None,

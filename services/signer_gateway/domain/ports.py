@@ -91,7 +91,7 @@ class UnitOfWork(Protocol):
     ) -> None: ...
 
 
-class SignerStorage(Protocol):
+class Store(Protocol):
     def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
 
 

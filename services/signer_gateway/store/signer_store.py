@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from proofline_kit import idempotency
-from proofline_kit.database import DbConnection
+from proofline_kit.database import PooledStore
+from proofline_kit.idempotency import RecordedAnswers
 from services.signer_gateway.domain.keystore import SealedSecret
 from services.signer_gateway.domain.models import AuditEntry, Backend, KeyPolicy, KeyRecord, KeySpend
 
@@ -62,11 +61,8 @@ def _key_from_row(row: asyncpg.Record) -> KeyRecord:
     )
 
 
-class SignerUnitOfWork:
+class SignerUnitOfWork(RecordedAnswers):
     """One database transaction of the gateway."""
-
-    def __init__(self, conn: DbConnection) -> None:
-        self._conn = conn
 
     async def keys_by_id(self, key_ids: Sequence[str], *, for_update: bool = False) -> dict[str, KeyRecord]:
         lock = " ORDER BY key_id FOR UPDATE" if for_update else ""
@@ -150,24 +146,7 @@ class SignerUnitOfWork:
         """One COPY for all the rows (AuditEntry is a tuple in the table's column order)."""
         await self._conn.copy_records_to_table("signing_audit", records=entries, columns=_AUDIT_COLUMNS)
 
-    async def find_answer(self, caller_id: str, method: str, request_id: str, fingerprint: bytes) -> bytes | None:
-        return await idempotency.find_answer(self._conn, caller_id, method, request_id, fingerprint)
 
-    async def record_answer(
-        self, caller_id: str, method: str, request_id: str, fingerprint: bytes, answer: bytes
-    ) -> None:
-        await idempotency.record_answer(self._conn, caller_id, method, request_id, fingerprint, answer)
-
-
-class SignerStore:
+class SignerStore(PooledStore[SignerUnitOfWork]):
     def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-
-    @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[SignerUnitOfWork]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            yield SignerUnitOfWork(conn)
-
-    async def ping(self) -> None:
-        async with self._pool.acquire() as conn:
-            await conn.fetchval("SELECT 1")
+        super().__init__(pool, SignerUnitOfWork)

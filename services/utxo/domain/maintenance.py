@@ -336,7 +336,7 @@ class PoolChainComparer:
             lists = {k: await self._chain.unspent(infos[k].address) for k in keys}
         except DomainError as error:
             return ChainComparison(ComparisonState.UNAVAILABLE, detail=f"{error.reason}: {error.message}")
-        async with self._store.reader() as uow:
+        async with self._store.snapshot() as uow:
             rows = await uow.unspent_of(keys)
         comparisons = []
         for key in keys:

@@ -215,7 +215,7 @@ class MaintenanceTransactions:
     async def _rebroadcast_pending(self) -> str:
         if self._broadcaster is None:
             return ""
-        async with self._store.reader() as uow:
+        async with self._store.snapshot() as uow:
             pending = await uow.pending_maintenance_txs(_PENDING_BATCH)
         outcomes = []
         for txid, extended, inputs in pending:

@@ -262,7 +262,7 @@ class UtxoPool(SpendUseCases):
         if page_token and (cursor.get("f") != filter_key or not isinstance(cursor.get("after"), int)):
             raise invalid_argument("PAGE_TOKEN_INVALID", "page_token", "unknown token, or the filters changed")
         after = int(cursor.get("after", 0))
-        async with self._store.reader() as uow:
+        async with self._store.snapshot() as uow:
             token: int | None = None
             if filters.lease_id:
                 lease = await uow.lease_by_id(filters.lease_id)
@@ -288,7 +288,7 @@ class UtxoPool(SpendUseCases):
         """The health figures (also what the metrics refresher exports)."""
         rate = await self._fee_rates.satoshis_per_kb()
         publish_fee = fees.fee_for(self._config.publish_tx_bytes, rate)
-        async with self._store.reader() as uow:
+        async with self._store.snapshot() as uow:
             now = await uow.now()
             buckets = await uow.buckets(owner_key_id, purpose)
             counts = await uow.lease_counts(owner_key_id, purpose)
@@ -298,7 +298,7 @@ class UtxoPool(SpendUseCases):
             b.count for b in buckets if b.purpose is Purpose.PUBLISH and b.status is UtxoStatus.AVAILABLE
         )
         if purpose not in (None, Purpose.PUBLISH):
-            async with self._store.reader() as uow:
+            async with self._store.snapshot() as uow:
                 all_buckets: list[Bucket] = await uow.buckets(owner_key_id, Purpose.PUBLISH)
             available_publish = sum(b.count for b in all_buckets if b.status is UtxoStatus.AVAILABLE)
         funded = figures.publish_satoshis // publish_fee
@@ -350,7 +350,7 @@ class UtxoPool(SpendUseCases):
     async def reap_expired(self, *, batch: int = _REAP_BATCH, dry_run: bool = False) -> ReapResult:
         """Return every expired reservation to AVAILABLE (token kept), in batches."""
         if dry_run:
-            async with self._store.reader() as uow:
+            async with self._store.snapshot() as uow:
                 counts = await uow.lease_counts("", None)
             return ReapResult(counts.expired_leases, counts.expired_utxos)
         leases = utxos = 0
@@ -378,7 +378,7 @@ class UtxoPool(SpendUseCases):
             return PruneResult()
         deadline = time.monotonic() + budget.total_seconds()
         utxos = events = leases = 0
-        async with self._store.reader() as uow:
+        async with self._store.snapshot() as uow:
             cutoff = await uow.retention_cutoff(retention)
         for step in ("utxos", "leases"):
             while True:
@@ -393,7 +393,7 @@ class UtxoPool(SpendUseCases):
                         leases += n
                 if n < batch:
                     break
-        async with self._store.reader() as uow:
+        async with self._store.snapshot() as uow:
             bound = await uow.last_event_before(cutoff)
         after = 0
         while bound is not None:

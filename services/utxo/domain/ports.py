@@ -329,7 +329,7 @@ class Store(Protocol):
         """One read-write transaction."""
         ...
 
-    def reader(self) -> AbstractAsyncContextManager[UnitOfWork]:
+    def snapshot(self) -> AbstractAsyncContextManager[UnitOfWork]:
         """Several reads from one snapshot."""
         ...
 

@@ -42,7 +42,7 @@ class SplitMaintenance(MaintenanceTransactions):
         if not funding_key:
             raise invalid_argument("FUNDING_KEY_ID_INVALID", "funding_key_id", "required: UTXO_FUNDING_KEY_ID is unset")
         output_key = request.output_key_id or funding_key
-        async with self._store.reader() as uow:
+        async with self._store.snapshot() as uow:
             now = await uow.now()
             state = (await uow.maintenance_rows()).get("split")
             available = await uow.count_available(Purpose.PUBLISH, "") + became_available[1]
@@ -72,7 +72,7 @@ class SplitMaintenance(MaintenanceTransactions):
         shrink = request.output_count == 0
         output_info = await self._keys.key(output_key)
         change_owner, change_purpose, change_info = await self._change_destination(funding_key)
-        async with self._store.reader() as uow:
+        async with self._store.snapshot() as uow:
             coins = await uow.peek_available(Purpose.FUNDING, funding_key, Strategy.LARGEST_FIRST, 1, check.MAX_ITEMS)
         extra = [c for c in became_available[0] if c.owner_key_id == funding_key and c.purpose is Purpose.FUNDING]
         if extra:

@@ -58,7 +58,7 @@ class SweepMaintenance(MaintenanceTransactions):
 
         made: list[MaintenanceTx] = []
         if dry_run:
-            async with self._store.reader() as uow:
+            async with self._store.snapshot() as uow:
                 coins = await uow.peek_available(
                     Purpose.CHANGE, change_key, Strategy.SMALLEST_FIRST, minimum, max_inputs * max_txs
                 )

@@ -35,7 +35,7 @@ class SyncMaintenance(MaintenanceTransactions):
     ) -> tuple[MaintenanceResult, SyncPlan]:
         chain = self._require_chain()
         rebroadcast = "" if dry_run else await self._rebroadcast_pending()
-        async with self._store.reader() as uow:
+        async with self._store.snapshot() as uow:
             keys = list(dict.fromkeys(owner_key_ids or await self._default_keys(uow)))
             purposes = await uow.latest_purposes(keys)
             rows = await uow.unspent_of(keys)
@@ -55,7 +55,7 @@ class SyncMaintenance(MaintenanceTransactions):
         later = absent_confirmed_txids(rows, listed) - set(states)
         if later:
             states = {**states, **await chain.tx_states(sorted(later))}
-        async with self._store.reader() as uow:
+        async with self._store.snapshot() as uow:
             pooled = {r.outpoint for r in rows}
             known = await uow.outpoints([o for o in listed if o not in pooled])
         plan = plan_sync(views, rows, set(known), states, tip, self._config.min_confirmations, missing)

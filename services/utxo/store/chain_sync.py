@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from proofline_kit.database import DbConnection
+from proofline_kit.database import Queries
 from services.utxo.domain.models import Purpose, TrackedOutput, Utxo, UtxoStatus
 from services.utxo.store.columns import COLUMNS, utxo_from
 
 
-class ChainSyncQueries:
-    _conn: DbConnection
-
+class ChainSyncQueries(Queries):
     async def known_owner_keys(self) -> list[str]:
         rows = await self._conn.fetch(
             """SELECT DISTINCT owner_key_id FROM utxos

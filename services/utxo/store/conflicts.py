@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from proofline_kit.database import DbConnection
+from proofline_kit.database import Queries
 from services.utxo.domain.models import Utxo
 from services.utxo.store.columns import COLUMNS, utxo_from
 
 
-class ConflictQueries:
-    _conn: DbConnection
-
+class ConflictQueries(Queries):
     async def mark_dirty(
         self,
         rows: Sequence[Utxo],

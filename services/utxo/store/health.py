@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from proofline_kit.database import DbConnection
+from proofline_kit.database import Queries
 from services.utxo.domain.models import Bucket, LeaseCounts, PublishFigures, Purpose, UtxoStatus
 
 
-class HealthQueries:
-    _conn: DbConnection
-
+class HealthQueries(Queries):
     async def buckets(self, owner_key_id: str, purpose: Purpose | None) -> list[Bucket]:
         rows = await self._conn.fetch(
             """SELECT purpose, status, count(*) AS n, COALESCE(sum(satoshis), 0)::bigint AS sats FROM utxos

@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from proofline_kit.database import DbConnection
+from proofline_kit.database import Queries
 from proofline_kit.wire import Outpoint
 from services.utxo.domain.models import LeaseHistory, LeaseRow, Purpose, Strategy, Utxo
 from services.utxo.store.columns import COLUMNS, LEASABLE, LEASE_COLUMNS, ORDER, columns_of_lease, lease_from, utxo_from
 
 
-class LeaseQueries:
-    _conn: DbConnection
-
+class LeaseQueries(Queries):
     async def insert_lease(
         self, lease_id: str, caller_id: str, holder: str, purpose: Purpose, strategy: Strategy, duration: timedelta
     ) -> LeaseRow:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from proofline_kit.database import DbConnection
+from proofline_kit.database import Queries
 from proofline_kit.wire import Outpoint
 from services.utxo.domain.models import MaintenanceRow
 
 
-class MaintenanceQueries:
-    _conn: DbConnection
-
+class MaintenanceQueries(Queries):
     async def maintenance_rows(self) -> dict[str, MaintenanceRow]:
         rows = await self._conn.fetch(
             "SELECT action, last_run_at, last_outcome, cooldown_until, fence FROM maintenance_state"

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from proofline_kit.database import DbConnection
+from proofline_kit.database import Queries
 from proofline_kit.wire import Outpoint
 from services.utxo.domain.models import Purpose, Strategy, TrackedOutput, Utxo, UtxoFilter
 from services.utxo.store.columns import COLUMNS, LEASABLE, ORDER, utxo_from
 
 
-class OutpointQueries:
-    _conn: DbConnection
-
+class OutpointQueries(Queries):
     async def lock_outpoints(self, outpoints: Sequence[Outpoint]) -> dict[Outpoint, Utxo]:
         """The known outpoints among `outpoints`, locked in id order (deadlock-free across callers)."""
         rows = await self._conn.fetch(

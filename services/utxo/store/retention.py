@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from proofline_kit.database import DbConnection
+from proofline_kit.database import Queries
 
 
-class RetentionQueries:
-    _conn: DbConnection
-
+class RetentionQueries(Queries):
     async def retention_cutoff(self, retention: timedelta) -> datetime:
         value: datetime = await self._conn.fetchval("SELECT now() - $1::interval", retention)
         return value

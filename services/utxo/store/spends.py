@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from proofline_kit.database import DbConnection
+from proofline_kit.database import Queries
 from proofline_kit.wire import Outpoint
 from services.utxo.domain.models import InputState, LeaseRow, Utxo, in_strategy_order
 from services.utxo.store.columns import COLUMNS_NO_LEASE, STATUSES, utxo_from
 
 
-class SpendQueries:
-    _conn: DbConnection
-
+class SpendQueries(Queries):
     async def spend_carried(
         self,
         inputs: Sequence[tuple[Outpoint, str]],

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from proofline_kit.database import DbConnection
-from services.utxo.store.answers import RecordedAnswers
+from proofline_kit.idempotency import RecordedAnswers
 from services.utxo.store.chain_sync import ChainSyncQueries
 from services.utxo.store.conflicts import ConflictQueries
 from services.utxo.store.health import HealthQueries
@@ -28,9 +27,6 @@ class UtxoUnitOfWork(
     RetentionQueries,
 ):
     """One database transaction of the pool."""
-
-    def __init__(self, conn: DbConnection) -> None:
-        self._conn = conn
 
     async def now(self) -> datetime:
         value: datetime = await self._conn.fetchval("SELECT now()")
