@@ -88,7 +88,7 @@ def modules(root: Path) -> Iterator[tuple[str, str]]:
 def test_the_checks_catch_what_they_forbid() -> None:
     assert domain_violations(
         "from services.utxo.store.store import UtxoStore\nimport grpc", "services.utxo.domain.pool"
-    ) == ["services.utxo.store.utxo_store", "grpc"]
+    ) == ["services.utxo.store.store", "grpc"]
     assert domain_violations("def f():\n    from ..adapters import chain\n", "services.utxo.domain.pool") == [
         "services.utxo.adapters"
     ]
