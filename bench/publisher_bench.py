@@ -35,7 +35,6 @@ import base64
 import contextlib
 import hashlib
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,7 @@ from proofline.publisher.v1 import publisher_pb2, publisher_pb2_grpc
 from proofline.signer.v1 import signer_pb2, signer_pb2_grpc
 from proofline.utxo.v1 import utxo_pb2, utxo_pb2_grpc
 
+from bench.measure import free_port, percentile, postgres_cpu_s, process_children
 from proofline_tools.signed_intents import IdentityKey, intent_body
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,40 +90,6 @@ AUTH_TOKENS = (
 ADMIN = (("authorization", f"Bearer {TOKENS['admin']}"),)
 CLIENT = (("authorization", f"Bearer {TOKENS['client']}"),)
 AUDIENCE = "proofline-bench"
-
-
-def process_children() -> dict[int, list[int]]:
-    """pid -> child pids, from one scan of /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry.name))
-    return children
-
-
-def postgres_cpu_s() -> float:
-    """CPU seconds of every process named postgres on this machine (the server is shared)."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        head, _, rest = raw.rpartition(")")
-        if head.split("(", 1)[-1] == "postgres":
-            fields = rest.split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -227,11 +193,6 @@ def bench_intent(identity: IdentityKey, index: int) -> publisher_pb2.SignedInten
     record = {"doc": f"sha256:{hashlib.sha256(str(index).encode()).hexdigest()}", "n": index}
     nonce = f"bench{index:012d}{uuid.uuid4().hex[:8]}"
     return identity.intent(intent_body(record, ttl_s=3000, nonce=nonce, audience=AUDIENCE))
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
 
 
 class Bench:
@@ -487,7 +448,7 @@ class Bench:
 
 
 async def run(running: dict[str, Proc], database_url: str) -> None:
-    ports = {name: _free_port() for name in ("sim", "signer", "utxo", "publisher", "publisher_metrics")}
+    ports = {name: free_port() for name in ("sim", "signer", "utxo", "publisher", "publisher_metrics")}
     sim_url = f"http://127.0.0.1:{ports['sim']}"
     base = {
         "DATABASE_URL": database_url,

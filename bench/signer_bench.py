@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from bsv import PrivateKey
 from proofline.common.v1 import common_pb2
 from proofline.signer.v1 import signer_pb2, signer_pb2_grpc
 
+from bench.measure import free_port
 from services.signer_gateway.domain import ecdsa
 
 SERVER_URL = os.environ.get("BENCH_DATABASE_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -38,12 +38,6 @@ class Result:
     signatures_per_s: float
     p50_ms: float
     p99_ms: float
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def in_process_rate(count: int = 20_000) -> tuple[float, float]:
@@ -190,7 +184,7 @@ def main() -> None:
     database = f"proofline_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(SERVER_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')  # type: ignore[arg-type]
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": SERVER_URL.rsplit("/", 1)[0] + f"/{database}",

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ import grpc
 import psycopg
 from proofline.utxo.v1 import utxo_pb2, utxo_pb2_grpc
 
+from bench.measure import free_port, percentile
 from proofline_kit.database import apply_migrations
 from services.utxo.store import MIGRATIONS
 
@@ -54,17 +54,6 @@ class Throughput:
     lease_p50_ms: float
     commit_p50_ms: float
     cycle_p99_ms: float
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] * 1000
 
 
 async def fill(database_url: str, rows: int) -> None:
@@ -116,7 +105,7 @@ async def lease_latency(stub: utxo_pb2_grpc.UtxoServiceAsyncStub) -> tuple[float
             metadata=METADATA,
             timeout=10,
         )
-    return _percentile(latencies, 0.5), _percentile(latencies, 0.99)
+    return percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
 
 
 async def throughput(
@@ -176,9 +165,9 @@ async def throughput(
         workers,
         batch,
         leased / elapsed,
-        _percentile(lease_times, 0.5),
-        _percentile(commit_times, 0.5),
-        _percentile(cycles, 0.99),
+        percentile(lease_times, 0.5) * 1000,
+        percentile(commit_times, 0.5) * 1000,
+        percentile(cycles, 0.99) * 1000,
     )
 
 
@@ -243,7 +232,7 @@ def main() -> None:
     parts = urlsplit(SERVER_URL)
     database_url = urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
     apply_migrations(database_url, "utxo", [MIGRATIONS])
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
