@@ -28,6 +28,7 @@ from services.utxo.domain.maintenance import (
 )
 from services.utxo.domain.pool import UtxoPool
 from services.utxo.rpc.admin_servicer import UtxoAdminServicer
+from services.utxo.rpc.mappers import ERROR_DOMAIN
 from services.utxo.rpc.servicer import UtxoServicer
 from services.utxo.settings import Network, UtxoSettings
 from services.utxo.store import MIGRATIONS, UtxoStore
@@ -35,7 +36,6 @@ from services.utxo.workers import PoolMetrics, maintenance_loop, metrics_loop, r
 
 SERVICE_NAME = utxo_pb2.DESCRIPTOR.services_by_name["UtxoService"].full_name
 ADMIN_SERVICE_NAME = utxo_pb2.DESCRIPTOR.services_by_name["UtxoAdminService"].full_name
-ERROR_DOMAIN = "proofline.utxo"
 _NETWORKS = {
     Network.MAINNET: common_pb2.NETWORK_MAINNET,
     Network.TESTNET: common_pb2.NETWORK_TESTNET,

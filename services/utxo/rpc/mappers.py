@@ -44,6 +44,8 @@ from services.utxo.domain.models import (
     UtxoStatus,
 )
 
+ERROR_DOMAIN = "proofline.utxo"
+
 _PURPOSES = {
     utxo_pb2.UTXO_PURPOSE_PUBLISH: Purpose.PUBLISH,
     utxo_pb2.UTXO_PURPOSE_FUNDING: Purpose.FUNDING,
