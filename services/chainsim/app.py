@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
 
+from proofline_kit.loops import BackgroundLoops, Loop
 from services.chainsim.arc.api import ArcFace
 from services.chainsim.arc.callbacks import CallbackDispatcher
 from services.chainsim.arc.waiters import StagedProgression, StatusWaiters
@@ -70,7 +70,7 @@ class ChainSim:
         self.app.add_routes(self.woc.routes())
         self.app.add_routes(self.control.routes())
         self._runner: web.AppRunner | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._loops = BackgroundLoops("chainsim.loops")
         self._saved_changes = -1
         self.port = 0
         self._load_or_genesis()
@@ -163,20 +163,18 @@ class ChainSim:
         addr = runner.addresses[0]
         self.port = int(addr[1])
         await self.callbacks.start()
-        self._tasks.append(asyncio.create_task(self._sweep_loop()))
+        self._loops.add(Loop("orphan-sweep", self._sweep_orphans, 1.0, first_round_after_s=1.0))
         if self.settings.mine_interval_ms > 0:
-            self._tasks.append(asyncio.create_task(self._mine_loop()))
+            interval_s = self.settings.mine_interval_ms / 1000
+            self._loops.add(Loop("auto-mine", self._mine_block, interval_s, first_round_after_s=interval_s))
         if self.settings.snapshot is not None and self.settings.snapshot_interval_s > 0:
-            self._tasks.append(asyncio.create_task(self._snapshot_loop()))
+            interval_s = self.settings.snapshot_interval_s
+            self._loops.add(Loop("snapshot", self._snapshot_if_changed, interval_s, first_round_after_s=interval_s))
+        self._loops.start()
         return self.port
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._loops.stop(grace_s=0)
         if self.progression is not None:
             self.progression.cancel()
         await self.callbacks.stop()
@@ -188,28 +186,13 @@ class ChainSim:
 
     # ---- background loops --------------------------------------------------------------------
 
-    async def _sweep_loop(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            try:
-                self.acceptor.expire_orphans()
-            except Exception:  # a background loop must survive a bad record
-                log.exception("chainsim: orphan sweep failed")
+    # A failed round is logged by the loop runner, and the loop carries on.
+    async def _sweep_orphans(self) -> None:
+        self.acceptor.expire_orphans()
 
-    async def _mine_loop(self) -> None:
-        interval = self.settings.mine_interval_ms / 1000
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                self.miner.mine(1)
-            except Exception:
-                log.exception("chainsim: auto-mining failed")
+    async def _mine_block(self) -> None:
+        self.miner.mine(1)
 
-    async def _snapshot_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.snapshot_interval_s)
-            if self.state.changes != self._saved_changes:
-                try:
-                    self.save_snapshot()
-                except OSError:
-                    log.exception("chainsim: snapshot failed")
+    async def _snapshot_if_changed(self) -> None:
+        if self.state.changes != self._saved_changes:
+            self.save_snapshot()
