@@ -35,6 +35,7 @@ class BackgroundLoops:
     def __init__(self, log_name: str, on_failure: Callable[[str], None] | None = None) -> None:
         self._loops: list[Loop] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._running = False
         self._stopping = asyncio.Event()
         self._on_failure = on_failure
         self._log = get_logger(log_name)
@@ -42,10 +43,11 @@ class BackgroundLoops:
     def add(self, loop: Loop) -> None:
         """Adds a loop; it starts at once if the loops are already running."""
         self._loops.append(loop)
-        if self._tasks:
+        if self._running:
             self._tasks.append(asyncio.create_task(self._run(loop), name=loop.name))
 
     def start(self) -> None:
+        self._running = True
         self._tasks = [asyncio.create_task(self._run(loop), name=loop.name) for loop in self._loops]
 
     @property
@@ -55,6 +57,7 @@ class BackgroundLoops:
     async def stop(self, grace_s: float = 5.0) -> None:
         """Lets the rounds in flight finish (up to `grace_s`), then cancels the rest."""
         self._stopping.set()
+        self._running = False
         for loop in self._loops:
             loop.wake.set()
         if not self._tasks:

@@ -159,15 +159,10 @@ def run_service(
 ) -> int:
     """The body of a service's `python -m`: read the settings (exit 2 naming the bad variable), start,
     run until SIGTERM/SIGINT, stop."""
-
     try:
         settings = read_settings()
     except SettingsError as exc:
         print(f"{name}: configuration error: {exc}", file=sys.stderr)
         return 2
-
-    async def started() -> Callable[[], Awaitable[None]]:
-        return await start(settings)
-
-    asyncio.run(run_until_signalled(started))
+    asyncio.run(run_until_signalled(lambda: start(settings)))
     return 0
