@@ -29,6 +29,7 @@ class ErrorKind(Enum):
 class FieldViolation:
     field: str
     description: str
+    reason: str = ""  # empty: the reason of the error that carries it
 
 
 @dataclass(eq=False)

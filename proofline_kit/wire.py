@@ -8,6 +8,9 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+# Every satoshi that can ever exist (21,000,000 coins): no amount, and no sum of amounts, above it is real.
+MAX_SATOSHIS = 2_100_000_000_000_000
+
 
 class TxFormatError(ValueError):
     """The bytes are not a complete raw or Extended Format transaction."""

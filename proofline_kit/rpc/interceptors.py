@@ -1,5 +1,10 @@
 """Server interceptors: authentication, and one wrapping interceptor for request ids, logs,
-metrics and the mapping of domain errors to rich statuses.
+metrics, the contract checks of every request and the mapping of errors to rich statuses.
+
+Every answer that is not OK carries an ErrorInfo with a stable reason: UNAUTHENTICATED
+(TOKEN_MISSING / TOKEN_INVALID), bytes that do not decode (REQUEST_MALFORMED), a field that breaks
+the contract rules (`<FIELD>_INVALID`), a domain error (its own reason), and a bug
+(INTERNAL_ERROR with the request id, counted in `grpc_server_internal_errors_total`).
 
 Both resolve the handler first and return None for unknown methods, so gRPC answers UNIMPLEMENTED
 (grpcurl's reflection v1 -> v1alpha fallback depends on that).
@@ -15,10 +20,12 @@ from typing import Any, cast
 
 import grpc
 import structlog
+from google.protobuf.message import Message
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from proofline_kit.auth import Caller, TokenDirectory, current_caller
-from proofline_kit.errors import DomainError
+from proofline_kit.auth import TokenDirectory, current_caller
+from proofline_kit.contract_rules import ContractRules
+from proofline_kit.errors import DomainError, ErrorKind
 from proofline_kit.logging import get_logger
 from proofline_kit.rpc.status import internal_status, to_rpc_status
 
@@ -38,20 +45,55 @@ def _metadata_value(details: grpc.HandlerCallDetails, key: str) -> str | None:
 
 
 def _with_behaviour(
-    handler: grpc.RpcMethodHandler[Any, Any], unary: Any, stream: Any
+    handler: grpc.RpcMethodHandler[Any, Any], unary: Any, stream: Any, deserializer: Any
 ) -> grpc.RpcMethodHandler[Any, Any]:
     if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(unary, handler.request_deserializer, handler.response_serializer)
+        return grpc.unary_unary_rpc_method_handler(unary, deserializer, handler.response_serializer)
     if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(stream, handler.request_deserializer, handler.response_serializer)
+        return grpc.unary_stream_rpc_method_handler(stream, deserializer, handler.response_serializer)
     raise NotImplementedError("client-streaming methods are not used by Proofline")
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Maps `authorization: Bearer <token>` to a Caller; health and reflection stay open."""
+class _Undecodable:
+    """Stands in for a request whose bytes did not decode, so the handler can answer with a reason:
+    a deserializer that raises makes grpcio answer UNKNOWN with the exception's class."""
 
-    def __init__(self, directory: TokenDirectory) -> None:
+
+UNDECODABLE = _Undecodable()
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
+    def deserialize(data: bytes) -> Any:
+        if deserializer is None:
+            return data
+        try:
+            return deserializer(data)
+        except Exception:
+            return UNDECODABLE
+
+    return deserialize
+
+
+def _ignore_request(data: bytes) -> None:
+    return None
+
+
+def _malformed(method: str) -> DomainError:
+    return DomainError(ErrorKind.INVALID_ARGUMENT, "REQUEST_MALFORMED", f"the request bytes are not a {method} request")
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Maps `authorization: Bearer <token>` to a Caller; health and reflection stay open. A call
+    without a caller is refused before its request is even decoded."""
+
+    def __init__(self, directory: TokenDirectory, error_domain: str) -> None:
         self._directory = directory
+        self._missing = to_rpc_status(
+            DomainError(ErrorKind.UNAUTHENTICATED, "TOKEN_MISSING", "send authorization: Bearer <token>"), error_domain
+        )
+        self._invalid = to_rpc_status(
+            DomainError(ErrorKind.UNAUTHENTICATED, "TOKEN_INVALID", "the bearer token is not known"), error_domain
+        )
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -59,27 +101,29 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith(OPEN_METHOD_PREFIXES):
             return handler
-        caller = self._caller(handler_call_details)
+        token = _bearer_token(handler_call_details)
+        caller = self._directory.authenticate(token) if token else None
         if caller is None:
-            return _with_behaviour(handler, _deny_unary, _deny_stream)
+            return self._deny(handler, self._invalid if token else self._missing)
         current_caller.set(caller)
         return handler
 
-    def _caller(self, details: grpc.HandlerCallDetails) -> Caller | None:
-        header = _metadata_value(details, "authorization") or ""
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return None
-        return self._directory.authenticate(token.strip())
+    @staticmethod
+    def _deny(handler: grpc.RpcMethodHandler[Any, Any], status: grpc.Status) -> grpc.RpcMethodHandler[Any, Any]:
+        async def deny_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            await context.abort_with_status(status)
+
+        async def deny_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            await context.abort_with_status(status)
+            yield None  # pragma: no cover - abort raises
+
+        return _with_behaviour(handler, deny_unary, deny_stream, _ignore_request)
 
 
-async def _deny_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-    await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
-
-
-async def _deny_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-    await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
-    yield None  # pragma: no cover - abort raises
+def _bearer_token(details: grpc.HandlerCallDetails) -> str:
+    """The presented bearer token, or "" when the header is absent or not a bearer credential."""
+    scheme, _, token = (_metadata_value(details, "authorization") or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 class RpcMetrics:
@@ -97,14 +141,22 @@ class RpcMetrics:
             registry=registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.internal_errors = Counter(
+            "grpc_server_internal_errors_total",
+            "RPCs that failed with an unexpected exception (answered INTERNAL_ERROR), by method.",
+            ["grpc_service", "grpc_method"],
+            registry=registry,
+        )
 
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
-    """One log line and metrics per RPC; DomainError -> google.rpc.Status; bugs -> INTERNAL."""
+    """One log line and metrics per RPC; undecodable bytes and contract violations are refused
+    before the servicer runs; DomainError -> google.rpc.Status; bugs -> INTERNAL_ERROR."""
 
-    def __init__(self, error_domain: str, metrics: RpcMetrics) -> None:
+    def __init__(self, error_domain: str, metrics: RpcMetrics, rules: ContractRules) -> None:
         self._domain = error_domain
         self._metrics = metrics
+        self._rules = rules
         self._log = get_logger("rpc")
 
     async def intercept_service(
@@ -118,6 +170,23 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
             return handler
         request_id = _metadata_value(handler_call_details, REQUEST_ID_HEADER) or uuid.uuid4().hex
         service, _, name = method.lstrip("/").rpartition("/")
+        deserializer = _tolerant(handler.request_deserializer)
+        check = self._rules.check
+
+        def admit(request: Any) -> None:
+            if request is UNDECODABLE:
+                raise _malformed(name)
+            if isinstance(request, Message):  # a generic handler without a deserializer gets bytes
+                check(request)
+
+        async def fail(error: Exception, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            """Answer the error being handled as a rich status (called inside its except block)."""
+            if isinstance(error, DomainError):
+                await context.abort_with_status(to_rpc_status(error, self._domain))
+            self._log.exception("rpc.crashed", method=method)
+            self._metrics.internal_errors.labels(service, name).inc()
+            await context.abort_with_status(internal_status(self._domain, request_id))
+
         if handler.unary_unary is not None:
             inner_unary = cast(Any, handler.unary_unary)
 
@@ -125,43 +194,37 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                 start = self._begin(request_id, method)
                 code = "OK"
                 try:
+                    admit(request)
                     return await inner_unary(request, context)
-                except DomainError as error:
-                    code = error.kind.value
-                    await context.abort_with_status(to_rpc_status(error, self._domain))
                 except grpc.aio.AbortError:
                     code = _code_name(context)
                     raise
-                except Exception:
-                    code = "INTERNAL"
-                    self._log.exception("rpc.crashed", method=method)
-                    await context.abort_with_status(internal_status(self._domain))
+                except Exception as error:
+                    code = error.kind.value if isinstance(error, DomainError) else "INTERNAL"
+                    await fail(error, context)
                 finally:
                     self._finish(service, name, method, code, start)
 
-            return _with_behaviour(handler, unary, None)
+            return _with_behaviour(handler, unary, None, deserializer)
         inner_stream = cast(Any, handler.unary_stream)
 
         async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             start = self._begin(request_id, method)
             code = "OK"
             try:
+                admit(request)
                 async for item in inner_stream(request, context):
                     yield item
-            except DomainError as error:
-                code = error.kind.value
-                await context.abort_with_status(to_rpc_status(error, self._domain))
             except grpc.aio.AbortError:
                 code = _code_name(context)
                 raise
-            except Exception:
-                code = "INTERNAL"
-                self._log.exception("rpc.crashed", method=method)
-                await context.abort_with_status(internal_status(self._domain))
+            except Exception as error:
+                code = error.kind.value if isinstance(error, DomainError) else "INTERNAL"
+                await fail(error, context)
             finally:
                 self._finish(service, name, method, code, start)
 
-        return _with_behaviour(handler, None, stream)
+        return _with_behaviour(handler, None, stream, deserializer)
 
     def _begin(self, request_id: str, method: str) -> float:
         current_request_id.set(request_id)

@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, start_http_server
 
 from proofline_kit.auth import TokenDirectory
+from proofline_kit.contract_rules import ContractRules
 from proofline_kit.logging import get_logger
 from proofline_kit.rpc.interceptors import AuthInterceptor, ObservabilityInterceptor, RpcMetrics
 from proofline_kit.settings import ServiceSettings
@@ -65,8 +66,8 @@ class GrpcServer:
         self.health = health.aio.HealthServicer()
         self._server = grpc.aio.server(
             interceptors=[
-                AuthInterceptor(tokens),
-                ObservabilityInterceptor(options.error_domain, RpcMetrics(registry)),
+                AuthInterceptor(tokens, options.error_domain),
+                ObservabilityInterceptor(options.error_domain, RpcMetrics(registry), ContractRules()),
             ],
             options=[
                 ("grpc.max_receive_message_length", options.max_message_bytes),

@@ -25,6 +25,45 @@ _CODES: dict[ErrorKind, int] = {
 }
 
 
+# What an error may repeat, so that no request can make its error large: gRPC clients refuse
+# trailers above their metadata limit (8 KiB by default), and then see RESOURCE_EXHAUSTED instead.
+# Limits are UTF-8 bytes; the worst case of all of them together is about 3 KiB.
+MAX_MESSAGE_BYTES = 256
+MAX_FIELD_BYTES = 128
+MAX_DESCRIPTION_BYTES = 160
+MAX_METADATA_ENTRIES = 8
+MAX_METADATA_KEY_BYTES = 32
+MAX_METADATA_VALUE_BYTES = 96
+MAX_FIELD_VIOLATIONS = 5
+
+
+def _bounded(text: str, limit: int) -> str:
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - 3].decode(errors="ignore") + "…"
+
+
+def _message(error: DomainError) -> str:
+    return _bounded(f"{error.reason}: {error.message}", MAX_MESSAGE_BYTES)
+
+
+def _metadata(error: DomainError) -> dict[str, str]:
+    items = list(error.metadata.items())[:MAX_METADATA_ENTRIES]
+    bounded = {_bounded(k, MAX_METADATA_KEY_BYTES): _bounded(str(v), MAX_METADATA_VALUE_BYTES) for k, v in items}
+    omitted = len(error.field_violations) - MAX_FIELD_VIOLATIONS
+    if omitted > 0:
+        bounded["violationsOmitted"] = str(omitted)
+    return bounded
+
+
+def _violations(error: DomainError) -> list[tuple[str, str, str]]:
+    return [
+        (_bounded(v.field, MAX_FIELD_BYTES), _bounded(v.description, MAX_DESCRIPTION_BYTES), v.reason or error.reason)
+        for v in error.field_violations[:MAX_FIELD_VIOLATIONS]
+    ]
+
+
 def _pack(message: object) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)  # type: ignore[arg-type]
@@ -39,7 +78,7 @@ def to_rpc_status(error: DomainError, domain: str) -> grpc.Status:
             error_details_pb2.ErrorInfo(
                 reason=error.reason,
                 domain=error.domain or domain,
-                metadata={k: str(v) for k, v in error.metadata.items()},
+                metadata=_metadata(error),
             )
         )
     ]
@@ -48,10 +87,8 @@ def to_rpc_status(error: DomainError, domain: str) -> grpc.Status:
             _pack(
                 error_details_pb2.BadRequest(
                     field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(
-                            field=v.field, description=v.description, reason=error.reason
-                        )
-                        for v in error.field_violations
+                        error_details_pb2.BadRequest.FieldViolation(field=field, description=description, reason=reason)
+                        for field, description, reason in _violations(error)
                     ]
                 )
             )
@@ -60,7 +97,7 @@ def to_rpc_status(error: DomainError, domain: str) -> grpc.Status:
         delay = duration_pb2.Duration()
         delay.FromMilliseconds(error.retry_after_ms)
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
-    status = status_pb2.Status(code=_CODES[error.kind], message=f"{error.reason}: {error.message}", details=details)
+    status = status_pb2.Status(code=_CODES[error.kind], message=_message(error), details=details)
     converted: grpc.Status = rpc_status.to_status(status)
     return converted
 
@@ -71,11 +108,11 @@ def to_item_error(error: DomainError, domain: str) -> common_pb2.ItemError:
         code=_CODES[error.kind],
         reason=error.reason,
         domain=error.domain or domain,
-        message=f"{error.reason}: {error.message}",
-        metadata={k: str(v) for k, v in error.metadata.items()},
+        message=_message(error),
+        metadata=_metadata(error),
         field_violations=[
-            common_pb2.FieldViolation(field=v.field, description=v.description, reason=error.reason)
-            for v in error.field_violations
+            common_pb2.FieldViolation(field=field, description=description, reason=reason)
+            for field, description, reason in _violations(error)
         ],
     )
 
@@ -88,7 +125,7 @@ def from_item_error(item: common_pb2.ItemError) -> DomainError:
         item.reason or kind.value,
         item.message,
         metadata=dict(item.metadata),
-        field_violations=tuple(FieldViolation(v.field, v.description) for v in item.field_violations),
+        field_violations=tuple(FieldViolation(v.field, v.description, v.reason) for v in item.field_violations),
         domain=item.domain or None,
     )
 
@@ -115,9 +152,17 @@ def from_rpc_error(error: grpc.aio.AioRpcError, service: str, unavailable_reason
     return DomainError(kind, reason, f"{service}: {error.details()}", metadata=metadata, domain=domain)
 
 
-def internal_status(domain: str) -> grpc.Status:
-    """What a caller sees for a bug: no stack trace, no internals."""
-    return to_rpc_status(DomainError(ErrorKind.INTERNAL, "INTERNAL", "internal error"), domain)
+def internal_status(domain: str, request_id: str) -> grpc.Status:
+    """What a caller sees for a bug: no exception text, only the request id that finds the log line."""
+    return to_rpc_status(
+        DomainError(
+            ErrorKind.INTERNAL,
+            "INTERNAL_ERROR",
+            f"internal error; request id {request_id}",
+            metadata={"requestId": request_id},
+        ),
+        domain,
+    )
 
 
 def error_reason(error: grpc.aio.AioRpcError | grpc.RpcError) -> str | None:
