@@ -5,10 +5,11 @@ from the descriptors."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from proofline.common.v1 import common_pb2
@@ -82,13 +83,14 @@ def test_every_unknown_enum_value_of_every_request_is_refused(
     with_value(request, path, value)
     error = refusal(request)
     leaf = path[-1]
-    expected = "POLICY_INVALID" if leaf.containing_type.name == "KeyPolicy" else f"{leaf.name.upper()}_INVALID"
+    in_policy = leaf.containing_type is not None and leaf.containing_type.name == "KeyPolicy"
+    expected = "POLICY_INVALID" if in_policy else f"{leaf.name.upper()}_INVALID"
     assert error.reason == expected
     assert error.field_violations[0].field.startswith(path[0].name)
 
 
 def test_the_enum_cases_cover_every_service() -> None:
-    services = {case.values[0].file.package for case in ENUM_CASES}  # type: ignore[attr-defined]
+    services = {cast(Descriptor, case.values[0]).file.package for case in ENUM_CASES}
     assert services == {m.DESCRIPTOR.package for m in SERVICE_MODULES}
     assert len(ENUM_CASES) >= 20
 
@@ -141,10 +143,10 @@ def test_a_fencing_token_beyond_bigint_is_refused() -> None:
 @pytest.mark.parametrize(
     "request_",
     [
-        utxo_pb2.LeaseUtxosRequest(lease_duration={"seconds": INT64_MAX}),
-        utxo_pb2.RenewLeaseRequest(lease_duration={"seconds": INT64_MAX}),
-        utxo_pb2.RenewLeaseRequest(lease_duration={"seconds": 5, "nanos": -1}),
-        utxo_pb2.RenewLeaseRequest(lease_duration={"nanos": 1_000_000_000}),
+        utxo_pb2.LeaseUtxosRequest(lease_duration=Duration(seconds=INT64_MAX)),
+        utxo_pb2.RenewLeaseRequest(lease_duration=Duration(seconds=INT64_MAX)),
+        utxo_pb2.RenewLeaseRequest(lease_duration=Duration(seconds=5, nanos=-1)),
+        utxo_pb2.RenewLeaseRequest(lease_duration=Duration(nanos=1_000_000_000)),
     ],
 )
 def test_lease_durations_out_of_range(request_: Message) -> None:

@@ -62,9 +62,11 @@ class Edge:
     @staticmethod
     async def _call(channel: grpc.aio.Channel, request: bytes, metadata: Any, method: str) -> None:
         if method == "Call":
-            await channel.unary_unary(f"/test.Edge/{method}")(request, metadata=metadata, timeout=5)
+            unary: Any = channel.unary_unary(f"/test.Edge/{method}")
+            await unary(request, metadata=metadata, timeout=5)
             return
-        async for _ in channel.unary_stream(f"/test.Edge/{method}")(request, metadata=metadata, timeout=5):
+        stream: Any = channel.unary_stream(f"/test.Edge/{method}")
+        async for _ in stream(request, metadata=metadata, timeout=5):
             pass
 
 
