@@ -4,6 +4,7 @@ from the descriptors."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -203,3 +204,71 @@ def test_a_refusal_never_repeats_the_value_and_names_a_bounded_number_of_fields(
 def test_repeated_fields_are_bounded() -> None:
     request = utxo_pb2.SyncFromChainRequest(owner_key_ids=["k"] * 10_001)
     assert refusal(request).reason == "OWNER_KEY_IDS_INVALID"
+
+
+EDGE_INTS = [0, 1, -1, 2**31 - 1, 2**31, 2**32 - 1, MAX_SATOSHIS, MAX_SATOSHIS + 1, INT64_MAX, -(2**63)]
+EDGE_STRINGS = ["", "key-1", "a\x00b", "tab\there", "line\nbreak", "x" * 4096, "x" * 4097, "é\x85", "日本"]
+_BOUNDS = {
+    FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1),
+    FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1),
+}
+
+
+def random_value(field: FieldDescriptor, rng: random.Random, depth: int) -> Any:
+    if field.type == FieldDescriptor.TYPE_STRING:
+        return rng.choice(EDGE_STRINGS)
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return rng.randbytes(rng.randint(0, 40))
+    if field.type == FieldDescriptor.TYPE_BOOL:
+        return rng.random() < 0.5
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        assert field.enum_type is not None
+        return rng.choice([*field.enum_type.values_by_number, -1, 99])
+    if field.type in _BOUNDS:
+        low, high = _BOUNDS[field.type]
+        return min(max(rng.choice([*EDGE_INTS, rng.randint(0, 10**6)]), low), high)
+    assert field.message_type is not None
+    return random_message(field.message_type, rng, depth + 1)
+
+
+def random_message(descriptor: Descriptor, rng: random.Random, depth: int = 0) -> Message:
+    message = GetMessageClass(descriptor)()
+    if descriptor.full_name == "google.protobuf.Timestamp":
+        message.seconds = rng.choice([0, 1_700_000_000, 253_402_300_800, -62_135_596_801])  # type: ignore[attr-defined]
+        message.nanos = rng.choice([0, -1, 999_999_999, 10**9])  # type: ignore[attr-defined]
+        return message
+    if descriptor.full_name == "google.protobuf.Duration":
+        message.seconds = rng.choice([0, 30, -5, 315_576_000_001, INT64_MAX])  # type: ignore[attr-defined]
+        message.nanos = rng.choice([0, -1, 5, 10**9])  # type: ignore[attr-defined]
+        return message
+    for field in descriptor.fields:
+        if depth > 3 or rng.random() < 0.4:
+            continue
+        if field.is_repeated:
+            target = getattr(message, field.name)
+            for _ in range(rng.randint(0, 3)):
+                value = random_value(field, rng, depth)
+                if field.message_type is not None:
+                    target.add().CopyFrom(value)
+                else:
+                    target.append(value)
+        elif field.message_type is not None:
+            getattr(message, field.name).CopyFrom(random_value(field, rng, depth))
+        else:
+            setattr(message, field.name, random_value(field, rng, depth))
+    return message
+
+
+@pytest.mark.parametrize("descriptor", list(request_types()), ids=lambda d: d.full_name)
+def test_the_compiled_check_agrees_with_the_walk_that_names_violations(descriptor: Descriptor) -> None:
+    rng = random.Random(descriptor.full_name)
+    outcomes = set()
+    for _ in range(200):
+        message = random_message(descriptor, rng)
+        valid = rules.valid(message)
+        assert valid == (not rules.violations(message)), message
+        outcomes.add(valid)
+    if any(f.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_ENUM) for f in descriptor.fields):
+        assert outcomes == {True, False}, "the random messages reach both answers"
