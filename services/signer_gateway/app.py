@@ -57,6 +57,7 @@ async def start_signer(settings: SignerSettings, *, configure_logs: bool = True)
         external,
         settings.default_backend,
         crypto,
+        settings.service.max_message_bytes,
     )
     resealed = await gateway.reseal_old_keys()
     servicer = SignerServicer(gateway, settings.network, settings.default_deadline_ms / 1000)

@@ -25,6 +25,7 @@ from services.signer_gateway.domain.models import (
     SignedTransaction,
     TransactionOutcome,
     TransactionToSign,
+    shown_key_id,
 )
 from services.signer_gateway.domain.policy import check_transaction_policy, policy_mode_required, validate_policy
 from services.signer_gateway.domain.ports import (
@@ -37,8 +38,10 @@ from services.signer_gateway.domain.ports import (
     key_probe_digest,
 )
 from services.signer_gateway.domain.request_checks import (
+    ITEM_ERROR_BOUND,
     MAX_BATCH_ITEMS,
     PendingTransaction,
+    answer_bytes_bound,
     check_batch,
     check_key_id,
     check_ownership_and_summarize,
@@ -56,14 +59,18 @@ class SignerGateway:
         external: ExternalKms | None,
         default_backend: Backend,
         crypto: CryptoPool,
+        max_answer_bytes: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """`max_answer_bytes`: the largest answer the transport can carry; a signing call whose
+        answer could be larger is refused before anything is signed."""
         self._store = store
         self._acl = acl
         self._local = local
         self._external = external
         self._default_backend = default_backend
         self._crypto = crypto
+        self._max_answer_bytes = max_answer_bytes
         self._clock = clock
         self._log = get_logger("signer")
 
@@ -104,6 +111,8 @@ class SignerGateway:
         check_request_id(request_id)
         pending = prepare(request)
         if pending.error is not None:
+            if pending.error_is_denial:
+                await self._audit_denied(caller, request_id, pending.key_ids, pending.error.reason, None)
             raise pending.error
         fingerprint = request_fingerprint("SignTransaction", *transaction_fingerprint_parts(request))
         outcomes = await self._sign_transactions(
@@ -171,7 +180,7 @@ class SignerGateway:
                 if replay is not None:
                     return decode(replay)
                 outcomes, spends, signed = await self._check_and_sign(
-                    uow, caller, request_id, pending, timeout_s, denials
+                    uow, caller, request_id, pending, timeout_s, denials, "transactions" if partial else "input_keys"
                 )
                 if not partial:
                     for outcome in outcomes:
@@ -198,16 +207,26 @@ class SignerGateway:
         pending: list[PendingTransaction],
         timeout_s: float,
         denials: list[AuditEntry],
+        answer_field: str,
     ) -> tuple[list[TransactionOutcome], list[KeySpend], list[AuditEntry]]:
         """SignTransaction's checks, in its order, for every transaction; then one signing pass.
 
+        Everything the answer holds is known and bounded before the signing pass (amounts by
+        `prepare` and SpendSummary, the size by `_check_answer_fits`): what follows a signature
+        cannot fail on the request's content.
+
         Returns the outcomes, the spends to record and the audit rows of the signatures; appends
-        the denials (ACL, policy) to `denials`."""
+        the denials (amounts, ACL, policy) to `denials`."""
         caller_id = caller.caller_id
         allowed: dict[str, bool] = {}
         live: list[PendingTransaction] = []
         for item in pending:
             if item.error is not None:
+                if item.error_is_denial:
+                    reason = item.error.reason
+                    denials.extend(
+                        AuditEntry(caller_id, request_id, k, None, None, "denied", reason) for k in item.key_ids
+                    )
                 continue
             denied = []
             for key_id in item.key_ids:
@@ -265,6 +284,7 @@ class SignerGateway:
             for key_id in item.key_ids:
                 sent_today[key_id] = sent_today.get(key_id, 0) + summary.sent_satoshis
             to_sign.append(item)
+        self._check_answer_fits(to_sign, len(pending) - len(to_sign), answer_field)
         records: list[KeyRecord] = []
         digests: list[bytes] = []
         for item in to_sign:
@@ -346,7 +366,7 @@ class SignerGateway:
                 raise DomainError(
                     ErrorKind.ALREADY_EXISTS,
                     "KEY_EXISTS",
-                    f"key {key_id} already exists",
+                    f"key {shown_key_id(key_id)} already exists",
                     metadata={"keyId": key_id},
                 )
             await uow.record_answer(caller.caller_id, "CreateKey", request_id, fingerprint, key_id.encode())
@@ -452,6 +472,16 @@ class SignerGateway:
                     raise _check_failed(keys[i].key_id)
         return signatures
 
+    def _check_answer_fits(self, to_sign: Sequence[PendingTransaction], refused: int, field_name: str) -> None:
+        bound = sum(answer_bytes_bound(item) for item in to_sign) + refused * ITEM_ERROR_BOUND
+        if bound > self._max_answer_bytes:
+            raise invalid_argument(
+                "BATCH_TOO_LARGE",
+                field_name,
+                f"the signed answer could take {bound} bytes, above the {self._max_answer_bytes} an answer may"
+                " carry: sign fewer transactions or inputs per call",
+            )
+
     def _signer_for(self, backend: Backend) -> SigningBackend:
         if backend is Backend.LOCAL:
             return self._local
@@ -480,7 +510,9 @@ def _normalised(key_id: str, signature: bytes) -> bytes:
         return ecdsa.to_low_s(signature)
     except ValueError as exc:
         raise DomainError(
-            ErrorKind.INTERNAL, "SIGNATURE_CHECK_FAILED", f"backend returned malformed DER for key {key_id}"
+            ErrorKind.INTERNAL,
+            "SIGNATURE_CHECK_FAILED",
+            f"backend returned malformed DER for key {shown_key_id(key_id)}",
         ) from exc
 
 
@@ -489,7 +521,7 @@ def _check_failed(key_id: str) -> DomainError:
     return DomainError(
         ErrorKind.INTERNAL,
         "SIGNATURE_CHECK_FAILED",
-        f"backend signature for key {key_id} does not verify against its public key",
+        f"backend signature for key {shown_key_id(key_id)} does not verify against its public key",
         metadata={"keyId": key_id},
     )
 
@@ -514,13 +546,15 @@ def _access_denied(caller: Caller, key_id: str) -> DomainError:
     return DomainError(
         ErrorKind.PERMISSION_DENIED,
         "KEY_ACCESS_DENIED",
-        f"caller {caller.caller_id} may not use key {key_id}",
+        f"caller {caller.caller_id} may not use key {shown_key_id(key_id)}",
         metadata={"keyId": key_id, "callerId": caller.caller_id},
     )
 
 
 def _key_not_found(key_id: str) -> DomainError:
-    return DomainError(ErrorKind.NOT_FOUND, "KEY_NOT_FOUND", f"no key {key_id}", metadata={"keyId": key_id})
+    return DomainError(
+        ErrorKind.NOT_FOUND, "KEY_NOT_FOUND", f"no key {shown_key_id(key_id)}", metadata={"keyId": key_id}
+    )
 
 
 def _policy_json(policy: KeyPolicy) -> list[object]:

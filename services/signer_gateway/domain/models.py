@@ -12,6 +12,15 @@ from proofline_kit.errors import DomainError
 from services.signer_gateway.domain.keystore import SealedSecret
 
 KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SHOWN_KEY_ID_CHARS = 64
+
+
+def shown_key_id(key_id: str) -> str:
+    """A key id as an error message names it: at most 64 characters (metadata keeps the whole
+    id, which KEY_ID_PATTERN bounds, for callers to match on)."""
+    if len(key_id) <= _SHOWN_KEY_ID_CHARS:
+        return key_id
+    return key_id[: _SHOWN_KEY_ID_CHARS - 1] + "…"
 
 
 class Backend(Enum):

@@ -8,10 +8,14 @@ from dataclasses import dataclass
 from bsv.utils import decode_address
 
 from proofline_kit.errors import DomainError, ErrorKind, FieldViolation, invalid_argument
-from services.signer_gateway.domain.models import KeyPolicy, SpentOutput
+from services.signer_gateway.domain.amounts import MAX_SATOSHIS, WITHIN_SUPPLY
+from services.signer_gateway.domain.models import KeyPolicy, shown_key_id
 from services.signer_gateway.domain.transactions import ParsedOutput, is_data_output, p2pkh_hash
 
 MAX_DESTINATIONS = 1000
+MAX_VIOLATIONS_SHOWN = 5
+# A Base58Check P2PKH address is 25 bytes: at most 34 characters. Longer strings are not decoded.
+MAX_ADDRESS_CHARS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,21 +27,15 @@ class SpendSummary:
     # Locking scripts of outputs that pay neither the signing keys nor a 0-sat data carrier.
     external_scripts: tuple[bytes, ...]
 
+    def __post_init__(self) -> None:
+        # A summary is made before anything is signed and the answer carries its amounts: one that
+        # could not be answered must fail here, never after a signature exists.
+        if not (0 <= self.fee_satoshis <= MAX_SATOSHIS and 0 <= self.sent_satoshis <= MAX_SATOSHIS):
+            raise ValueError("spend summary amounts outside 0..MAX_SATOSHIS")
 
-def summarize_spend(
-    outputs: Iterable[ParsedOutput], spent: Iterable[SpentOutput], own_pubkey_hashes: set[bytes]
-) -> SpendSummary:
-    outputs = list(outputs)
-    total_in = sum(p.satoshis for p in spent)
-    total_out = sum(o.satoshis for o in outputs)
-    fee = total_in - total_out
-    if fee < 0:
-        raise DomainError(
-            ErrorKind.INVALID_ARGUMENT,
-            "NEGATIVE_FEE",
-            f"outputs ({total_out} sat) exceed the spent outputs ({total_in} sat)",
-            metadata={"inputSatoshis": str(total_in), "outputSatoshis": str(total_out)},
-        )
+
+def summarize_spend(outputs: Iterable[ParsedOutput], fee_satoshis: int, own_pubkey_hashes: set[bytes]) -> SpendSummary:
+    """`fee_satoshis` is the transaction's checked fee (amounts.checked_fee)."""
     external: list[bytes] = []
     sent = 0
     for output in outputs:
@@ -47,7 +45,7 @@ def summarize_spend(
             continue
         external.append(output.locking_script)
         sent += output.satoshis
-    return SpendSummary(fee, sent, tuple(external))
+    return SpendSummary(fee_satoshis, sent, tuple(external))
 
 
 def destination_hashes(addresses: Iterable[str]) -> set[bytes]:
@@ -55,29 +53,42 @@ def destination_hashes(addresses: Iterable[str]) -> set[bytes]:
 
 
 def validate_policy(policy: KeyPolicy) -> KeyPolicy:
-    """Reject limits below zero and destinations that are not P2PKH addresses."""
+    """Reject limits outside 0..MAX_SATOSHIS and destinations that are not P2PKH addresses.
+
+    A refused destination is described by its position and length, never repeated."""
     for name in ("max_amount_per_tx_satoshis", "max_amount_per_day_satoshis", "max_fee_satoshis"):
-        if getattr(policy, name) < 0:
-            raise invalid_argument("POLICY_INVALID", f"policy.{name}", "must be >= 0 (0 = no limit)")
+        if not 0 <= getattr(policy, name) <= MAX_SATOSHIS:
+            raise invalid_argument("POLICY_INVALID", f"policy.{name}", f"{WITHIN_SUPPLY} (0 = no limit)")
     if len(policy.allowed_destinations) > MAX_DESTINATIONS:
         raise invalid_argument("POLICY_INVALID", "policy.allowed_destinations", f"at most {MAX_DESTINATIONS} addresses")
-    bad = []
-    for address in policy.allowed_destinations:
-        try:
-            decode_address(address)
-        except (ValueError, TypeError, AssertionError):
-            bad.append(address)
+    bad = [i for i, address in enumerate(policy.allowed_destinations) if not _is_p2pkh_address(address)]
     if bad:
+        shown = bad[:MAX_VIOLATIONS_SHOWN]
+        first_field = f"policy.allowed_destinations[{shown[0]}]"
         raise DomainError(
             ErrorKind.INVALID_ARGUMENT,
             "POLICY_INVALID",
-            "allowed_destinations holds values that are not P2PKH addresses",
-            metadata={"invalid": ",".join(bad[:5])},
+            f"{len(bad)} of allowed_destinations are not P2PKH addresses",
+            metadata={"field": first_field, "invalidCount": str(len(bad))},
             field_violations=tuple(
-                FieldViolation("policy.allowed_destinations", f"not a P2PKH address: {a}") for a in bad[:5]
+                FieldViolation(
+                    f"policy.allowed_destinations[{i}]",
+                    f"not a P2PKH address (length {len(policy.allowed_destinations[i])})",
+                )
+                for i in shown
             ),
         )
     return policy
+
+
+def _is_p2pkh_address(address: str) -> bool:
+    if len(address) > MAX_ADDRESS_CHARS:
+        return False
+    try:
+        decode_address(address)
+    except (ValueError, TypeError, AssertionError):
+        return False
+    return True
 
 
 def check_transaction_policy(
@@ -115,7 +126,7 @@ def _denied(key_id: str, rule: str, message: str) -> DomainError:
     return DomainError(
         ErrorKind.PERMISSION_DENIED,
         "POLICY_DENIED",
-        f"key {key_id}: {message}",
+        f"key {shown_key_id(key_id)}: {message}",
         metadata={"keyId": key_id, "rule": rule},
     )
 
