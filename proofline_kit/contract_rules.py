@@ -62,6 +62,16 @@ FREE_TEXT: frozenset[str] = frozenset(
     }
 )
 
+# Batch items the service judges one by one, answering each with its own ItemError while the
+# others go on: the edge checks only how many there are.
+ITEMS_JUDGED_ALONE: frozenset[str] = frozenset(
+    {
+        "proofline.signer.v1.SignTransactionsRequest.transactions",
+        "proofline.publisher.v1.PublishBatchRequest.intents",
+        "proofline.wallet.v1.SubmitIntentBatchRequest.intents",
+    }
+)
+
 Check = Callable[[Any, "_Walk"], None]
 
 
@@ -123,7 +133,7 @@ class ContractRules:
         return compiled(message)
 
     def _rule_of(self, field: FieldDescriptor) -> bool:
-        return self._field_check(field, "") is not None
+        return field.full_name in ITEMS_JUDGED_ALONE or self._field_check(field, "") is not None
 
     def _check_message(self, message: Any, walk: _Walk) -> None:
         self._plan(message.DESCRIPTOR)(message, walk)
@@ -144,7 +154,7 @@ class ContractRules:
         # (name, presence test, check): unset fields hold defaults, which every rule allows.
         steps: list[tuple[str, bool, Check]] = []
         for field in descriptor.fields:
-            check = self._field_check(field, _reason(field))
+            check = _no_rules if field.full_name in ITEMS_JUDGED_ALONE else self._field_check(field, _reason(field))
             if check is None:
                 continue
             if field.is_repeated:
@@ -318,6 +328,8 @@ def _emit_message(
         if field.is_repeated:
             lines.append(f"{pad}{v} = {m}.{field.name}")
             lines.append(f"{pad}if len({v}) > {MAX_REPEATED_ITEMS}: return False")
+            if field.full_name in ITEMS_JUDGED_ALONE:
+                continue
             money = _money_field(field)
             if money is not None:
                 lines.append(f"{pad}t{depth} = 0")

@@ -8,11 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from proofline_kit.errors import DomainError, ErrorKind, invalid_argument
+from proofline_kit.wire import MAX_SATOSHIS
 from services.signer_gateway.domain.models import SpentOutput
 from services.signer_gateway.domain.transactions import ParsedOutput
 
-# Every satoshi that can ever exist (21,000,000 coins).
-MAX_SATOSHIS = 2_100_000_000_000_000
 WITHIN_SUPPLY = f"must be between 0 and {MAX_SATOSHIS:,} satoshis (the 21M coin supply)"
 
 

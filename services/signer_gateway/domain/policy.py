@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from bsv.utils import decode_address
 
 from proofline_kit.errors import DomainError, ErrorKind, FieldViolation, invalid_argument
-from services.signer_gateway.domain.amounts import MAX_SATOSHIS, WITHIN_SUPPLY
+from proofline_kit.wire import MAX_SATOSHIS
+from services.signer_gateway.domain.amounts import WITHIN_SUPPLY
 from services.signer_gateway.domain.models import KeyPolicy, shown_key_id
 from services.signer_gateway.domain.transactions import ParsedOutput, is_data_output, p2pkh_hash
 
