@@ -16,7 +16,7 @@ _APPLY_MOVES = """
 WITH m AS (
     SELECT * FROM unnest(
         $1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::int[],
-        $9::float8[], $10::text[], $11::text[], $12::bytea[], $13::bigint[], $14::text[], $15::int[],
+        $9::float8[], $10::text[], $11::text[], $12::bytea[], $13::bigint[], $14::text[], $15::bigint[],
         $16::bigint[], $17::bytea[], $18::text[], $19::text[], $20::bigint[], $21::bool[], $22::text[],
         $23::int[], $24::bytea[], $25::bool[], $26::bool[], $27::text[], $28::text[]
     ) AS t(job_id, source, target, guard, reason, error_reason, error_detail, attempts_inc, delay_s, lease,

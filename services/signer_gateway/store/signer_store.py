@@ -120,8 +120,8 @@ class SignerUnitOfWork(RecordedAnswers):
         )
 
     async def sent_last_24h(self, key_ids: Sequence[str], now: datetime) -> dict[str, int]:
+        # numeric sum, not cast back to bigint: exact past 2^63 - 1 (migration 0002).
         rows = await self._conn.fetch(
-            # numeric, not bigint: spends of made-up outputs may sum beyond bigint; the policy compares.
             """SELECT key_id, sum(satoshis) AS sent FROM key_spends
                WHERE key_id = ANY($1::text[]) AND signed_at > $2::timestamptz - interval '24 hours'
                GROUP BY key_id""",

@@ -35,6 +35,7 @@ from services.utxo.domain.models import (
     TrackedOutput,
     Utxo,
     UtxoStatus,
+    saturated,
 )
 from services.utxo.domain.pool import UtxoPool
 from services.utxo.domain.ports import (
@@ -347,9 +348,9 @@ class PoolChainComparer:
                     owner_key_id=key,
                     address=infos[key].address,
                     chain_utxos=len(on_chain),
-                    chain_satoshis=sum(o.satoshis for o in on_chain.values()),
+                    chain_satoshis=saturated(sum(o.satoshis for o in on_chain.values())),
                     pool_utxos=len(in_pool),
-                    pool_satoshis=sum(r.satoshis for r in in_pool.values()),
+                    pool_satoshis=saturated(sum(r.satoshis for r in in_pool.values())),
                     only_on_chain=len(on_chain.keys() - in_pool.keys()),
                     only_in_pool=len(in_pool.keys() - on_chain.keys()),
                 )

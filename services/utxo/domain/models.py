@@ -183,6 +183,17 @@ class UtxoPage:
     next_page_token: str = ""
 
 
+# The largest figure an int64 proto field carries, and the longest google.protobuf.Duration.
+INT64_MAX = 2**63 - 1
+MAX_DURATION = timedelta(days=3_652_500)
+
+
+def saturated(value: int) -> int:
+    """An aggregate of satoshis as the health figures carry it: exact up to 2^63 - 1, that bound
+    above. Only a pool of coins that cannot all be real gets there (migration 0005)."""
+    return min(value, INT64_MAX)
+
+
 @dataclass(frozen=True, slots=True)
 class Bucket:
     purpose: Purpose

@@ -7,7 +7,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import orjson
@@ -21,6 +21,7 @@ from proofline_kit.wire import Outpoint
 from services.utxo.domain import codec, errors, fees
 from services.utxo.domain import validation as check
 from services.utxo.domain.models import (
+    MAX_DURATION,
     Bucket,
     ChainComparison,
     ComparisonState,
@@ -31,6 +32,7 @@ from services.utxo.domain.models import (
     MaintenanceStatus,
     PoolHealth,
     PruneResult,
+    PublishFigures,
     Purpose,
     ReapResult,
     ReleaseResult,
@@ -41,6 +43,7 @@ from services.utxo.domain.models import (
     UtxoPage,
     UtxoStatus,
     in_strategy_order,
+    saturated,
 )
 from services.utxo.domain.pool_access import lease_view, owned_lease, require_pool
 from services.utxo.domain.ports import ChainComparer, FeeRates, MaintenanceHolderView, Store, UnitOfWork
@@ -301,10 +304,6 @@ class UtxoPool(SpendUseCases):
             async with self._store.snapshot() as uow:
                 all_buckets: list[Bucket] = await uow.buckets(owner_key_id, Purpose.PUBLISH)
             available_publish = sum(b.count for b in all_buckets if b.status is UtxoStatus.AVAILABLE)
-        funded = figures.publish_satoshis // publish_fee
-        remaining = None
-        if figures.spends_last_hour:
-            remaining = timedelta(seconds=funded * 3600 / figures.spends_last_hour)
         split, sync, sweep = state.get("split"), state.get("sync"), state.get("sweep")
         cooldown = split.cooldown_until if split and split.cooldown_until and split.cooldown_until > now else None
         chain = ChainComparison(ComparisonState.NOT_REQUESTED)
@@ -315,7 +314,7 @@ class UtxoPool(SpendUseCases):
                 chain = await self._chain.compare([owner_key_id] if owner_key_id else [])
         return PoolHealth(
             observed_at=now,
-            buckets=tuple(buckets),
+            buckets=tuple(replace(b, satoshis=saturated(b.satoshis)) for b in buckets),
             leases=LeaseStats(
                 counts.live_leases,
                 counts.live_utxos,
@@ -323,16 +322,7 @@ class UtxoPool(SpendUseCases):
                 counts.expired_utxos,
                 counts.oldest_live_created_at,
             ),
-            runway=Runway(
-                fee_rate_satoshis_per_kb=rate,
-                publish_tx_size_bytes=self._config.publish_tx_bytes,
-                publish_fee_satoshis=publish_fee,
-                ready_publishes=figures.ready,
-                funded_publishes=funded,
-                funded_publishes_with_funding=(figures.publish_satoshis + figures.funding_satoshis) // publish_fee,
-                spends_last_hour=figures.spends_last_hour,
-                estimated_remaining=remaining,
-            ),
+            runway=runway_of(figures, rate, publish_fee, self._config.publish_tx_bytes),
             maintenance=MaintenanceStatus(
                 low_water_utxos=self._config.low_water_utxos,
                 below_low_water=available_publish < self._config.low_water_utxos,
@@ -432,3 +422,22 @@ def _filter_key(filters: UtxoFilter) -> list[object]:
         filters.min_satoshis,
         filters.max_satoshis,
     ]
+
+
+def runway_of(figures: PublishFigures, rate: int, publish_fee: int, publish_tx_bytes: int) -> Runway:
+    """The runway from the exact sums; each figure then saturates at what its field carries."""
+    funded = figures.publish_satoshis // publish_fee
+    remaining = None
+    if figures.spends_last_hour:
+        seconds = funded * 3600 / figures.spends_last_hour
+        remaining = timedelta(seconds=min(seconds, MAX_DURATION.total_seconds()))
+    return Runway(
+        fee_rate_satoshis_per_kb=rate,
+        publish_tx_size_bytes=publish_tx_bytes,
+        publish_fee_satoshis=publish_fee,
+        ready_publishes=figures.ready,
+        funded_publishes=saturated(funded),
+        funded_publishes_with_funding=saturated((figures.publish_satoshis + figures.funding_satoshis) // publish_fee),
+        spends_last_hour=figures.spends_last_hour,
+        estimated_remaining=remaining,
+    )

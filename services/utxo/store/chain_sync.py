@@ -44,7 +44,7 @@ class ChainSyncQueries(Queries):
         rows = await self._conn.fetch(
             """WITH ins AS (
                    INSERT INTO utxos (txid, vout, satoshis, locking_script, owner_key_id, purpose, status, block_height)
-                   SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bytea[], $5::text[], $6::text[],
+                   SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bytea[], $5::text[], $6::text[],
                                         $7::text[], $8::int[])
                    ON CONFLICT (txid, vout) DO NOTHING
                    RETURNING id, txid, status

@@ -1,4 +1,5 @@
-"""Health: the aggregates of the health snapshot."""
+"""Health: the aggregates of the health snapshot. Sums of satoshis stay numeric (never cast back to
+bigint): exact past 2^63 - 1, which ~4,400 outputs at the per-row maximum reach (migration 0005)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from services.utxo.domain.models import Bucket, LeaseCounts, PublishFigures, Pur
 class HealthQueries(Queries):
     async def buckets(self, owner_key_id: str, purpose: Purpose | None) -> list[Bucket]:
         rows = await self._conn.fetch(
-            """SELECT purpose, status, count(*) AS n, COALESCE(sum(satoshis), 0)::bigint AS sats FROM utxos
+            """SELECT purpose, status, count(*) AS n, COALESCE(sum(satoshis), 0) AS sats FROM utxos
                WHERE ($1 = '' OR owner_key_id = $1) AND ($2::text IS NULL OR purpose = $2)
                GROUP BY purpose, status ORDER BY purpose, status""",
             owner_key_id,
@@ -51,10 +52,10 @@ class HealthQueries(Queries):
                  (SELECT count(*) FROM utxos
                   WHERE purpose = 'publish' AND status = 'available' AND satoshis >= $2
                     AND ($1 = '' OR owner_key_id = $1)) AS ready,
-                 (SELECT COALESCE(sum(satoshis), 0)::bigint FROM utxos
+                 (SELECT COALESCE(sum(satoshis), 0) FROM utxos
                   WHERE purpose = 'publish' AND status IN ('available', 'reserved', 'unconfirmed')
                     AND ($1 = '' OR owner_key_id = $1)) AS publish_sats,
-                 (SELECT COALESCE(sum(satoshis), 0)::bigint FROM utxos
+                 (SELECT COALESCE(sum(satoshis), 0) FROM utxos
                   WHERE purpose = 'funding' AND status IN ('available', 'reserved', 'unconfirmed')
                     AND ($1 = '' OR owner_key_id = $1)) AS funding_sats,
                  (SELECT count(*) FROM utxo_events e JOIN utxos u ON u.id = e.utxo_id

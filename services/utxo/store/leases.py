@@ -184,9 +184,9 @@ class LeaseQueries(Queries):
 
     async def leasable_summary(self, purpose: Purpose, owner_key_id: str, min_satoshis: int) -> tuple[int, int]:
         """(count, satoshis) of outpoints a lease with these filters could take now, expired
-        reservations included."""
+        reservations included. The sum stays numeric: it may exceed 2^63 - 1."""
         row = await self._conn.fetchrow(
-            """SELECT count(*) AS n, COALESCE(sum(u.satoshis), 0)::bigint AS sats FROM utxos u
+            """SELECT count(*) AS n, COALESCE(sum(u.satoshis), 0) AS sats FROM utxos u
                WHERE u.purpose = $1 AND ($2 = '' OR u.owner_key_id = $2) AND u.satoshis >= $3
                  AND (u.status = 'available' OR (u.status = 'reserved' AND u.lease_expires_at <= now()))""",
             purpose.value,

@@ -15,7 +15,7 @@ class OutpointQueries(Queries):
         """The known outpoints among `outpoints`, locked in id order (deadlock-free across callers)."""
         rows = await self._conn.fetch(
             f"""SELECT {COLUMNS} FROM utxos u
-                JOIN unnest($1::text[], $2::int[]) AS o(txid, vout) ON u.txid = o.txid AND u.vout = o.vout
+                JOIN unnest($1::text[], $2::bigint[]) AS o(txid, vout) ON u.txid = o.txid AND u.vout = o.vout
                 ORDER BY u.id FOR UPDATE OF u""",
             [o.txid for o in outpoints],
             [o.vout for o in outpoints],
@@ -26,7 +26,7 @@ class OutpointQueries(Queries):
     async def outpoints(self, outpoints: Sequence[Outpoint]) -> dict[Outpoint, Utxo]:
         rows = await self._conn.fetch(
             f"""SELECT {COLUMNS} FROM utxos u
-                JOIN unnest($1::text[], $2::int[]) AS o(txid, vout) ON u.txid = o.txid AND u.vout = o.vout""",
+                JOIN unnest($1::text[], $2::bigint[]) AS o(txid, vout) ON u.txid = o.txid AND u.vout = o.vout""",
             [o.txid for o in outpoints],
             [o.vout for o in outpoints],
         )
@@ -45,7 +45,7 @@ class OutpointQueries(Queries):
             f"""WITH ins AS (
                     INSERT INTO utxos (txid, vout, satoshis, locking_script, owner_key_id, purpose, status)
                     SELECT o.txid, o.vout, o.satoshis, o.script, o.owner, o.purpose, 'unconfirmed'
-                    FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bytea[], $5::text[], $6::text[])
+                    FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bytea[], $5::text[], $6::text[])
                          AS o(txid, vout, satoshis, script, owner, purpose)
                     ORDER BY o.txid, o.vout
                     ON CONFLICT (txid, vout) DO NOTHING
@@ -76,8 +76,8 @@ class OutpointQueries(Queries):
                   AND ($5::bigint IS NULL
                        OR (u.fencing_token = $5 AND u.status IN ('reserved', 'available')))
                   AND ($6 = '' OR u.txid = $6)
-                  AND ($7 = 0 OR u.satoshis >= $7)
-                  AND ($8 = 0 OR u.satoshis <= $8)
+                  AND ($7::bigint = 0 OR u.satoshis >= $7::bigint)
+                  AND ($8::bigint = 0 OR u.satoshis <= $8::bigint)
                 ORDER BY u.id LIMIT $9""",
             after_id,
             filters.owner_key_id,

@@ -26,7 +26,7 @@ class SpendQueries(Queries):
         `lease` is given, what `carrying(lease)` would return after the change."""
         rows = await self._conn.fetch(
             f"""WITH i AS (
-                    SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) AS i(txid, vout, spending_txid)
+                    SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[]) AS i(txid, vout, spending_txid)
                 ), locked AS (
                     SELECT u.id, u.txid, u.vout, u.status, u.fencing_token, u.spent_by_txid, i.spending_txid
                     FROM utxos u JOIN i ON u.txid = i.txid AND u.vout = i.vout
