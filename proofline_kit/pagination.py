@@ -31,6 +31,24 @@ def decode_page_token(token: str) -> dict[str, Any]:
         cursor = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, orjson.JSONDecodeError) as exc:
         raise invalid_argument("PAGE_TOKEN_INVALID", "page_token", "not a token this service issued") from exc
-    if not isinstance(cursor, dict):
+    if not isinstance(cursor, dict) or not _storable(cursor):
         raise invalid_argument("PAGE_TOKEN_INVALID", "page_token", "not a token this service issued")
     return cursor
+
+
+_BIGINT = (-(2**63), 2**63 - 1)
+
+
+def _storable(value: object) -> bool:
+    """A crafted token must not carry what PostgreSQL would refuse (an int beyond bigint, a NUL)."""
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable(v) for v in value)
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return True
+    if isinstance(value, int):
+        return _BIGINT[0] <= value <= _BIGINT[1]
+    if isinstance(value, str):
+        return "\x00" not in value
+    return False
