@@ -40,12 +40,13 @@ _BIGINT = (-(2**63), 2**63 - 1)
 
 
 def _storable(value: object) -> bool:
-    """A crafted token must not carry what PostgreSQL would refuse (an int beyond bigint, a NUL)."""
+    """A crafted token must not carry what PostgreSQL would refuse (an int beyond bigint, a float
+    where an id goes, a NUL); the tokens we issue hold none."""
     if isinstance(value, dict):
         return all(_storable(k) and _storable(v) for k, v in value.items())
     if isinstance(value, list):
         return all(_storable(v) for v in value)
-    if isinstance(value, bool) or value is None or isinstance(value, float):
+    if isinstance(value, bool) or value is None:
         return True
     if isinstance(value, int):
         return _BIGINT[0] <= value <= _BIGINT[1]

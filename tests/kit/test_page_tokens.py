@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
 from proofline_kit.errors import DomainError
@@ -17,6 +20,7 @@ def test_a_token_this_service_issued_reads_back() -> None:
     "cursor", [{"after": 2**63}, {"after": -(2**63) - 1}, {"after": "id\x00"}, {"f": [{"x": 2**64 - 1}]}]
 )
 def test_a_crafted_cursor_is_page_token_invalid(cursor: dict[str, object]) -> None:
+    token = base64.urlsafe_b64encode(json.dumps(cursor).encode()).decode().rstrip("=")
     with pytest.raises(DomainError) as raised:
-        decode_page_token(encode_page_token(cursor))
+        decode_page_token(token)
     assert raised.value.reason == "PAGE_TOKEN_INVALID"
