@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install proto lint test run bench clean
+.PHONY: install proto lint test fuzz run bench clean
 
 # The editable install maps the generated `proofline` package only if it exists at install time,
 # so code is generated between the dependency install and a second, dependency-free install.
@@ -32,6 +32,10 @@ lint: proto
 
 test: proto
 	$(BIN)/pytest -q
+
+# The fuzz suite (tests/fuzz) with many more examples per RPC than `make test` runs.
+fuzz: proto
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} $(BIN)/pytest -q tests/fuzz --timeout=3600
 
 run: proto
 	$(PY) -m proofline_tools.devstack
