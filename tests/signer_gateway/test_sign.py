@@ -170,6 +170,17 @@ async def test_external_kms_answers_that_fail_the_check_are_errors(signer: Signe
     assert [r["outcome"] for r in await audit_rows(signer)] == []
 
 
+async def test_an_external_key_the_kms_does_not_know_is_refused_not_internal(signer: SignerUnderTest) -> None:
+    request = signer_pb2.CreateKeyRequest(
+        request_id="c-unknown", key_id="publish-nowhere", backend=signer_pb2.KEY_BACKEND_EXTERNAL_KMS
+    )
+    await expect_rpc_error(
+        signer.stub.CreateKey(request, metadata=ADMIN), grpc.StatusCode.FAILED_PRECONDITION, "KMS_KEY_NOT_FOUND"
+    )
+    listed = await signer.stub.ListKeys(signer_pb2.ListKeysRequest(), metadata=ADMIN)
+    assert [k.key_id for k in listed.keys] == []
+
+
 async def test_external_kms_is_retried_on_5xx_then_gives_up(signer: SignerUnderTest, fake_kms: FakeKms) -> None:
     fake_kms.add_key("publish-kms")
     await create_key(signer, "publish-kms", backend=signer_pb2.KEY_BACKEND_EXTERNAL_KMS)

@@ -66,6 +66,10 @@ class HttpKmsBackend:
         response = await self._caller.request(
             "POST", self._url, deadline=Deadline.after(timeout_s), headers=self._headers, json=body
         )
+        if response.status_code == 404:
+            raise KmsError(
+                ErrorKind.FAILED_PRECONDITION, "KMS_KEY_NOT_FOUND", "the external KMS does not know this key id"
+            )
         if response.status_code != 200:
             raise _bad_answer(f"KMS answered HTTP {response.status_code}")
         return _parse_answer(response, len(items))
