@@ -483,3 +483,26 @@ def _counter() -> Callable[[], Awaitable[int]]:
         return next(tokens)
 
     return next_token
+
+
+async def test_split_refuses_funding_coins_its_key_cannot_sign_before_leasing_anything(
+    database_url: str, redis_url: str, db: asyncpg.Connection
+) -> None:
+    """The fuzz found it: a FUNDING coin added with another script was leased, then refused by the
+    signer, leaving a lease, events and a recorded run behind."""
+    async with chain_stack(database_url, redis_url) as stack:
+        [foreign] = await seed(db, [500_000], purpose="funding", owner=FUNDING)
+        tables = ("leases", "utxo_events", "maintenance_state", "idempotency_keys")
+
+        async def snapshot() -> list[object]:
+            rows = [await db.fetch(f"SELECT * FROM {table}") for table in tables]
+            return [*rows, await db.fetch("SELECT * FROM utxos ORDER BY id")]
+
+        before = await snapshot()
+        error = await expect_rpc_error(
+            stack.admin.Split(utxo_pb2.SplitRequest(request_id="x1", output_count=2), metadata=ADMIN, timeout=30),
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "FUNDING_NOT_SPENDABLE",
+        )
+        assert f"{foreign.txid}:{foreign.vout}" in str(error.trailing_metadata())
+        assert await snapshot() == before

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from proofline_kit.errors import DomainError, invalid_argument
+from proofline_kit.errors import DomainError, ErrorKind, invalid_argument
 from services.utxo.domain import planning
 from services.utxo.domain import validation as check
 from services.utxo.domain.maintenance_txs import MaintenanceTransactions, address_mismatch, planned_tx, stale_lock
@@ -78,6 +79,7 @@ class SplitMaintenance(MaintenanceTransactions):
         if extra:
             coins = sorted([*coins, *extra], key=lambda c: -c.satoshis)
         plan = planning.plan_split(coins, count, size, min_size, rate, buffer, shrink_count=shrink)
+        await self._check_spendable(funding_key, plan.inputs)
 
         def outputs_of(plan: planning.Plan) -> list[PlannedOutput]:
             outputs = [
@@ -132,6 +134,19 @@ class SplitMaintenance(MaintenanceTransactions):
             next_allowed_at=next_allowed,
             detail=f"split into {len(final.payouts)} outputs of {final.payouts[0]} sat: {made.outcome.value}",
         )
+
+    async def _check_spendable(self, funding_key: str, inputs: Sequence[Utxo]) -> None:
+        """Refuse before anything is leased when a planned coin is not the funding key's P2PKH output:
+        the signer would refuse it after the lease (AddOutputs cannot check scripts against keys)."""
+        script = (await self._keys.key(funding_key)).locking_script
+        foreign = [u for u in inputs if u.locking_script != script]
+        if foreign:
+            raise DomainError(
+                ErrorKind.FAILED_PRECONDITION,
+                "FUNDING_NOT_SPENDABLE",
+                f"{len(foreign)} planned FUNDING coin(s) are not P2PKH outputs of {funding_key}",
+                metadata={"outpoint": str(foreign[0].outpoint), "count": str(len(foreign))},
+            )
 
     async def _change_destination(self, funding_key: str) -> tuple[str, Purpose, KeyInfo]:
         """Split change goes to UTXO_CHANGE_ADDRESS (the change key); without one, back to funding."""
