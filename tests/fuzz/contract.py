@@ -244,6 +244,18 @@ class Target:
     passed_through: tuple[str, ...] = ()
 
 
+def unknown_enum_value(message: Message) -> bool:
+    """Whether any enum field, at any depth, holds a number its enum does not define."""
+    for descriptor, value in message.ListFields():
+        values = value if descriptor.is_repeated else [value]
+        if descriptor.enum_type is not None:
+            if any(v not in descriptor.enum_type.values_by_number for v in values):
+                return True
+        elif descriptor.message_type is not None and any(unknown_enum_value(v) for v in values):
+            return True
+    return False
+
+
 def checked_call(
     target: Target,
     method: MethodDescriptor,
@@ -268,6 +280,8 @@ def checked_call(
     if expect and (answer.code, answer.reason) not in expect:
         wanted = " or ".join(f"{code.name}/{reason}" for code, reason in expect)
         findings.add(rpc, f"expected {wanted}", request, answer)
+    if answer.code == grpc.StatusCode.OK and not isinstance(request, bytes) and unknown_enum_value(request):
+        findings.add(rpc, "accepted an unknown enum value", request, answer)
     if answer.code != grpc.StatusCode.OK:
         changed = changed_tables(before, target.snapshot.take())
         if changed:
