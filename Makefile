@@ -30,8 +30,10 @@ lint: proto
 	$(BIN)/buf lint
 	$(BIN)/buf breaking --against protos/baseline/v1.binpb
 
+# The fuzz suite runs grpc.aio servers on a second event loop: it gets a pytest process of its own.
 test: proto
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --ignore=tests/fuzz
+	$(BIN)/pytest -q tests/fuzz
 
 # The fuzz suite (tests/fuzz) with many more examples per RPC than `make test` runs.
 fuzz: proto
