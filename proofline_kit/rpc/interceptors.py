@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import grpc
 import structlog
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from proofline_kit.auth import TokenDirectory, current_caller
@@ -68,7 +68,7 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
             return data
         try:
             return deserializer(data)
-        except Exception:
+        except DecodeError:
             return UNDECODABLE
 
     return deserialize
