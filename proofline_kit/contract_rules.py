@@ -295,100 +295,95 @@ def _compile_valid(descriptor: Descriptor, has_rule: Callable[[FieldDescriptor],
     """Python source for `valid(m)` with every rule of the message and the messages inside it
     inlined, then compiled (as dataclasses and attrs generate theirs): walking a batch of a
     thousand transactions this way costs a third of the closures' walk."""
-    env: dict[str, Any] = {
-        "names": _NOT_IN_NAMES.search,
-        "text": _NOT_IN_TEXT.search,
-        "MAX_SATOSHIS": MAX_SATOSHIS,
-    }
-    lines = ["def valid(m0):"]
-    _emit_message(descriptor, 0, lines, env, has_rule, (descriptor.full_name,))
-    lines.append("    return True")
-    exec("\n".join(lines), env)  # source built from descriptors, never from input
-    compiled: Callable[[Any], bool] = env["valid"]
-    return compiled
+    source = _ValidSource(has_rule)
+    source.message(descriptor, 0, (descriptor.full_name,))
+    return source.compile()
 
 
-def _emit_message(
-    descriptor: Descriptor,
-    depth: int,
-    lines: list[str],
-    env: dict[str, Any],
-    has_rule: Callable[[FieldDescriptor], bool],
-    seen: tuple[str, ...],
-) -> None:
-    pad = "    " * (depth + 1)
-    m, v = f"m{depth}", f"v{depth}"
-    for field in descriptor.fields:
-        if not has_rule(field):
-            continue
-        inner = field.message_type
-        if inner is not None and inner.full_name in seen:
-            lines.append(f"{pad}return False  # a message that contains itself: the slow walk decides")
-            return
-        if field.is_repeated:
-            lines.append(f"{pad}{v} = {m}.{field.name}")
-            lines.append(f"{pad}if len({v}) > {MAX_REPEATED_ITEMS}: return False")
-            if field.full_name in ITEMS_JUDGED_ALONE:
+class _ValidSource:
+    """The lines of `valid(m0)` and the names they use, written one message and field at a time."""
+
+    def __init__(self, has_rule: Callable[[FieldDescriptor], bool]) -> None:
+        self._has_rule = has_rule
+        self._lines = ["def valid(m0):"]
+        self._env: dict[str, Any] = {
+            "names": _NOT_IN_NAMES.search,
+            "text": _NOT_IN_TEXT.search,
+            "MAX_SATOSHIS": MAX_SATOSHIS,
+        }
+
+    def compile(self) -> Callable[[Any], bool]:
+        exec("\n".join([*self._lines, "    return True"]), self._env)  # built from descriptors, never input
+        compiled: Callable[[Any], bool] = self._env["valid"]
+        return compiled
+
+    def _add(self, depth: int, line: str) -> None:
+        self._lines.append("    " * (depth + 1) + line)
+
+    def message(self, descriptor: Descriptor, depth: int, seen: tuple[str, ...]) -> None:
+        m, v = f"m{depth}", f"v{depth}"
+        for field in descriptor.fields:
+            if not self._has_rule(field):
                 continue
-            money = _money_field(field)
-            if money is not None:
-                lines.append(f"{pad}t{depth} = 0")
-            lines.append(f"{pad}for m{depth + 1} in {v}:")
-            if money is not None:
-                lines.append(f"{pad}    t{depth} += m{depth + 1}.{money[0]}")
-            _emit_value(field, f"m{depth + 1}", depth + 1, lines, env, has_rule, seen)
-            if money is not None:
-                lines.append(f"{pad}if t{depth} > MAX_SATOSHIS: return False")
-        elif inner is not None:
-            lines.append(f"{pad}if {m}.HasField({field.name!r}):")
-            lines.append(f"{pad}    m{depth + 1} = {m}.{field.name}")
-            _emit_value(field, f"m{depth + 1}", depth + 1, lines, env, has_rule, seen)
-        else:
-            lines.append(f"{pad}{v} = {m}.{field.name}")
-            _emit_value(field, v, depth, lines, env, has_rule, seen)
+            inner = field.message_type
+            if inner is not None and inner.full_name in seen:
+                self._add(depth, "return False  # a message that contains itself: the slow walk decides")
+                return
+            if field.is_repeated:
+                self._repeated(field, depth, seen)
+            elif inner is not None:
+                self._add(depth, f"if {m}.HasField({field.name!r}):")
+                self._add(depth, f"    m{depth + 1} = {m}.{field.name}")
+                self.value(field, f"m{depth + 1}", depth + 1, seen)
+            else:
+                self._add(depth, f"{v} = {m}.{field.name}")
+                self.value(field, v, depth, seen)
 
+    def _repeated(self, field: FieldDescriptor, depth: int, seen: tuple[str, ...]) -> None:
+        v, item = f"v{depth}", f"m{depth + 1}"
+        self._add(depth, f"{v} = m{depth}.{field.name}")
+        self._add(depth, f"if len({v}) > {MAX_REPEATED_ITEMS}: return False")
+        if field.full_name in ITEMS_JUDGED_ALONE:
+            return
+        money = _money_field(field)
+        if money is not None:
+            self._add(depth, f"t{depth} = 0")
+        self._add(depth, f"for {item} in {v}:")
+        if money is not None:
+            self._add(depth, f"    t{depth} += {item}.{money[0]}")
+        self.value(field, item, depth + 1, seen)
+        if money is not None:
+            self._add(depth, f"if t{depth} > MAX_SATOSHIS: return False")
 
-def _emit_value(
-    field: FieldDescriptor,
-    value: str,
-    depth: int,
-    lines: list[str],
-    env: dict[str, Any],
-    has_rule: Callable[[FieldDescriptor], bool],
-    seen: tuple[str, ...],
-) -> None:
-    """Lines that return False when one value of the field breaks its rule."""
-    pad = "    " * (depth + 1)
-    kind = field.type
-    if kind == FieldDescriptor.TYPE_STRING:
-        search = "text" if field.full_name in FREE_TEXT else "names"
-        lines.append(f"{pad}if len({value}) > {MAX_STRING_CHARS} or {search}({value}): return False")
-    elif kind == FieldDescriptor.TYPE_ENUM:
-        enum = field.enum_type
-        assert enum is not None
-        known = f"known_{len(env)}"
-        env[known] = frozenset(enum.values_by_number)
-        lines.append(f"{pad}if {value} not in {known}: return False")
-    elif kind == FieldDescriptor.TYPE_INT64:
-        lines.append(f"{pad}if not 0 <= {value} <= {MAX_SATOSHIS}: return False")
-    elif kind in (FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64):
-        lines.append(f"{pad}if {value} > {BIGINT_MAX}: return False")
-    else:
-        inner = field.message_type
-        assert inner is not None
-        if inner.full_name == "google.protobuf.Timestamp":
-            low, high = TIMESTAMP_SECONDS
-            lines.append(
-                f"{pad}if not {low} <= {value}.seconds <= {high} or not 0 <= {value}.nanos <= {NANOS_MAX}: return False"
-            )
-        elif inner.full_name == "google.protobuf.Duration":
-            lines.append(f"{pad}s, n = {value}.seconds, {value}.nanos")
-            lines.append(
-                f"{pad}if abs(s) > {DURATION_SECONDS} or abs(n) > {NANOS_MAX} or (s > 0 > n) or (s < 0 < n): "
-                "return False"
-            )
+    def value(self, field: FieldDescriptor, value: str, depth: int, seen: tuple[str, ...]) -> None:
+        """Lines that return False when one value of the field breaks its rule."""
+        kind = field.type
+        if kind == FieldDescriptor.TYPE_STRING:
+            search = "text" if field.full_name in FREE_TEXT else "names"
+            self._add(depth, f"if len({value}) > {MAX_STRING_CHARS} or {search}({value}): return False")
+        elif kind == FieldDescriptor.TYPE_ENUM:
+            enum = field.enum_type
+            assert enum is not None
+            known = f"known_{len(self._env)}"
+            self._env[known] = frozenset(enum.values_by_number)
+            self._add(depth, f"if {value} not in {known}: return False")
+        elif kind == FieldDescriptor.TYPE_INT64:
+            self._add(depth, f"if not 0 <= {value} <= {MAX_SATOSHIS}: return False")
+        elif kind in (FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64):
+            self._add(depth, f"if {value} > {BIGINT_MAX}: return False")
         else:
-            before = len(lines)
-            _emit_message(inner, depth, lines, env, has_rule, (*seen, inner.full_name))
-            if len(lines) == before:
-                lines.append(f"{pad}pass")
+            inner = field.message_type
+            assert inner is not None
+            if inner.full_name == "google.protobuf.Timestamp":
+                low, high = TIMESTAMP_SECONDS
+                self._add(depth, f"if not {low} <= {value}.seconds <= {high}: return False")
+                self._add(depth, f"if not 0 <= {value}.nanos <= {NANOS_MAX}: return False")
+            elif inner.full_name == "google.protobuf.Duration":
+                self._add(depth, f"s, n = {value}.seconds, {value}.nanos")
+                self._add(depth, f"if abs(s) > {DURATION_SECONDS} or abs(n) > {NANOS_MAX}: return False")
+                self._add(depth, "if s > 0 > n or s < 0 < n: return False")
+            else:
+                before = len(self._lines)
+                self.message(inner, depth, (*seen, inner.full_name))
+                if len(self._lines) == before:
+                    self._add(depth, "pass")
