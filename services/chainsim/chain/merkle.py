@@ -42,7 +42,13 @@ def merkle_root(leaves: list[bytes]) -> bytes:
 
 
 def bump(levels: list[list[bytes]], index: int, block_height: int) -> bytes:
-    """The BUMP (BRC-74) proving leaf ``index`` against the root of ``levels``."""
+    """The BUMP (BRC-74) proving leaf ``index`` against the root of ``levels``.
+
+    A block of one transaction (its root is the coinbase txid) gets a one-level path holding just
+    that txid, as ts-sdk's ``MerklePath.fromCoinbaseTxidAndHeight`` builds it and its
+    ``computeRoot`` reads it ("special case for blocks with only one transaction")."""
+    if len(levels) == 1:
+        return b"".join((varint(block_height), b"\x01\x01", varint(0), bytes((_FLAG_TXID,)), levels[0][0]))
     tree_height = len(levels) - 1
     out = [varint(block_height), bytes((tree_height,))]
     for h in range(tree_height):
@@ -99,6 +105,8 @@ def root_from_bump(leaf: bytes, proof: bytes) -> tuple[int, bytes]:
                 index = offset
         if index is None:
             raise ValueError("leaf not found in proof")
+        if tree_height == 1 and count == 1:
+            return height, leaf  # a one-transaction block: the root is the txid
         pos = index >> h
         flag, digest = entries[pos ^ 1]
         sibling = current if flag == _FLAG_DUPLICATE else digest
