@@ -64,9 +64,10 @@ class Miner:
 
     # ---- blocks ------------------------------------------------------------------------------
 
-    def _coinbase(self, height: int, fees: int) -> TxRecord:
+    def _coinbase(self, height: int, fees: int, script: bytes | None = None) -> TxRecord:
         self.state.block_nonce += 1
-        raw = coinbase_raw(height, block_subsidy(height) + fees, self.miner_script, self.state.block_nonce)
+        pays = self.miner_script if script is None else script
+        raw = coinbase_raw(height, block_subsidy(height) + fees, pays, self.state.block_nonce)
         tx = parse_one(raw)
         rec = TxRecord(
             tx.txid,
@@ -89,10 +90,18 @@ class Miner:
         now = int(self.clock.now())
         return now if prev is None else max(now, prev.time + 1)
 
-    def build(self, prev: Block | None, records: Sequence[TxRecord], when: int | None = None) -> tuple[Block, TxRecord]:
+    def build(
+        self,
+        prev: Block | None,
+        records: Sequence[TxRecord],
+        when: int | None = None,
+        coinbase_script: bytes | None = None,
+    ) -> tuple[Block, TxRecord]:
+        """The block on ``prev`` holding ``records``; its coinbase pays subsidy + fees to
+        ``coinbase_script`` (default: the configured miner script)."""
         height = 0 if prev is None else prev.height + 1
         fees = sum(r.fee for r in records)
-        cb = self._coinbase(height, fees)
+        cb = self._coinbase(height, fees, coinbase_script)
         txids = [cb.txid, *(r.txid for r in records)]
         size = 80 + sum(len(r.raw) for r in records) + len(cb.raw)
         block = Block(height, bytes(32) if prev is None else prev.hash, txids, self._block_time(prev, when), size=size)
@@ -243,7 +252,9 @@ class Miner:
         txids: Sequence[bytes] | None = None,
         exclude: Sequence[bytes] = (),
         when: int | None = None,
+        coinbase_script: bytes | None = None,
     ) -> list[Block]:
+        """Mine ``blocks`` blocks on the tip; every coinbase pays ``coinbase_script`` when given."""
         if blocks < 1 or blocks > 10_000:
             raise MiningError("blocks must be between 1 and 10000")
         for t in txids or ():
@@ -253,11 +264,13 @@ class Miner:
         out: list[Block] = []
         for n in range(blocks):
             records = self.select(txids, exclude) if (n == 0 or txids is None) else []
-            out.append(self.mine_records(records, when if n == 0 else None))
+            out.append(self.mine_records(records, when if n == 0 else None, coinbase_script))
         return out
 
-    def mine_records(self, records: Sequence[TxRecord], when: int | None = None) -> Block:
-        block, cb = self.build(self.state.tip, records, when)
+    def mine_records(
+        self, records: Sequence[TxRecord], when: int | None = None, coinbase_script: bytes | None = None
+    ) -> Block:
+        block, cb = self.build(self.state.tip, records, when, coinbase_script)
         self.connect(block, [cb, *records])
         return block
 

@@ -47,6 +47,29 @@ def _txids(value: object, name: str) -> list[bytes]:
         raise ControlError(f"{name} must be a list of hex txids") from exc
 
 
+def _locking_script(body: dict[str, Any], address_key: str, script_key: str) -> bytes | None:
+    """The locking script a body names: a P2PKH ``address_key`` (main or test prefix) or a raw
+    ``script_key`` hex; None when it names neither."""
+    if address_key in body and script_key in body:
+        raise ControlError(f"give {address_key} or {script_key}, not both")
+    if address_key in body:
+        try:
+            pkh, _ = addresses.decode(str(body[address_key]))
+        except addresses.AddressError as exc:
+            raise ControlError(f"invalid {address_key}: {exc}") from exc
+        return p2pkh_script(pkh)
+    if script_key in body:
+        value = body[script_key]
+        try:
+            script = bytes.fromhex(value) if isinstance(value, str) else None
+        except ValueError:
+            script = None
+        if script is None:
+            raise ControlError(f"{script_key} must be hex")
+        return script
+    return None
+
+
 def _int(body: dict[str, Any], name: str, default: int | None) -> int | None:
     value = body.get(name, default)
     if value is None:
@@ -133,18 +156,8 @@ class ControlFace:
 
     async def fund(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        if "address" in body:
-            try:
-                pkh, _ = addresses.decode(str(body["address"]))
-            except addresses.AddressError as exc:
-                raise ControlError(f"invalid address: {exc}") from exc
-            script = p2pkh_script(pkh)
-        elif "script_hex" in body:
-            try:
-                script = bytes.fromhex(str(body["script_hex"]))
-            except ValueError as exc:
-                raise ControlError("script_hex must be hex") from exc
-        else:
+        script = _locking_script(body, "address", "script_hex")
+        if script is None:
             raise ControlError("address or script_hex is required")
         satoshis = _int(body, "satoshis", 100_000)
         count = _int(body, "count", 1)
@@ -168,7 +181,8 @@ class ControlFace:
         assert blocks is not None
         txids = _txids(body.get("txids"), "txids") if "txids" in body else None
         when = _int(body, "time", None)
-        mined = self.miner.mine(blocks, txids, _txids(body.get("exclude_txids"), "exclude_txids"), when)
+        coinbase = _locking_script(body, "coinbase_address", "coinbase_script_hex")
+        mined = self.miner.mine(blocks, txids, _txids(body.get("exclude_txids"), "exclude_txids"), when, coinbase)
         return _json([_block_json(b) for b in mined])
 
     async def reorg(self, request: web.Request) -> web.Response:
