@@ -101,6 +101,9 @@ class ChainsimSettings:
     callback_batch_interval_ms: int = 1000
     callback_disable_on_transport_error: bool = True
     woc_page_size: int = 1000
+    # txids per ``/block/hash/{hash}/page/{n}``: WhatsOnChain's recorded answer for a 2,417-tx block
+    # (go-whatsonchain blocks_test.go) carries ``"pages": {"size": 50000, ...}``.
+    woc_block_page_size: int = 50_000
     woc_rate_limit_rps: float = 0.0
     woc_error_status: int = 500
     woc_index_lag_ms: int = 0
@@ -155,6 +158,7 @@ def read_chainsim_settings(env: EnvReader | None = None) -> ChainsimSettings:
             "CHAINSIM_CALLBACK_DISABLE_ON_TRANSPORT_ERROR", defaults.callback_disable_on_transport_error
         ),
         woc_page_size=env.integer("CHAINSIM_WOC_PAGE_SIZE", defaults.woc_page_size, minimum=1),
+        woc_block_page_size=env.integer("CHAINSIM_WOC_BLOCK_PAGE_SIZE", defaults.woc_block_page_size, minimum=1),
         woc_rate_limit_rps=env.number("CHAINSIM_WOC_RATE_LIMIT_RPS", 0.0, minimum=0),
         woc_error_status=env.integer("CHAINSIM_WOC_ERROR_STATUS", defaults.woc_error_status, minimum=400),
         woc_index_lag_ms=env.integer("CHAINSIM_WOC_INDEX_LAG_MS", 0, minimum=0),

@@ -30,6 +30,7 @@ class WocFace(BlockEndpoints, UtxoEndpoints, BroadcastEndpoints, TxEndpoints, Sp
             ("GET", "/chain/tips", self.chain_tips),
             ("GET", "/block/headers", self.block_headers),
             ("GET", "/block/hash/{hash}", self.block_by_hash),
+            ("GET", "/block/hash/{hash}/page/{page}", self.block_page),
             ("GET", "/block/height/{height}", self.block_by_height),
             ("GET", "/block/{id}/header", self.block_header),
             ("GET", "/address/{address}/unspent/all", self.address_unspent_all),
@@ -59,6 +60,7 @@ class WocFace(BlockEndpoints, UtxoEndpoints, BroadcastEndpoints, TxEndpoints, Sp
             ("POST", "/txs", self.bulk_details),
             ("POST", "/utxos/spent", self.bulk_spent),
             ("GET", "/mempool/info", self.mempool_info),
+            ("GET", "/mempool/raw", self.mempool_raw),
             ("GET", "/faucet/send/{address}", self.faucet),
         ]
         return [web.route(method, b + path, self._wrap(handler)) for method, path, handler in table]

@@ -1,4 +1,4 @@
-"""WoC chain, block and mempool endpoints: ``/chain/*``, ``/block/*``, ``/mempool/info``."""
+"""WoC chain, block and mempool endpoints: ``/chain/*``, ``/block/*``, ``/mempool/info``, ``/mempool/raw``."""
 
 from __future__ import annotations
 
@@ -11,11 +11,15 @@ from services.chainsim.chain.state import Block
 from services.chainsim.woc.base import NotFound, WocBase, json_response
 
 _DIFFICULTY = 4.656542373906925e-10
+# WhatsOnChain lists every txid of a block up to this many transactions, else the first _TX_PREVIEW
+# plus page links (docs.taal.com/core-products/whatsonchain/block).
+_FULL_TX_LIST = 1000
+_TX_PREVIEW = 100
 
 
 class BlockEndpoints(WocBase):
     def _block(self, ident: str) -> Block:
-        if ident.isdigit():
+        if ident.isdigit() and len(ident) != 64:  # a height; a hash has 64 digits
             height = int(ident)
             if height > self.state.height:
                 raise NotFound
@@ -104,13 +108,40 @@ class BlockEndpoints(WocBase):
         return json_response(self._header_json(self._block(request.match_info["id"])))
 
     def _block_details(self, block: Block) -> dict[str, Any]:
+        """``GET /block/hash/{hash}`` and ``/block/height/{height}`` as WhatsOnChain answers them
+        (docs.taal.com/core-products/whatsonchain/block, "Get by Hash"): every txid when the block
+        has at most 1000 transactions; above that only the first 100 in ``tx`` and a ``pages``
+        object whose ``uri`` list names every page of ``size`` txids (go-whatsonchain's recorded
+        answer for block 604,648: 2,417 txs, 100 in ``tx``, ``{"uri": [".../page/1"], "size":
+        50000}``). Blocks at most 1000 txs long carry no ``pages``."""
         body = self._header_json(block)
-        txids = [t[::-1].hex() for t in block.txids]
-        body.update({"size": block.size, "txcount": len(txids), "tx": txids[:1000]})
-        if len(txids) > 1000:
-            pages = (len(txids) + 999) // 1000
-            body["pages"] = {"size": 1000, "uri": [f"/block/hash/{block.hash_hex}/page/{i}" for i in range(1, pages)]}
+        count = len(block.txids)
+        shown = block.txids if count <= _FULL_TX_LIST else block.txids[:_TX_PREVIEW]
+        body.update({"size": block.size, "txcount": count, "tx": [t[::-1].hex() for t in shown]})
+        if count > _FULL_TX_LIST:
+            size = self.settings.woc_block_page_size
+            pages = (count + size - 1) // size
+            body["pages"] = {
+                "size": size,
+                "uri": [f"/block/hash/{block.hash_hex}/page/{n}" for n in range(1, pages + 1)],
+            }
         return body
+
+    async def block_page(self, request: web.Request) -> web.Response:
+        """``GET /block/hash/{hash}/page/{page}``: a bare JSON array of the txids of page ``page``
+        (1-based; page n holds block positions ``(n - 1) * size`` to ``n * size - 1``, in block
+        order), as go-whatsonchain's ``GetBlockPages`` reads it. Unknown blocks and pages past the
+        last are 404."""
+        ident = request.match_info["hash"]
+        page = request.match_info["page"]
+        if len(ident) != 64 or not page.isdigit() or int(page) < 1:
+            raise NotFound
+        block = self._block(ident)
+        size = self.settings.woc_block_page_size
+        start = (int(page) - 1) * size
+        if start >= len(block.txids):
+            raise NotFound
+        return json_response([t[::-1].hex() for t in block.txids[start : start + size]])
 
     async def block_by_hash(self, request: web.Request) -> web.Response:
         return json_response(self._block_details(self._block(request.match_info["hash"])))
@@ -132,3 +163,11 @@ class BlockEndpoints(WocBase):
                 "mempoolminfee": self.settings.node_fee_sat_per_kb / 1e8,
             }
         )
+
+    async def mempool_raw(self, request: web.Request) -> web.Response:
+        """``GET /mempool/raw``: a bare JSON array of the mempool's txids (docs.taal.com/core-products/
+        whatsonchain/mempool, "Get Mempool Transactions"; go-whatsonchain ``GetMempoolTransactions``
+        reads ``[]string``), in arrival order, fresh ones hidden during the indexing lag."""
+        txs = self.state.txs
+        visible = self._visible
+        return json_response([t[::-1].hex() for t in self.state.mempool if visible(txs[t])])
