@@ -10,6 +10,8 @@ Wiring (one pooled ``httpx.AsyncClient`` per process, budgets from the caller's 
     if report.outcome.kind is OutcomeKind.MISSING_INPUTS: ...
     fees = FeeRateCache(arc)                       # fee = (await fees.rate()).fee_for(raw_size)
     check = await verify_merkle_path(txid, status.merkle_path, woc)   # status = await arc.status(txid)
+    block = await woc.block_txids(height)          # every txid of a block, its pages followed
+    tree = MerkleTree(block.txids)                 # tree.root == block.header.merkle_root; tree.bump(i, height)
 """
 
 from proofline_kit.outbound.deadline import Deadline
@@ -21,13 +23,23 @@ from .broadcaster import BatchBroadcastProvider, Broadcaster, BroadcastProvider
 from .callbacks import callback_authorized, parse_callback
 from .errors import ChainResponseError, ChainUnavailable
 from .fees import FeeQuote, FeeRate, FeeRateCache, FeeSource
-from .merkle import HeaderSource, ProofCheck, ProofVerdict, verify_merkle_path, verify_tsc_proof
+from .merkle import (
+    HeaderSource,
+    MerkleTree,
+    ProofCheck,
+    ProofVerdict,
+    merkle_root,
+    verify_merkle_path,
+    verify_tsc_proof,
+)
 from .outcomes import ArcStatus, Attempt, BroadcastOutcome, BroadcastReport, OutcomeKind, Provider
 from .settings import ChainClients, ChainSettings, open_chain_clients, read_chain_settings
 from .txbytes import PreparedTx, TxFormatError
 from .woc import WocClient, WocConfig
 from .woc_results import (
     BlockHeader,
+    BlockSummary,
+    BlockTxids,
     ChainTip,
     OutpointSpend,
     SpendState,
@@ -50,6 +62,8 @@ __all__ = [
     "Attempt",
     "BatchBroadcastProvider",
     "BlockHeader",
+    "BlockSummary",
+    "BlockTxids",
     "BroadcastOutcome",
     "BroadcastProvider",
     "BroadcastReport",
@@ -65,6 +79,7 @@ __all__ = [
     "FeeRateCache",
     "FeeSource",
     "HeaderSource",
+    "MerkleTree",
     "OutcomeKind",
     "OutpointSpend",
     "PreparedTx",
@@ -83,6 +98,7 @@ __all__ = [
     "WocClient",
     "WocConfig",
     "callback_authorized",
+    "merkle_root",
     "open_chain_clients",
     "parse_callback",
     "read_chain_settings",

@@ -1,11 +1,12 @@
-"""Async WhatsOnChain client: broadcast, chain tip, headers, UTXOs by address, tx status, spenders, proofs."""
+"""Async WhatsOnChain client: broadcast, chain tip, headers, blocks with their txids, mempool txids,
+UTXOs by address, tx status, raw transactions, spenders, proofs."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -23,6 +24,8 @@ from .transport import provider_caller
 from .txbytes import PreparedTx, require_txid
 from .woc_results import (
     BlockHeader,
+    BlockSummary,
+    BlockTxids,
     ChainTip,
     OutpointSpend,
     TscProof,
@@ -30,13 +33,17 @@ from .woc_results import (
     Utxo,
     UtxoPage,
     UtxoScope,
+    assemble_block_txids,
     broadcast_should_retry,
     outcome_from_broadcast,
+    parse_block,
     parse_chain_tip,
     parse_header,
     parse_outpoint_spend,
+    parse_raw_tx,
     parse_tsc_proof,
     parse_tx_status,
+    parse_txids,
     parse_utxo_page,
 )
 
@@ -46,6 +53,26 @@ V = TypeVar("V")
 
 # WoC's bulk endpoints take at most this many ids per request.
 WOC_BULK_LIMIT = 20
+T = TypeVar("T")
+
+
+async def _bounded(run: Callable[[T], Awaitable[V]], items: list[T], limit: int) -> list[V]:
+    """``run`` over ``items`` with at most ``limit`` in flight, results in item order; the first
+    failure cancels the rest and is raised as it is."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(item: T) -> V:
+        async with gate:
+            return await run(item)
+
+    tasks = [asyncio.ensure_future(one(item)) for item in items]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +85,9 @@ class WocConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # Pause between consecutive requests of one paged/bulk call (the free tier allows ~3 req/s).
     page_pause_s: float = 0.0
+    # Requests of one bulk call (chunks of WOC_BULK_LIMIT ids) in flight at once. 1 keeps them in
+    # sequence with page_pause_s between; more needs a plan whose rate allows it.
+    bulk_concurrency: int = 1
 
 
 class WocClient:
@@ -168,6 +198,69 @@ class WocClient:
         except ShapeError as exc:
             raise self._bad("block header", exc) from exc
 
+    async def block(self, block: int | str, *, deadline: Deadline | None = None) -> BlockSummary | None:
+        """``GET /block/height/{height}`` (int) or ``/block/hash/{hash}`` (str): the header, the
+        transaction count, the txids WoC lists (all up to 1000, else the first 100) and the pages
+        it links for the rest; None when there is no such block."""
+        if isinstance(block, int):
+            if block < 0:
+                raise ValueError("block height must not be negative")
+            path = f"/block/height/{block}"
+        else:
+            path = f"/block/hash/{require_txid(block)}"
+        payload = await self._json("GET", path, self._deadline(deadline), allow_404=True)
+        if payload is None:
+            return None
+        try:
+            return parse_block(payload)
+        except ShapeError as exc:
+            raise self._bad("block", exc) from exc
+
+    async def block_page(
+        self, block_hash: str, page: int, *, deadline: Deadline | None = None
+    ) -> tuple[str, ...] | None:
+        """``GET /block/hash/{hash}/page/{page}``: the txids of one page (1-based); None when WoC
+        has no such page."""
+        if page < 1:
+            raise ValueError("block pages are numbered from 1")
+        path = f"/block/hash/{require_txid(block_hash)}/page/{page}"
+        payload = await self._json("GET", path, self._deadline(deadline), allow_404=True)
+        if payload is None:
+            return None
+        try:
+            return parse_txids(payload, "block page")
+        except ShapeError as exc:
+            raise self._bad("block page", exc) from exc
+
+    async def block_txids(self, block: int | str, *, deadline: Deadline | None = None) -> BlockTxids | None:
+        """Every txid of a block, in block order, with its header: the block and then each page it
+        links (one deadline for all of them); None when there is no such block. The count must
+        match WoC's ``txcount``; the caller checks the merkle root against the header."""
+        budget = self._deadline(deadline)
+        summary = await self.block(block, deadline=budget)
+        if summary is None:
+            return None
+        pages: list[tuple[str, ...]] = []
+        for number, page in enumerate(summary.pages):
+            if number and self.config.page_pause_s:
+                await self._sleep(self.config.page_pause_s)
+            txids = await self.block_page(summary.header.block_hash, page, deadline=budget)
+            if txids is None:
+                raise ChainResponseError(Provider.WOC, f"block {summary.header.block_hash} links page {page}: 404")
+            pages.append(txids)
+        try:
+            return BlockTxids(summary.header, assemble_block_txids(summary, pages))
+        except ShapeError as exc:
+            raise self._bad("block txids", exc) from exc
+
+    async def mempool_txids(self, *, deadline: Deadline | None = None) -> tuple[str, ...]:
+        """``GET /mempool/raw``: the txids in the node's mempool."""
+        payload = await self._json("GET", "/mempool/raw", self._deadline(deadline))
+        try:
+            return parse_txids(payload, "mempool txids")
+        except ShapeError as exc:
+            raise self._bad("mempool txids", exc) from exc
+
     # ---- UTXOs -------------------------------------------------------------------------------
 
     async def unspent_page(
@@ -273,22 +366,47 @@ class WocClient:
     ) -> dict[K, V]:
         """A bulk POST endpoint asked in chunks of WOC_BULK_LIMIT; answers keyed as asked, the first
         answer for a key kept, keys the answer leaves out (or that were not asked) absent."""
-        found: dict[K, V] = {}
-        for start in range(0, len(wanted), WOC_BULK_LIMIT):
-            if start and self.config.page_pause_s:
-                await self._sleep(self.config.page_pause_s)
-            chunk = wanted[start : start + WOC_BULK_LIMIT]
+        chunks = [wanted[start : start + WOC_BULK_LIMIT] for start in range(0, len(wanted), WOC_BULK_LIMIT)]
+
+        async def fetch(chunk: list[K]) -> list[V]:
             payload = await self._json("POST", path, budget, json=body_of(chunk))
-            asked = set(chunk)
             try:
-                for entry in as_list(payload, what):
-                    value = parse(entry)
-                    key = key_of(value)
-                    if key in asked:
-                        found.setdefault(key, value)
+                return [parse(entry) for entry in as_list(payload, what)]
             except ShapeError as exc:
                 raise self._bad(what, exc) from exc
+
+        answers: list[list[V]] = []
+        if self.config.bulk_concurrency <= 1 or len(chunks) <= 1:
+            for number, chunk in enumerate(chunks):
+                if number and self.config.page_pause_s:
+                    await self._sleep(self.config.page_pause_s)
+                answers.append(await fetch(chunk))
+        else:
+            answers = await _bounded(fetch, chunks, self.config.bulk_concurrency)
+        found: dict[K, V] = {}
+        for chunk, answer in zip(chunks, answers, strict=True):
+            asked = set(chunk)
+            for value in answer:
+                key = key_of(value)
+                if key in asked:
+                    found.setdefault(key, value)
         return {k: found[k] for k in wanted if k in found}
+
+    async def raw_txs(self, txids: Sequence[str], *, deadline: Deadline | None = None) -> dict[str, bytes]:
+        """The raw bytes of each txid WoC knows (``POST /txs/hex`` in chunks of 20, mempool and mined
+        alike, coinbases included), keyed by txid in the order asked; unknown ones are absent. Each
+        answer is checked to hash to its txid."""
+        wanted = list(dict.fromkeys(require_txid(t) for t in txids))
+        found = await self._bulk(
+            "/txs/hex",
+            wanted,
+            lambda chunk: {"txids": chunk},
+            "raw tx list",
+            parse_raw_tx,
+            lambda entry: entry[0],
+            self._deadline(deadline),
+        )
+        return {txid: raw for txid, (_, raw) in found.items() if raw is not None}
 
     async def raw_tx(self, txid: str, *, deadline: Deadline | None = None) -> bytes | None:
         response = await self._fetch("GET", f"/tx/{require_txid(txid)}/hex", self._deadline(deadline), allow_404=True)

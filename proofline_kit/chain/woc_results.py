@@ -6,6 +6,7 @@ Missing inputs"), so a 500 is only a transient failure when its text is not a no
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -66,6 +67,27 @@ class BlockHeader:
     previous_hash: str | None
     time: int | None
     confirmations: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockSummary:
+    """``GET /block/hash/{hash}`` or ``/block/height/{height}``: the header, how many transactions
+    the block holds, the txids WoC lists in ``tx`` (all of them up to 1000, else the first 100,
+    per docs.taal.com/core-products/whatsonchain/block) and the pages it links for the rest."""
+
+    header: BlockHeader
+    tx_count: int
+    txids: tuple[str, ...]
+    pages: tuple[int, ...]  # page numbers from ``pages.uri``, in the order given
+    page_size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockTxids:
+    """A block's header and every one of its txids, in block order (the coinbase first)."""
+
+    header: BlockHeader
+    txids: tuple[str, ...]
 
 
 class TxChainState(Enum):
@@ -265,3 +287,92 @@ def parse_outpoint_spend(value: Any) -> OutpointSpend:
         spender_vin=vin,
         spender_confirmed=None if status is None else status == "confirmed",
     )
+
+
+# ---- blocks, mempool and raw transactions (what a wallet following blocks reads) ------------
+
+# "/block/hash/<hash>/page/<n>", optionally under "/v1/bsv/<network>" (go-whatsonchain's mocks show both).
+_PAGE_URI = re.compile(r"(?:/v1/bsv/[a-z]+)?/block/hash/([0-9a-fA-F]{64})/page/(\d{1,9})")
+
+
+def parse_txids(payload: Any, what: str) -> tuple[str, ...]:
+    """A JSON array of txids (a block page, ``/mempool/raw``, a block's ``tx``), lower-cased; every
+    entry must be 64 hex digits. Checked in one pass: this runs over whole blocks."""
+    items = as_list(payload, what)
+    if not all(type(t) is str and len(t) == 64 for t in items):
+        raise ShapeError(f"{what} must be a list of 64-digit txids")
+    joined = "".join(items)
+    try:
+        bytes.fromhex(joined)
+    except ValueError as exc:
+        raise ShapeError(f"{what} holds a txid that is not hex") from exc
+    return tuple(items) if joined == joined.lower() else tuple(t.lower() for t in items)
+
+
+def _page_numbers(obj: dict[str, Any], block_hash: str) -> tuple[tuple[int, ...], int | None]:
+    pages = obj.get("pages")
+    if pages is None:
+        return (), None
+    pages = as_object(pages, "pages")
+    numbers: list[int] = []
+    for uri in as_list(pages.get("uri") or [], "pages.uri"):
+        match = _PAGE_URI.fullmatch(uri) if isinstance(uri, str) else None
+        if match is None or match.group(1).lower() != block_hash:
+            raise ShapeError(f"pages.uri entry {uri!r} is not a page of block {block_hash}")
+        numbers.append(int(match.group(2)))
+    size = opt_int(pages, "size")
+    if size is not None and size < 1:
+        raise ShapeError("pages.size must be positive")
+    return tuple(numbers), size
+
+
+def parse_block(payload: Any) -> BlockSummary:
+    obj = as_object(payload, "block")
+    header = parse_header(obj)
+    count = req_int(obj, "txcount")
+    txids = parse_txids(obj.get("tx") or [], "tx")
+    if count < 1 or len(txids) > count:
+        raise ShapeError(f"block txcount {count} does not fit its {len(txids)} listed txids")
+    pages, size = _page_numbers(obj, header.block_hash)
+    return BlockSummary(header, count, txids, pages, size)
+
+
+def assemble_block_txids(block: BlockSummary, pages: list[tuple[str, ...]]) -> tuple[str, ...]:
+    """Every txid of ``block`` from its summary and its pages (fetched in ``block.pages`` order).
+
+    WoC documents that a block over 1000 transactions lists 100 txids and links pages for "the
+    remaining ids", but not where page 1 starts. Both readings are accepted: pages that hold all
+    ``tx_count`` txids (page 1 repeating the 100), or pages that hold the rest after them; anything
+    else (a count that fits neither, or a first page that does not continue the listed ones) is an
+    answer we cannot read."""
+    if not block.pages:
+        if len(block.txids) != block.tx_count:
+            raise ShapeError(f"block lists {len(block.txids)} of {block.tx_count} txids and links no pages")
+        return block.txids
+    paged = tuple(t for page in pages for t in page)
+    if len(paged) == block.tx_count and paged[: len(block.txids)] == block.txids:
+        return paged
+    if len(block.txids) + len(paged) == block.tx_count:
+        return block.txids + paged
+    raise ShapeError(
+        f"block {block.header.block_hash}: {len(block.txids)} listed and {len(paged)} paged txids "
+        f"do not make its {block.tx_count}"
+    )
+
+
+def parse_raw_tx(value: Any) -> tuple[str, bytes | None]:
+    """One entry of ``POST /txs/hex``: ``{"txid", "hex", ...}`` or ``{"txid", "error": "unknown"}``
+    (arc-woc.md §5.2; ARC's ``WocRawTx``). The bytes must hash to the txid: a wallet credits what
+    it reads here to that txid."""
+    obj = as_object(value, "raw tx")
+    txid = req_str(obj, "txid").lower()
+    raw_hex = opt_str(obj, "hex")
+    if obj.get("error") or not raw_hex:
+        return txid, None
+    try:
+        raw = bytes.fromhex(raw_hex)
+    except ValueError as exc:
+        raise ShapeError(f"raw tx {txid}: hex is not hex") from exc
+    if hashlib.sha256(hashlib.sha256(raw).digest()).digest()[::-1].hex() != txid:
+        raise ShapeError(f"raw tx {txid}: the bytes WoC returned hash to another txid")
+    return txid, raw
