@@ -1,0 +1,129 @@
+"""Composition root of the wallet: builds everything and owns its lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import grpc
+from prometheus_client import CollectorRegistry
+from proofline.common.v1 import common_pb2
+from proofline.wallet.v1 import wallet_pb2, wallet_pb2_grpc
+
+from proofline_kit.chain import Broadcaster, open_chain_clients
+from proofline_kit.changes import ChangeHub
+from proofline_kit.logging import get_logger
+from proofline_kit.rpc.server import ServiceBinding
+from proofline_kit.runtime import ServiceRuntime
+from services.wallet.adapters.chain import ChainAdapter
+from services.wallet.adapters.pool_client import PoolClient
+from services.wallet.adapters.redis_rate import RedisSendRate
+from services.wallet.adapters.signer_client import SignerClient
+from services.wallet.adapters.woc_deposit_source import WocDepositSource
+from services.wallet.domain.accounts import Accounts
+from services.wallet.domain.chains import BSV
+from services.wallet.domain.deposits import DepositFollower
+from services.wallet.domain.history import TransactionReader
+from services.wallet.domain.models import Network
+from services.wallet.domain.ports import KeyLimits
+from services.wallet.domain.reconciliation import Reconciler
+from services.wallet.domain.send_pipeline import SendPipeline
+from services.wallet.domain.sends import Sends
+from services.wallet.rpc.mappers import ERROR_DOMAIN
+from services.wallet.rpc.servicer import WalletAdminServicer, WalletServicer
+from services.wallet.settings import WalletSettings
+from services.wallet.store import MIGRATIONS, WalletStore
+from services.wallet.workers import wallet_loops
+
+SERVICE_NAME = wallet_pb2.DESCRIPTOR.services_by_name["WalletService"].full_name
+ADMIN_SERVICE_NAME = wallet_pb2.DESCRIPTOR.services_by_name["WalletAdminService"].full_name
+_NETWORKS = {
+    Network.MAINNET: common_pb2.NETWORK_MAINNET,
+    Network.TESTNET: common_pb2.NETWORK_TESTNET,
+    Network.REGTEST: common_pb2.NETWORK_REGTEST,
+}
+
+
+@dataclass
+class RunningWallet:
+    port: int
+    store: WalletStore
+    pipeline: SendPipeline
+    follower: DepositFollower
+    registry: CollectorRegistry
+    stop: Callable[[], Awaitable[None]]
+
+
+async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True) -> RunningWallet:
+    service = settings.service
+    runtime = await ServiceRuntime.open(service, MIGRATIONS, redis=True, configure_logs=configure_logs)
+    store = WalletStore(runtime.db)
+    changes = ChangeHub(runtime.db, f"{service.database_schema}_tx_changes", "wallet.changes")
+    await changes.start()
+    runtime.on_stop(changes.close)
+    runtime.on_drain(changes.drain)
+    clients = open_chain_clients(settings.chain, max_connections=32)
+    runtime.on_stop(clients.aclose)
+    assert clients.woc is not None
+    providers = [p for p in (clients.arc, clients.woc) if p is not None]
+    gateway = ChainAdapter(
+        clients.arc,
+        clients.woc,
+        Broadcaster(providers),
+        settings.fixed_fee_rate,
+        settings.fee_ttl_s,
+        settings.chain.timeout_s,
+    )
+    signer_channel = grpc.aio.insecure_channel(settings.signer_addr)
+    runtime.on_stop(signer_channel.close)
+    signer = SignerClient(signer_channel, settings.signer_token, _NETWORKS[settings.network], settings.rpc_timeout_s)
+    utxo_channel = grpc.aio.insecure_channel(settings.utxo_addr)
+    runtime.on_stop(utxo_channel.close)
+    pool = PoolClient(utxo_channel, settings.utxo_token, settings.rpc_timeout_s)
+    change_key = await signer.create_key(
+        f"wallet-create-{settings.change_key_id}"[:64],
+        settings.change_key_id,
+        KeyLimits(settings.limits.max_send_satoshis, settings.key_max_per_day_satoshis, ""),
+    )
+    key_limits = KeyLimits(settings.limits.max_send_satoshis, settings.key_max_per_day_satoshis, change_key.address)
+    reader = TransactionReader(store, changes, settings.waits)
+    follower = DepositFollower(store, WocDepositSource(clients.woc), pool, settings.follow)
+    pipeline = SendPipeline(store, BSV, pool, signer, gateway, change_key, settings.pipeline, settings.worker_id)
+    loops = wallet_loops(pipeline, follower, settings.poll_s, settings.follow_poll_s)
+    sends = Sends(
+        store,
+        BSV,
+        settings.network,
+        pool,
+        gateway,
+        settings.limits,
+        reader,
+        RedisSendRate(runtime.redis, service.redis_key_prefix, settings.sends_per_minute)
+        if settings.sends_per_minute
+        else None,
+        on_recorded=loops[0].wake.set,
+    )
+    accounts = Accounts(store, signer, settings.network, key_limits)
+    port = await runtime.serve(
+        ERROR_DOMAIN,
+        [
+            ServiceBinding(
+                SERVICE_NAME,
+                WalletServicer(accounts, sends, reader, settings.follow.min_confirmations),
+                wallet_pb2_grpc.add_WalletServiceServicer_to_server,
+            ),
+            ServiceBinding(
+                ADMIN_SERVICE_NAME,
+                WalletAdminServicer(Reconciler(store, pool)),
+                wallet_pb2_grpc.add_WalletAdminServiceServicer_to_server,
+            ),
+        ],
+        ready=store.ping,
+    )
+    if settings.workers:
+        for loop in loops:
+            runtime.loops.add(loop)
+    get_logger("wallet.app").info(
+        "wallet.started", port=port, metrics_port=service.metrics_port, migrations_applied=runtime.migrations_applied
+    )
+    return RunningWallet(port, store, pipeline, follower, runtime.registry, runtime.stop)

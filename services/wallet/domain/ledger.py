@@ -1,0 +1,137 @@
+"""The double-entry ledger's movements (pure): which books each event moves, by how much.
+
+Books per account: `available`, `locked`, `pending` (owed to the account, never negative) and
+`deficit` (owed by the account, never positive). The house's books: `custody` (minus the value of
+the coins the pool holds for the wallet), `in_flight` (minus the value of signed sends not yet
+final) and `incoming` (minus the pending deposits). Every entry sums to 0, so at every commit
+
+    Σ account books = -(custody + in_flight + incoming)
+
+which is what the reconciliation report checks against the pool and the sends in flight. Customers
+pay the network fee of their sends, so fees leave custody with the send and the house pays none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Book(Enum):
+    AVAILABLE = "available"
+    LOCKED = "locked"
+    PENDING = "pending"
+    DEFICIT = "deficit"
+    CUSTODY = "custody"
+    IN_FLIGHT = "in_flight"
+    INCOMING = "incoming"
+
+    @property
+    def of_house(self) -> bool:
+        return self in (Book.CUSTODY, Book.IN_FLIGHT, Book.INCOMING)
+
+
+class EntryKind(Enum):
+    DEPOSIT_SEEN = "deposit_seen"
+    DEPOSIT_CREDITED = "deposit_credited"
+    DEPOSIT_DROPPED = "deposit_dropped"
+    RESERVE = "reserve"
+    SIGNED = "signed"
+    UNSIGNED = "unsigned"
+    FINALIZE = "finalize"
+    RELEASE = "release"
+    REVERSAL = "reversal"
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    book: Book
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    kind: EntryKind
+    transaction_id: str
+    account_id: str
+    postings: tuple[Posting, ...]
+
+    def __post_init__(self) -> None:
+        if sum(p.amount for p in self.postings) != 0:
+            raise ValueError(f"{self.kind.value} entry does not balance")
+
+
+def _entry(kind: EntryKind, transaction_id: str, account_id: str, *moves: tuple[Book, int]) -> Entry:
+    merged: dict[Book, int] = {}
+    for book, amount in moves:
+        merged[book] = merged.get(book, 0) + amount
+    return Entry(kind, transaction_id, account_id, tuple(Posting(b, a) for b, a in merged.items() if a))
+
+
+def deposit_seen(transaction_id: str, account_id: str, satoshis: int) -> Entry:
+    return _entry(
+        EntryKind.DEPOSIT_SEEN, transaction_id, account_id, (Book.PENDING, satoshis), (Book.INCOMING, -satoshis)
+    )
+
+
+def deposit_credited(transaction_id: str, account_id: str, satoshis: int) -> Entry:
+    """Deep enough: pending becomes available and the coins enter custody (the pool)."""
+    return _entry(
+        EntryKind.DEPOSIT_CREDITED,
+        transaction_id,
+        account_id,
+        (Book.PENDING, -satoshis),
+        (Book.AVAILABLE, satoshis),
+        (Book.INCOMING, satoshis),
+        (Book.CUSTODY, -satoshis),
+    )
+
+
+def deposit_dropped(transaction_id: str, account_id: str, satoshis: int) -> Entry:
+    """A deposit never credited proved dead: its pending credit goes."""
+    return _entry(
+        EntryKind.DEPOSIT_DROPPED, transaction_id, account_id, (Book.PENDING, -satoshis), (Book.INCOMING, satoshis)
+    )
+
+
+def reversal(transaction_id: str, account_id: str, satoshis: int, available: int) -> Entry:
+    """A credited deposit proved dead: take it back from available, the rest becomes a deficit."""
+    taken = min(satoshis, available)
+    return _entry(
+        EntryKind.REVERSAL,
+        transaction_id,
+        account_id,
+        (Book.AVAILABLE, -taken),
+        (Book.DEFICIT, -(satoshis - taken)),
+        (Book.CUSTODY, satoshis),
+    )
+
+
+def reserve(transaction_id: str, account_id: str, debit: int) -> Entry:
+    return _entry(EntryKind.RESERVE, transaction_id, account_id, (Book.AVAILABLE, -debit), (Book.LOCKED, debit))
+
+
+def signed(transaction_id: str, account_id: str, leaving: int) -> Entry:
+    """The signed transaction spends our coins (inputs - change = recipient + fee leave custody)."""
+    return _entry(EntryKind.SIGNED, transaction_id, account_id, (Book.CUSTODY, leaving), (Book.IN_FLIGHT, -leaving))
+
+
+def unsigned(transaction_id: str, account_id: str, leaving: int) -> Entry:
+    """The signed transaction proved dead before acceptance: its coins are ours again."""
+    return _entry(EntryKind.UNSIGNED, transaction_id, account_id, (Book.CUSTODY, -leaving), (Book.IN_FLIGHT, leaving))
+
+
+def finalize(transaction_id: str, account_id: str, reserved: int, leaving: int) -> Entry:
+    """Accepted: the reservation goes, the unused part of the reserved fee returns to available."""
+    return _entry(
+        EntryKind.FINALIZE,
+        transaction_id,
+        account_id,
+        (Book.LOCKED, -reserved),
+        (Book.AVAILABLE, reserved - leaving),
+        (Book.IN_FLIGHT, leaving),
+    )
+
+
+def release(transaction_id: str, account_id: str, reserved: int) -> Entry:
+    return _entry(EntryKind.RELEASE, transaction_id, account_id, (Book.LOCKED, -reserved), (Book.AVAILABLE, reserved))

@@ -1,0 +1,365 @@
+"""What the wallet's use cases need from the outside world, as interfaces."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from proofline_kit.chain import BroadcastOutcome, PreparedTx, TxChainState
+from proofline_kit.errors import DomainError
+from proofline_kit.wire import Outpoint
+from services.wallet.domain.ledger import Entry
+from services.wallet.domain.models import (
+    Account,
+    Actor,
+    Balance,
+    DepositAddress,
+    TxFilter,
+    TxStatus,
+    WalletTx,
+)
+
+# --- the database --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewSend:
+    transaction_id: str
+    account_id: str
+    caller_id: str
+    request_id: str
+    to_address: str
+    to_script: bytes
+    amount_satoshis: int  # what the recipient receives (estimate when the fee is subtracted)
+    debit_satoshis: int  # what the account is debited
+    reserved_fee_satoshis: int
+    fee_rate_satoshis_per_kb: int
+    max_fee_satoshis: int
+    subtract_fee: bool
+    memo: str
+    required_confirmations: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendWork:
+    """A send claimed by a worker: the row's fencing token guards every write that follows."""
+
+    transaction_id: str
+    account_id: str
+    status: TxStatus
+    fence: int
+    txid: str
+    raw_tx: bytes
+    to_script: bytes
+    amount_satoshis: int
+    debit_satoshis: int
+    reserved_fee_satoshis: int
+    fee_satoshis: int
+    fee_rate_satoshis_per_kb: int
+    max_fee_satoshis: int
+    subtract_fee: bool
+    broadcast_attempts: int
+    builds: int
+    block_height: int
+    required_confirmations: int
+
+
+@dataclass(frozen=True, slots=True)
+class WalletCoin:
+    outpoint: Outpoint
+    satoshis: int
+    locking_script: bytes
+    key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedDeposit:
+    """A deposit output found on the chain or in the mempool, matched to an address."""
+
+    outpoint: Outpoint
+    satoshis: int
+    address: str
+    account_id: str
+    key_id: str
+    locking_script: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DepositWork:
+    transaction_id: str
+    account_id: str
+    txid: str
+    status: TxStatus
+    amount_satoshis: int
+    block_height: int
+    coinbase: bool
+    credited: bool
+    outputs: tuple[ScannedDeposit, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BookTotals:
+    """The ledger's side of the reconciliation."""
+
+    available: int
+    locked: int
+    pending: int
+    deficit: int
+    custody: int
+    in_flight: int
+    incoming: int
+    fees_paid: int
+    sending_value: int  # Σ recipient + fee of signed sends not yet final
+
+
+class UnitOfWork(Protocol):
+    # --- recorded answers
+    async def find_answer(self, caller_id: str, method: str, request_id: str, fingerprint: bytes) -> bytes | None: ...
+
+    async def record_answer(
+        self, caller_id: str, method: str, request_id: str, fingerprint: bytes, answer: bytes
+    ) -> None: ...
+
+    async def now(self) -> datetime: ...
+
+    # --- accounts and addresses
+    async def insert_account(self, account_id: str, external_id: str, label: str, caller_id: str) -> Account | None: ...
+
+    async def account(self, account_id: str) -> Account | None: ...
+
+    async def account_by_external_id(self, external_id: str) -> Account | None: ...
+
+    async def list_accounts(self, external_id: str, after_seq: int, limit: int) -> list[tuple[int, Account]]: ...
+
+    async def insert_deposit_address(self, address: DepositAddress) -> DepositAddress: ...
+
+    async def deposit_address(self, address: str) -> DepositAddress | None: ...
+
+    async def list_deposit_addresses(
+        self, account_id: str, before_seq: int | None, limit: int
+    ) -> list[tuple[int, DepositAddress]]: ...
+
+    # --- the ledger
+    async def balance(self, account_id: str) -> Balance: ...
+
+    async def lock_available(self, account_id: str) -> tuple[int, int]:
+        """(available, deficit) of the account, its books locked until commit."""
+        ...
+
+    async def debited_since(self, account_id: str, since: datetime) -> int: ...
+
+    async def post(self, entry: Entry, actor: Actor) -> None: ...
+
+    async def book_totals(self) -> BookTotals: ...
+
+    async def unspent_coins(self) -> list[WalletCoin]: ...
+
+    async def deficits(self) -> list[tuple[str, int]]: ...
+
+    # --- sends
+    async def insert_send(self, send: NewSend, actor: Actor) -> WalletTx: ...
+
+    async def transactions(self, transaction_ids: Sequence[str], *, full: bool = ...) -> dict[str, WalletTx]: ...
+
+    async def list_transactions(
+        self, where: TxFilter, after: tuple[datetime, str] | None, limit: int, *, full: bool
+    ) -> list[WalletTx]: ...
+
+    async def claim_sends(
+        self, statuses: Sequence[TxStatus], owner: str, limit: int, lease_s: float
+    ) -> list[SendWork]: ...
+
+    async def move_send(
+        self,
+        work: SendWork,
+        to: TxStatus,
+        actor: Actor,
+        reason: str,
+        *,
+        detail: str = ...,
+        txid: str | None = ...,
+        raw_tx: bytes | None = ...,
+        fee_satoshis: int | None = ...,
+        amount_satoshis: int | None = ...,
+        fee_rate_satoshis_per_kb: int | None = ...,
+        broadcast_attempts: int | None = ...,
+        builds: int | None = ...,
+        retry_in_s: float = ...,
+        finalized: bool | None = ...,
+        block: tuple[str, int, str] | None = ...,
+        release_lease: bool = ...,
+    ) -> bool:
+        """Applies the change when the row still carries `work.fence`; False when it does not."""
+        ...
+
+    async def spend_coins(self, transaction_id: str, txid: str, coins: Sequence[Outpoint]) -> None: ...
+
+    async def forget_spends(self, transaction_id: str, txid: str) -> None: ...
+
+    async def add_coins(self, transaction_id: str, origin: str, coins: Sequence[WalletCoin]) -> None: ...
+
+    async def coins_spent_by(self, transaction_id: str) -> list[WalletCoin]: ...
+
+    async def top_up(self, transaction_id: str, extra: int) -> None: ...
+
+    async def refresh_fee_rate(self, transaction_id: str, rate_per_kb: int) -> None: ...
+
+    async def set_pool_lease(self, transaction_id: str, lease_id: str, token: int) -> None: ...
+
+    async def mark_spend_committed(self, transaction_id: str) -> None: ...
+
+    async def uncommitted_spends(
+        self, transaction_ids: Sequence[str]
+    ) -> dict[str, tuple[PoolLease, tuple[Outpoint, ...], WalletCoin | None, str]]: ...
+
+    # --- deposits
+    async def match_scripts(self, scripts: Sequence[bytes]) -> dict[bytes, tuple[str, str, str]]:
+        """locking script -> (address, account_id, key_id) of the issued deposit scripts among them."""
+        ...
+
+    async def record_deposits(
+        self, txid: str, deposits: Sequence[ScannedDeposit], coinbase: bool, required: int, actor: Actor
+    ) -> list[tuple[str, str, int]]: ...
+
+    async def mark_mined(self, txids: Sequence[str], block_hash: str, height: int, paths: dict[str, str]) -> None: ...
+
+    async def deposits_to_credit(self, tip_height: int, limit: int) -> list[DepositWork]: ...
+
+    async def credit_deposit(self, work: DepositWork, actor: Actor) -> bool: ...
+
+    # --- the followed chain
+    async def scanned_tip(self) -> tuple[int, str] | None: ...
+
+    async def scanned_hash_at(self, height: int) -> str | None: ...
+
+    async def record_block(
+        self, height: int, block_hash: str, previous: str, merkle_root: str, outputs: int, matched: int
+    ) -> None: ...
+
+    async def tip_height(self) -> int: ...
+
+
+class Store(Protocol):
+    def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
+
+    def reader(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
+
+    def snapshot(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
+
+    async def ping(self) -> None: ...
+
+
+class ChangeFeed(Protocol):
+    """Wake-ups when wallet transactions change (PostgreSQL stays the truth)."""
+
+    def subscribe(self, ids: Sequence[str]) -> AbstractAsyncContextManager[Subscription]: ...
+
+
+class Subscription(Protocol):
+    @property
+    def draining(self) -> bool: ...
+
+    async def wait(self, timeout_s: float) -> bool: ...
+
+
+# --- other services -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    key_id: str
+    address: str
+    locking_script: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLimits:
+    """The signer-side policy of every wallet key: the second line behind the wallet's own limits."""
+
+    max_per_tx_satoshis: int
+    max_per_day_satoshis: int
+    change_address: str
+
+
+@dataclass(frozen=True, slots=True)
+class TxToSign:
+    unsigned_tx: bytes
+    spent: tuple[WalletCoin, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTx:
+    raw: bytes
+    txid: str
+    fee_satoshis: int
+
+
+class Signer(Protocol):
+    async def create_key(self, request_id: str, key_id: str, limits: KeyLimits) -> IssuedKey: ...
+
+    async def key(self, key_id: str) -> IssuedKey: ...
+
+    async def sign_transactions(self, request_id: str, txs: Sequence[TxToSign]) -> list[SignedTx | DomainError]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PoolLease:
+    lease_id: str
+    fencing_token: int
+    coins: tuple[WalletCoin, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSpend:
+    txid: str
+    inputs: tuple[Outpoint, ...]
+    change: WalletCoin | None
+
+
+class CoinPool(Protocol):
+    async def available_coins(self, limit: int) -> list[WalletCoin]: ...
+
+    async def lease_outpoints(
+        self, request_id: str, outpoints: Sequence[Outpoint], lease_s: float, holder: str
+    ) -> PoolLease: ...
+
+    async def commit(self, request_id: str, lease: PoolLease, spends: Sequence[PoolSpend]) -> None: ...
+
+    async def release(self, request_id: str, lease_id: str) -> None: ...
+
+    async def report_dead(
+        self,
+        request_id: str,
+        txid: str,
+        inputs: Sequence[Outpoint],
+        double_spend: bool,
+        competing: Sequence[str],
+        detail: str,
+    ) -> None: ...
+
+    async def add_outputs(self, request_id: str, coins: Sequence[WalletCoin]) -> None: ...
+
+    async def sync(self, key_ids: Sequence[str]) -> None: ...
+
+    async def held_value(self) -> dict[Outpoint, int]:
+        """Every WALLET outpoint the pool still holds for us (not SPENT, not INVALID) and its value."""
+        ...
+
+
+class ChainGateway(Protocol):
+    async def fee_rate_per_kb(self) -> int: ...
+
+    async def broadcast(self, txs: Sequence[PreparedTx]) -> dict[str, BroadcastOutcome]: ...
+
+    async def chain_states(self, txids: Sequence[str]) -> dict[str, TxChainState]: ...
+
+    async def merkle_path(self, txid: str) -> tuple[str, str, int] | None:
+        """(BUMP hex verified against the header, block hash, height) once mined; None before."""
+        ...
+
+
+class RateLimiter(Protocol):
+    async def allow(self, key: str) -> bool: ...

@@ -1,0 +1,378 @@
+"""The send pipeline, in the background: PENDING -> (select, lease, build, sign) -> SENDING ->
+(commit the spend, broadcast) -> UNCONFIRMED (finalize) -> CONFIRMED (merkle path verified, deep
+enough).
+
+Every round claims its sends under fresh fencing tokens (safe with several replicas): a write whose
+token is no longer the row's changes nothing. The signed bytes and txid are stored (SENDING) before
+the first broadcast; after a crash the same bytes are broadcast again, and a second transaction is
+built only once the first is proven dead (rejected, or its inputs spent by another transaction and
+it is not on the chain).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from proofline_kit.chain import OutcomeKind, PreparedTx, TxChainState
+from proofline_kit.errors import DomainError
+from proofline_kit.logging import get_logger
+from proofline_kit.wire import Outpoint, TxOutput
+from services.wallet.domain import ledger
+from services.wallet.domain.chains import ChainRules
+from services.wallet.domain.models import Actor, FailureReason, TxStatus, derived_request_id
+from services.wallet.domain.planning import SendPlan, plan_send
+from services.wallet.domain.ports import (
+    ChainGateway,
+    CoinPool,
+    IssuedKey,
+    PoolLease,
+    PoolSpend,
+    SendWork,
+    Signer,
+    Store,
+    TxToSign,
+    UnitOfWork,
+    WalletCoin,
+)
+
+CANDIDATE_WINDOW = 1000
+_ACCEPTED_STATES = (TxChainState.MEMPOOL, TxChainState.MINED)
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    batch: int = 100
+    work_lease_s: float = 60.0
+    coin_lease_s: float = 600.0
+    long_term_fee_rate_per_kb: int = 1
+    # How often a send waits for coins (none leasable now) before it fails COINS_UNAVAILABLE.
+    max_builds: int = 10
+    max_broadcast_attempts: int = 20
+    retry_base_s: float = 1.0
+    retry_max_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Built:
+    work: SendWork
+    plan: SendPlan
+    lease: PoolLease
+    unsigned: bytes
+    change: WalletCoin | None
+
+
+class SendPipeline:
+    def __init__(
+        self,
+        store: Store,
+        chain: ChainRules,
+        pool: CoinPool,
+        signer: Signer,
+        gateway: ChainGateway,
+        change_key: IssuedKey,
+        config: PipelineConfig,
+        owner: str,
+    ) -> None:
+        self._store = store
+        self._chain = chain
+        self._pool = pool
+        self._signer = signer
+        self._gateway = gateway
+        self._change_key = change_key
+        self._config = config
+        self._owner = owner
+        self._actor = Actor(f"wallet-worker/{owner}")
+        self._log = get_logger("wallet.sends")
+
+    def _retry_in(self, attempts: int) -> float:
+        return float(min(self._config.retry_max_s, self._config.retry_base_s * 2 ** min(attempts, 16)))
+
+    # --- PENDING -> SENDING ----------------------------------------------------------------------
+
+    async def build_round(self) -> int:
+        async with self._store.unit_of_work() as uow:
+            works = await uow.claim_sends(
+                [TxStatus.PENDING], self._owner, self._config.batch, self._config.work_lease_s
+            )
+        if not works:
+            return 0
+        candidates = {c.outpoint: c for c in await self._pool.available_coins(CANDIDATE_WINDOW)}
+        built: list[_Built] = []
+        for work in works:
+            item = await self._build(work, candidates)
+            if item is not None:
+                built.append(item)
+                for coin in item.plan.coins:
+                    candidates.pop(coin.outpoint, None)
+        if built:
+            await self._sign(built)
+        return len(works)
+
+    async def _build(self, work: SendWork, candidates: dict[Outpoint, WalletCoin]) -> _Built | None:
+        amount = work.debit_satoshis if work.subtract_fee else work.amount_satoshis
+        plan = plan_send(
+            self._chain,
+            list(candidates.values()),
+            work.to_script,
+            amount,
+            work.fee_rate_satoshis_per_kb,
+            self._config.long_term_fee_rate_per_kb,
+            work.subtract_fee,
+        )
+        if plan is None:
+            await self._wait_for_coins(work, "no leasable coins cover the send now")
+            return None
+        if plan.fee_satoshis > work.max_fee_satoshis:
+            await self._fail_unsigned(
+                work,
+                FailureReason.FEE_LIMIT_EXCEEDED,
+                f"fee {plan.fee_satoshis} sat above the limit {work.max_fee_satoshis}",
+            )
+            return None
+        try:
+            lease = await self._pool.lease_outpoints(
+                derived_request_id("wlease", work.transaction_id, work.fence),
+                [c.outpoint for c in plan.coins],
+                self._config.coin_lease_s,
+                f"wallet/{self._owner}/{work.transaction_id}",
+            )
+        except DomainError as error:
+            await self._wait_for_coins(work, f"coins taken meanwhile ({error.reason})")
+            return None
+        change = None
+        outputs = [TxOutput(plan.recipient_satoshis, work.to_script)]
+        if plan.change_satoshis:
+            outputs.append(TxOutput(plan.change_satoshis, self._change_key.locking_script))
+        unsigned = self._chain.unsigned_transaction([c.outpoint for c in plan.coins], outputs)
+        if plan.change_satoshis:
+            change = WalletCoin(
+                Outpoint("", 1), plan.change_satoshis, self._change_key.locking_script, self._change_key.key_id
+            )
+        return _Built(work, plan, lease, unsigned, change)
+
+    async def _sign(self, built: Sequence[_Built]) -> None:
+        request_id = derived_request_id("wsign", *(f"{b.work.transaction_id}/{b.work.fence}" for b in built))
+        results = await self._signer.sign_transactions(request_id, [TxToSign(b.unsigned, b.plan.coins) for b in built])
+        for item, result in zip(built, results, strict=True):
+            if isinstance(result, DomainError):
+                await self._pool.release(derived_request_id("wrelease", item.lease.lease_id), item.lease.lease_id)
+                await self._fail_unsigned(
+                    item.work,
+                    FailureReason.POLICY_DENIED if result.reason == "POLICY_DENIED" else result.reason,
+                    result.message,
+                )
+                continue
+            change = None
+            if item.change is not None:
+                change = WalletCoin(
+                    Outpoint(result.txid, 1), item.change.satoshis, item.change.locking_script, item.change.key_id
+                )
+            try:
+                stored = await self._store_signed(item, result.raw, result.txid, change)
+            except _FenceLost:
+                stored = False
+            if not stored:
+                await self._pool.release(derived_request_id("wrelease", item.lease.lease_id), item.lease.lease_id)
+                continue
+            await self._commit_spend(
+                item.work.transaction_id, item.lease, result.txid, tuple(c.outpoint for c in item.plan.coins), change
+            )
+
+    async def _store_signed(self, item: _Built, raw: bytes, txid: str, change: WalletCoin | None) -> bool:
+        work, plan = item.work, item.plan
+        async with self._store.unit_of_work() as uow:
+            if not work.subtract_fee and plan.fee_satoshis > work.reserved_fee_satoshis:
+                extra = plan.fee_satoshis - work.reserved_fee_satoshis
+                available, _ = await uow.lock_available(work.account_id)
+                if available < extra:
+                    await uow.move_send(
+                        work,
+                        TxStatus.PENDING,
+                        self._actor,
+                        "INSUFFICIENT_FUNDS",
+                        detail=f"the fee grew by {extra} sat",
+                        retry_in_s=self._retry_in(work.builds),
+                    )
+                    return False
+                await uow.post(ledger.reserve(work.transaction_id, work.account_id, extra), self._actor)
+                await uow.top_up(work.transaction_id, extra)
+            moved = await uow.move_send(
+                work,
+                TxStatus.SENDING,
+                self._actor,
+                "SIGNED",
+                txid=txid,
+                raw_tx=raw,
+                fee_satoshis=plan.fee_satoshis,
+                amount_satoshis=plan.recipient_satoshis,
+                builds=work.builds + 1,
+                release_lease=False,
+            )
+            if not moved:
+                raise _FenceLost()
+            await uow.set_pool_lease(work.transaction_id, item.lease.lease_id, item.lease.fencing_token)
+            await uow.spend_coins(work.transaction_id, txid, [c.outpoint for c in plan.coins])
+            if change is not None:
+                await uow.add_coins(work.transaction_id, "change", [change])
+            await uow.post(ledger.signed(work.transaction_id, work.account_id, plan.leaving), self._actor)
+        return True
+
+    async def _commit_spend(
+        self, transaction_id: str, lease: PoolLease, txid: str, inputs: tuple[Outpoint, ...], change: WalletCoin | None
+    ) -> None:
+        await self._pool.commit(derived_request_id("wcommit", txid), lease, [PoolSpend(txid, inputs, change)])
+        async with self._store.unit_of_work() as uow:
+            await uow.mark_spend_committed(transaction_id)
+
+    async def _wait_for_coins(self, work: SendWork, detail: str) -> None:
+        async with self._store.unit_of_work() as uow:
+            if work.builds + 1 >= self._config.max_builds:
+                await self._fail_unsigned_in(uow, work, FailureReason.COINS_UNAVAILABLE, detail)
+            else:
+                await uow.move_send(
+                    work,
+                    TxStatus.PENDING,
+                    self._actor,
+                    "COINS_UNAVAILABLE",
+                    detail=detail,
+                    builds=work.builds + 1,
+                    retry_in_s=self._retry_in(work.builds),
+                )
+
+    async def _fail_unsigned(self, work: SendWork, reason: str, detail: str) -> None:
+        async with self._store.unit_of_work() as uow:
+            await self._fail_unsigned_in(uow, work, reason, detail)
+
+    async def _fail_unsigned_in(self, uow: UnitOfWork, work: SendWork, reason: str, detail: str) -> None:
+        if await uow.move_send(work, TxStatus.FAILED, self._actor, reason, detail=detail):
+            await uow.post(ledger.release(work.transaction_id, work.account_id, work.debit_satoshis), self._actor)
+
+    # --- SENDING -> UNCONFIRMED ------------------------------------------------------------------
+
+    async def broadcast_round(self) -> int:
+        async with self._store.unit_of_work() as uow:
+            works = await uow.claim_sends(
+                [TxStatus.SENDING], self._owner, self._config.batch, self._config.work_lease_s
+            )
+            uncommitted = await uow.uncommitted_spends([w.transaction_id for w in works])
+        if not works:
+            return 0
+        for transaction_id, (lease, inputs, change, txid) in uncommitted.items():
+            await self._commit_spend(transaction_id, lease, txid, inputs, change)
+        outcomes = await self._gateway.broadcast([PreparedTx.from_bytes(w.raw_tx) for w in works])
+        dead: list[tuple[SendWork, OutcomeKind, str]] = []
+        for work in works:
+            outcome = outcomes.get(work.txid)
+            kind = outcome.kind if outcome else OutcomeKind.UNAVAILABLE
+            if kind is OutcomeKind.ACCEPTED:
+                await self._accepted(work)
+            elif kind in (
+                OutcomeKind.DOUBLE_SPEND,
+                OutcomeKind.MISSING_INPUTS,
+                OutcomeKind.INVALID,
+                OutcomeKind.FEE_TOO_LOW,
+            ):
+                dead.append((work, kind, outcome.reason if outcome else ""))
+            else:
+                await self._retry_broadcast(work, outcome.reason if outcome else "no answer")
+        if dead:
+            states = await self._gateway.chain_states([w.txid for w, _, _ in dead])
+            for work, kind, detail in dead:
+                if states.get(work.txid) in _ACCEPTED_STATES:
+                    await self._accepted(work)
+                else:
+                    await self._proven_dead(work, kind, detail)
+        return len(works)
+
+    async def _accepted(self, work: SendWork) -> None:
+        async with self._store.unit_of_work() as uow:
+            leaving = work.amount_satoshis + work.fee_satoshis
+            if await uow.move_send(
+                work,
+                TxStatus.UNCONFIRMED,
+                self._actor,
+                "ACCEPTED",
+                finalized=True,
+                broadcast_attempts=work.broadcast_attempts + 1,
+            ):
+                await uow.post(
+                    ledger.finalize(work.transaction_id, work.account_id, work.debit_satoshis, leaving), self._actor
+                )
+
+    async def _retry_broadcast(self, work: SendWork, detail: str) -> None:
+        attempts = work.broadcast_attempts + 1
+        async with self._store.unit_of_work() as uow:
+            await uow.move_send(
+                work,
+                TxStatus.SENDING,
+                self._actor,
+                "CHAIN_UNAVAILABLE",
+                detail=detail,
+                broadcast_attempts=attempts,
+                retry_in_s=self._retry_in(attempts),
+            )
+
+    async def _proven_dead(self, work: SendWork, kind: OutcomeKind, detail: str) -> None:
+        """Rejected, or its inputs spent elsewhere, and not on the chain: its coins are the pool's to
+        judge (DIRTY until the chain says), the send is built again from other coins while builds
+        remain, else FAILED with the reservation released."""
+        async with self._store.reader() as uow:
+            inputs = [c.outpoint for c in await uow.coins_spent_by(work.transaction_id)]
+        double_spend = kind in (OutcomeKind.DOUBLE_SPEND, OutcomeKind.MISSING_INPUTS)
+        await self._pool.report_dead(
+            derived_request_id("wdead", work.txid), work.txid, inputs, double_spend, (), detail[:1024]
+        )
+        leaving = work.amount_satoshis + work.fee_satoshis
+        rebuild = kind is not OutcomeKind.INVALID and work.builds < self._config.max_builds
+        async with self._store.unit_of_work() as uow:
+            reason = {
+                OutcomeKind.INVALID: FailureReason.BROADCAST_REJECTED,
+                OutcomeKind.FEE_TOO_LOW: "FEE_TOO_LOW",
+            }.get(kind, FailureReason.DOUBLE_SPEND)
+            target = TxStatus.PENDING if rebuild else TxStatus.FAILED
+            if not await uow.move_send(
+                work, target, self._actor, reason, detail=detail, broadcast_attempts=work.broadcast_attempts + 1
+            ):
+                return
+            await uow.forget_spends(work.transaction_id, work.txid)
+            await uow.post(ledger.unsigned(work.transaction_id, work.account_id, leaving), self._actor)
+            if kind is OutcomeKind.FEE_TOO_LOW:
+                await uow.refresh_fee_rate(work.transaction_id, await self._gateway.fee_rate_per_kb())
+            if not rebuild:
+                await uow.post(ledger.release(work.transaction_id, work.account_id, work.debit_satoshis), self._actor)
+
+    # --- UNCONFIRMED -> CONFIRMED ----------------------------------------------------------------
+
+    async def confirm_round(self) -> int:
+        async with self._store.unit_of_work() as uow:
+            works = await uow.claim_sends(
+                [TxStatus.UNCONFIRMED], self._owner, self._config.batch, self._config.work_lease_s
+            )
+            tip = await uow.tip_height()
+        mined = 0
+        for work in works:
+            found = await self._gateway.merkle_path(work.txid)
+            async with self._store.unit_of_work() as uow:
+                if found is None:
+                    await uow.move_send(work, TxStatus.UNCONFIRMED, self._actor, "", retry_in_s=self._retry_in(3))
+                    continue
+                bump, block_hash, height = found
+                mined += 1
+                depth = tip - height + 1 if tip >= height else 0
+                target = TxStatus.CONFIRMED if depth >= work.required_confirmations else TxStatus.UNCONFIRMED
+                await uow.move_send(
+                    work,
+                    target,
+                    self._actor,
+                    "MINED" if target is TxStatus.CONFIRMED else "",
+                    block=(block_hash, height, bump),
+                    retry_in_s=self._retry_in(2),
+                )
+        if mined:
+            await self._pool.sync([self._change_key.key_id])
+        return len(works)
+
+
+class _FenceLost(Exception):
+    """Another worker holds the send now; the round's transaction rolls back."""

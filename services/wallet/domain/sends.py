@@ -1,0 +1,290 @@
+"""Send intake and fee estimation: validate, estimate, reserve in the ledger, record PENDING.
+
+Everything after that (select, build, sign, broadcast, confirm) is the send pipeline's, in the
+background. The reservation is the database's decision: the account's available book is locked
+for the transaction, so concurrent sends from one account can never overdraw it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import orjson
+
+from proofline_kit.auth import Caller
+from proofline_kit.errors import DomainError, ErrorKind, invalid_argument
+from proofline_kit.idempotency import check_request_id, request_fingerprint
+from services.wallet.domain import ledger
+from services.wallet.domain.access import require_wallet_role
+from services.wallet.domain.accounts import require_account
+from services.wallet.domain.chains import ChainRules
+from services.wallet.domain.history import TransactionReader
+from services.wallet.domain.models import Actor, Network, TxStatus, WalletTx
+from services.wallet.domain.planning import SendPlan, below_dust, plan_send, worst_case_fee
+from services.wallet.domain.ports import ChainGateway, CoinPool, NewSend, RateLimiter, Store, UnitOfWork
+
+MAX_MEMO = 256
+CANDIDATE_WINDOW = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SendLimits:
+    max_send_satoshis: int
+    # Per account over any rolling 24 hours; 0 = none.
+    daily_limit_satoshis: int
+    min_fee_rate_per_kb: int
+    max_fee_rate_per_kb: int
+    max_fee_satoshis: int
+    long_term_fee_rate_per_kb: int
+    send_confirmations: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeeRequest:
+    fee_rate_satoshis_per_kb: int
+    max_fee_satoshis: int
+    subtract_fee_from_amount: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    fee_satoshis: int
+    fee_rate_satoshis_per_kb: int
+    size_bytes: int
+    input_count: int
+    has_change: bool
+    recipient_satoshis: int
+    total_debit_satoshis: int
+    available_satoshis: int
+    sufficient_funds: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Priced:
+    to_script: bytes
+    rate: int
+    max_fee: int
+    plan: SendPlan | None
+    fee: int
+    recipient: int
+    debit: int
+
+
+def insufficient_funds(available: int, required: int) -> DomainError:
+    return DomainError(
+        ErrorKind.FAILED_PRECONDITION,
+        "INSUFFICIENT_FUNDS",
+        f"available {available} sat does not cover {required} sat",
+        metadata={"availableSatoshis": str(available), "requiredSatoshis": str(required)},
+    )
+
+
+class Sends:
+    def __init__(
+        self,
+        store: Store,
+        chain: ChainRules,
+        network: Network,
+        pool: CoinPool,
+        gateway: ChainGateway,
+        limits: SendLimits,
+        reader: TransactionReader,
+        rate_limiter: RateLimiter | None,
+        on_recorded: Callable[[], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._chain = chain
+        self._network = network
+        self._pool = pool
+        self._gateway = gateway
+        self._limits = limits
+        self._reader = reader
+        self._rate_limiter = rate_limiter
+        self._on_recorded = on_recorded
+
+    async def estimate_fee(
+        self, caller: Caller, account_id: str, to_address: str, amount: int, fee: FeeRequest
+    ) -> Estimate:
+        require_wallet_role(caller)
+        available = 0
+        if account_id:
+            async with self._store.reader() as uow:
+                await require_account(uow, account_id)
+                available = (await uow.balance(account_id)).available
+        priced = await self._price(to_address, amount, fee)
+        plan = priced.plan
+        return Estimate(
+            fee_satoshis=priced.fee,
+            fee_rate_satoshis_per_kb=priced.rate,
+            size_bytes=plan.size_bytes if plan else self._chain.sizes.transaction(1, 2),
+            input_count=len(plan.coins) if plan else 0,
+            has_change=bool(plan and plan.change_satoshis),
+            recipient_satoshis=priced.recipient,
+            total_debit_satoshis=priced.debit,
+            available_satoshis=available,
+            sufficient_funds=bool(account_id) and available >= priced.debit,
+        )
+
+    async def send(
+        self,
+        caller: Caller,
+        request_id: str,
+        account_id: str,
+        to_address: str,
+        amount: int,
+        fee: FeeRequest,
+        memo: str,
+        wait_for: TxStatus | None,
+        wait_timeout_s: float | None,
+        time_left_s: float | None,
+    ) -> WalletTx:
+        require_wallet_role(caller)
+        check_request_id(request_id)
+        if len(memo) > MAX_MEMO:
+            raise invalid_argument("MEMO_INVALID", "memo", f"at most {MAX_MEMO} characters")
+        wait_s = self._reader.wait_budget(wait_for, wait_timeout_s, time_left_s)
+        fingerprint = request_fingerprint(
+            account_id,
+            to_address,
+            amount,
+            fee.fee_rate_satoshis_per_kb,
+            fee.max_fee_satoshis,
+            fee.subtract_fee_from_amount,
+            memo,
+        )
+        async with self._store.reader() as uow:
+            await require_account(uow, account_id)
+            answer = await uow.find_answer(caller.caller_id, "Send", request_id, fingerprint)
+        if answer is not None:
+            return await self._reader.settle(orjson.loads(answer)["transactionId"], wait_for, wait_s)
+        priced = await self._price(to_address, amount, fee)
+        if self._rate_limiter is not None and not await self._rate_limiter.allow(account_id):
+            raise DomainError(
+                ErrorKind.RESOURCE_EXHAUSTED,
+                "RATE_LIMITED",
+                "too many sends from this account; retry later",
+                metadata={"accountId": account_id},
+                retry_after_ms=1000,
+            )
+        actor = Actor(caller.caller_id, request_id)
+        transaction_id = f"wtx_{secrets.token_hex(12)}"
+        async with self._store.unit_of_work() as uow:
+            answer = await uow.find_answer(caller.caller_id, "Send", request_id, fingerprint)
+            if answer is not None:
+                transaction_id = orjson.loads(answer)["transactionId"]
+            else:
+                available, deficit = await uow.lock_available(account_id)
+                if deficit:
+                    raise DomainError(
+                        ErrorKind.FAILED_PRECONDITION,
+                        "ACCOUNT_IN_DEFICIT",
+                        f"the account owes {deficit} sat after a reversed deposit; sends resume once covered",
+                        metadata={"deficitSatoshis": str(deficit)},
+                    )
+                await self._check_daily_limit(uow, account_id, priced.debit)
+                if available < priced.debit:
+                    raise insufficient_funds(available, priced.debit)
+                await uow.insert_send(
+                    NewSend(
+                        transaction_id=transaction_id,
+                        account_id=account_id,
+                        caller_id=caller.caller_id,
+                        request_id=request_id,
+                        to_address=to_address,
+                        to_script=priced.to_script,
+                        amount_satoshis=priced.recipient,
+                        debit_satoshis=priced.debit,
+                        reserved_fee_satoshis=priced.fee,
+                        fee_rate_satoshis_per_kb=priced.rate,
+                        max_fee_satoshis=priced.max_fee,
+                        subtract_fee=fee.subtract_fee_from_amount,
+                        memo=memo,
+                        required_confirmations=self._limits.send_confirmations,
+                    ),
+                    actor,
+                )
+                await uow.post(ledger.reserve(transaction_id, account_id, priced.debit), actor)
+                await uow.record_answer(
+                    caller.caller_id,
+                    "Send",
+                    request_id,
+                    fingerprint,
+                    orjson.dumps({"transactionId": transaction_id}),
+                )
+        if self._on_recorded is not None:
+            self._on_recorded()
+        return await self._reader.settle(transaction_id, wait_for, wait_s)
+
+    async def _check_daily_limit(self, uow: UnitOfWork, account_id: str, debit: int) -> None:
+        limit = self._limits.daily_limit_satoshis
+        if not limit:
+            return
+        used = await uow.debited_since(account_id, await uow.now() - timedelta(hours=24))
+        if used + debit > limit:
+            raise DomainError(
+                ErrorKind.RESOURCE_EXHAUSTED,
+                "DAILY_LIMIT_EXCEEDED",
+                f"this send would bring the last 24 hours to {used + debit} sat, above the limit {limit}",
+                metadata={"limitSatoshis": str(limit), "usedSatoshis": str(used)},
+            )
+
+    async def _price(self, to_address: str, amount: int, fee: FeeRequest) -> _Priced:
+        """Validates what a send asks and prices it against the coins the pool holds now."""
+        to_script = self._chain.locking_script_for(to_address, self._network)
+        limits = self._limits
+        if amount <= 0:
+            raise invalid_argument("AMOUNT_INVALID", "amount_satoshis", "must be positive")
+        if amount > limits.max_send_satoshis:
+            raise DomainError(
+                ErrorKind.INVALID_ARGUMENT,
+                "AMOUNT_ABOVE_LIMIT",
+                f"amount_satoshis: at most {limits.max_send_satoshis} sat per send",
+                metadata={"field": "amount_satoshis", "maxSatoshis": str(limits.max_send_satoshis)},
+            )
+        dust = self._chain.dust_limit(to_script)
+        if amount < dust:
+            raise below_dust(dust)
+        rate = fee.fee_rate_satoshis_per_kb
+        if rate == 0:
+            rate = max(await self._gateway.fee_rate_per_kb(), limits.min_fee_rate_per_kb)
+        elif not limits.min_fee_rate_per_kb <= rate <= limits.max_fee_rate_per_kb:
+            raise DomainError(
+                ErrorKind.INVALID_ARGUMENT,
+                "FEE_RATE_INVALID",
+                f"fee_policy.fee_rate_satoshis_per_kb: {limits.min_fee_rate_per_kb} to"
+                f" {limits.max_fee_rate_per_kb} sat per 1000 bytes (0 = the network's rate)",
+                metadata={"field": "fee_policy.fee_rate_satoshis_per_kb"},
+            )
+        if fee.max_fee_satoshis < 0:
+            raise invalid_argument("FEE_LIMIT_INVALID", "fee_policy.max_fee_satoshis", "must not be negative")
+        max_fee = min(fee.max_fee_satoshis or limits.max_fee_satoshis, limits.max_fee_satoshis)
+        candidates = await self._pool.available_coins(CANDIDATE_WINDOW)
+        plan = plan_send(
+            self._chain,
+            candidates,
+            to_script,
+            amount,
+            rate,
+            limits.long_term_fee_rate_per_kb,
+            fee.subtract_fee_from_amount,
+        )
+        fee_satoshis = plan.fee_satoshis if plan else worst_case_fee(self._chain, 1, rate)
+        if fee_satoshis > max_fee:
+            raise DomainError(
+                ErrorKind.FAILED_PRECONDITION,
+                "FEE_LIMIT_EXCEEDED",
+                f"the fee would be {fee_satoshis} sat, above the limit {max_fee}",
+                metadata={"feeSatoshis": str(fee_satoshis), "maxFeeSatoshis": str(max_fee)},
+            )
+        if fee.subtract_fee_from_amount:
+            recipient = amount - fee_satoshis
+            if recipient < dust:
+                raise below_dust(dust)
+            debit = amount
+        else:
+            recipient = amount
+            debit = amount + fee_satoshis
+        return _Priced(to_script, rate, max_fee, plan, fee_satoshis, recipient, debit)

@@ -1,0 +1,173 @@
+"""WalletService and WalletAdminService over gRPC: thin adapters over the domain."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any, NoReturn
+
+import grpc
+from proofline.wallet.v1 import wallet_pb2, wallet_pb2_grpc
+
+from proofline_kit.auth import current_caller
+from services.wallet.domain.accounts import Accounts
+from services.wallet.domain.history import TransactionReader
+from services.wallet.domain.reconciliation import Reconciler
+from services.wallet.domain.sends import Sends
+from services.wallet.rpc import mappers
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
+    """The money side. The identity RPCs keep the generated UNIMPLEMENTED answers until they land."""
+
+    def __init__(self, accounts: Accounts, sends: Sends, reader: TransactionReader, min_confirmations: int) -> None:
+        self._accounts = accounts
+        self._sends = sends
+        self._reader = reader
+        self._min_confirmations = min_confirmations
+
+    async def CreateAccount(
+        self, request: wallet_pb2.CreateAccountRequest, context: Context
+    ) -> wallet_pb2.CreateAccountResponse:
+        account = await self._accounts.create_account(
+            current_caller.get(), request.request_id, request.external_id, request.label
+        )
+        return wallet_pb2.CreateAccountResponse(account=mappers.account_to_proto(account))
+
+    async def GetAccount(
+        self, request: wallet_pb2.GetAccountRequest, context: Context
+    ) -> wallet_pb2.GetAccountResponse:
+        account = await self._accounts.get_account(current_caller.get(), request.account_id)
+        return wallet_pb2.GetAccountResponse(account=mappers.account_to_proto(account))
+
+    async def ListAccounts(
+        self, request: wallet_pb2.ListAccountsRequest, context: Context
+    ) -> wallet_pb2.ListAccountsResponse:
+        page = await self._accounts.list_accounts(
+            current_caller.get(), request.external_id, request.page_size, request.page_token
+        )
+        return wallet_pb2.ListAccountsResponse(
+            accounts=[mappers.account_to_proto(a) for a in page.items], next_page_token=page.next_page_token
+        )
+
+    async def NewDepositAddress(
+        self, request: wallet_pb2.NewDepositAddressRequest, context: Context
+    ) -> wallet_pb2.NewDepositAddressResponse:
+        address = await self._accounts.new_deposit_address(
+            current_caller.get(), request.request_id, request.account_id, request.label
+        )
+        return wallet_pb2.NewDepositAddressResponse(deposit_address=mappers.address_to_proto(address))
+
+    async def ListDepositAddresses(
+        self, request: wallet_pb2.ListDepositAddressesRequest, context: Context
+    ) -> wallet_pb2.ListDepositAddressesResponse:
+        page = await self._accounts.list_deposit_addresses(
+            current_caller.get(), request.account_id, request.page_size, request.page_token
+        )
+        return wallet_pb2.ListDepositAddressesResponse(
+            deposit_addresses=[mappers.address_to_proto(a) for a in page.items], next_page_token=page.next_page_token
+        )
+
+    async def GetBalance(
+        self, request: wallet_pb2.GetBalanceRequest, context: Context
+    ) -> wallet_pb2.GetBalanceResponse:
+        balance = await self._accounts.get_balance(current_caller.get(), request.account_id)
+        return wallet_pb2.GetBalanceResponse(balance=mappers.balance_to_proto(balance, self._min_confirmations))
+
+    async def EstimateFee(
+        self, request: wallet_pb2.EstimateFeeRequest, context: Context
+    ) -> wallet_pb2.EstimateFeeResponse:
+        estimate = await self._sends.estimate_fee(
+            current_caller.get(),
+            request.account_id,
+            request.to_address,
+            request.amount_satoshis,
+            mappers.fee_request(request.fee_policy),
+        )
+        return mappers.estimate_to_proto(estimate)
+
+    async def Send(self, request: wallet_pb2.SendRequest, context: Context) -> wallet_pb2.SendResponse:
+        tx = await self._sends.send(
+            current_caller.get(),
+            request.request_id,
+            request.account_id,
+            request.to_address,
+            request.amount_satoshis,
+            mappers.fee_request(request.fee_policy),
+            request.memo,
+            mappers.status_from_proto(request.wait_for),
+            mappers.duration_seconds(request.wait_timeout, request.HasField("wait_timeout")),
+            context.time_remaining(),
+        )
+        return wallet_pb2.SendResponse(transaction=mappers.tx_to_proto(tx))
+
+    async def ListTransactions(
+        self, request: wallet_pb2.ListTransactionsRequest, context: Context
+    ) -> wallet_pb2.ListTransactionsResponse:
+        page = await self._reader.list(
+            current_caller.get(),
+            mappers.tx_filter_from_proto(request),
+            mappers.full_view(request.view),
+            request.page_size,
+            request.page_token,
+        )
+        return wallet_pb2.ListTransactionsResponse(
+            transactions=[mappers.tx_to_proto(t) for t in page.items], next_page_token=page.next_page_token
+        )
+
+    async def GetTransaction(
+        self, request: wallet_pb2.GetTransactionRequest, context: Context
+    ) -> wallet_pb2.GetTransactionResponse:
+        tx = await self._reader.get(current_caller.get(), request.transaction_id, mappers.full_view(request.view))
+        return wallet_pb2.GetTransactionResponse(transaction=mappers.tx_to_proto(tx))
+
+    async def WatchTransaction(
+        self, request: wallet_pb2.WatchTransactionRequest, context: Context
+    ) -> AsyncIterator[wallet_pb2.WatchTransactionResponse]:
+        snapshots = self._reader.watch(
+            current_caller.get(), request.transaction_id, mappers.full_view(request.view), request.until_confirmations
+        )
+        async with aclosing(snapshots):
+            async for tx in snapshots:
+                yield wallet_pb2.WatchTransactionResponse(transaction=mappers.tx_to_proto(tx))
+
+    # --- the identity side (issue 14): UNIMPLEMENTED until it lands --------------------------------
+
+    async def RegisterIdentity(self, request: Any, context: Context) -> Any:
+        await _unimplemented(context)
+
+    async def RevokeIdentity(self, request: Any, context: Context) -> Any:
+        await _unimplemented(context)
+
+    async def ListIdentities(self, request: Any, context: Context) -> Any:
+        await _unimplemented(context)
+
+    async def SubmitIntent(self, request: Any, context: Context) -> Any:
+        await _unimplemented(context)
+
+    async def SubmitIntentBatch(self, request: Any, context: Context) -> Any:
+        await _unimplemented(context)
+
+    async def GetIntentJob(self, request: Any, context: Context) -> Any:
+        await _unimplemented(context)
+
+    async def WatchIntentJob(self, request: Any, context: Context) -> AsyncIterator[Any]:
+        await _unimplemented(context)
+        yield None  # pragma: no cover - abort raises
+
+
+async def _unimplemented(context: Context) -> NoReturn:
+    await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the identity side of the wallet is not built yet")
+    raise AssertionError("abort returned")
+
+
+class WalletAdminServicer(wallet_pb2_grpc.WalletAdminServiceServicer):
+    def __init__(self, reconciler: Reconciler) -> None:
+        self._reconciler = reconciler
+
+    async def GetReconciliation(
+        self, request: wallet_pb2.GetReconciliationRequest, context: Context
+    ) -> wallet_pb2.GetReconciliationResponse:
+        return mappers.reconciliation_to_proto(await self._reconciler.report(current_caller.get()))

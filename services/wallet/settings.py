@@ -1,0 +1,142 @@
+"""wallet configuration, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+
+from proofline_kit.chain import ChainSettings, FeeRate, read_chain_settings
+from proofline_kit.settings import EnvReader, RunMode, ServiceSettings, SettingsError, read_service_settings
+from proofline_kit.wire import MAX_SATOSHIS
+from services.wallet.domain.chains import BSV
+from services.wallet.domain.deposits import FollowConfig
+from services.wallet.domain.history import WaitLimits
+from services.wallet.domain.models import Network
+from services.wallet.domain.send_pipeline import PipelineConfig
+from services.wallet.domain.sends import SendLimits
+
+# The utxo service's and the signer's gRPC ports as `make run` hands them to every service.
+_UTXO_PORT_ENV, _UTXO_PORT = "UTXO_GRPC_PORT", 50052
+_SIGNER_PORT_ENV, _SIGNER_PORT = "SIGNER_GRPC_PORT", 50051
+_KEY_ID_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
+
+
+@dataclass(frozen=True, slots=True)
+class WalletSettings:
+    service: ServiceSettings
+    network: Network
+    chain: ChainSettings
+    fixed_fee_rate: FeeRate | None
+    fee_ttl_s: float
+    limits: SendLimits
+    waits: WaitLimits
+    follow: FollowConfig
+    pipeline: PipelineConfig
+    # Sends per account per minute (Redis); 0 = no limit.
+    sends_per_minute: int
+    # Per wallet key, enforced by the signer (the second line of defence).
+    key_max_per_day_satoshis: int
+    change_key_id: str
+    utxo_addr: str
+    utxo_token: str | None = field(repr=False)
+    signer_addr: str
+    signer_token: str | None = field(repr=False)
+    rpc_timeout_s: float
+    workers: bool
+    worker_id: str
+    poll_s: float
+    follow_poll_s: float
+
+
+def _ms(env: EnvReader, name: str, default: int, minimum: int = 1, maximum: int | None = None) -> float:
+    return env.integer(name, default, minimum=minimum, maximum=maximum) / 1000
+
+
+def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
+    env = env or EnvReader()
+    service = read_service_settings(
+        env,
+        service_name="wallet",
+        env_prefix="WALLET",
+        default_grpc_port=50054,
+        default_metrics_port=9104,
+        default_schema="wallet",
+    )
+    chain = read_chain_settings(env, "WALLET")
+    if chain.woc_url is None:
+        raise SettingsError("the wallet needs WOC_URL (or WALLET_WOC_URL) to follow the chain")
+    production = service.run_mode is RunMode.PRODUCTION
+    utxo_token = env.optional_string("WALLET_UTXO_TOKEN")
+    signer_token = env.optional_string("WALLET_SIGNER_TOKEN")
+    if production:
+        missing = [n for n, v in (("WALLET_UTXO_TOKEN", utxo_token), ("WALLET_SIGNER_TOKEN", signer_token)) if not v]
+        if missing:
+            raise SettingsError(f"{', '.join(missing)} required in production mode")
+    change_key_id = env.string("WALLET_CHANGE_KEY_ID", "wallet-change")
+    if not 1 <= len(change_key_id) <= 128 or not set(change_key_id) <= _KEY_ID_CHARS:
+        raise SettingsError("WALLET_CHANGE_KEY_ID must be 1-128 characters of [A-Za-z0-9._:-]")
+    max_send = env.integer("WALLET_MAX_SEND_SATOSHIS", 100_000_000_000, minimum=1, maximum=MAX_SATOSHIS)
+    min_rate = env.integer("WALLET_MIN_FEE_RATE", 1, minimum=1, maximum=1_000_000_000)
+    max_rate = env.integer("WALLET_MAX_FEE_RATE", 1_000_000, minimum=1, maximum=1_000_000_000)
+    if min_rate > max_rate:
+        raise SettingsError("WALLET_MIN_FEE_RATE must not exceed WALLET_MAX_FEE_RATE")
+    fixed_rate = env.integer("WALLET_FEE_RATE_SAT_PER_KB", 0, minimum=0, maximum=1_000_000_000)
+    default_wait_ms = env.integer("WALLET_DEFAULT_WAIT_MS", 30_000, minimum=0)
+    max_wait_ms = env.integer("WALLET_MAX_WAIT_MS", 300_000, minimum=0)
+    if default_wait_ms > max_wait_ms:
+        raise SettingsError("WALLET_DEFAULT_WAIT_MS must not exceed WALLET_MAX_WAIT_MS")
+    utxo_port = env.integer(_UTXO_PORT_ENV, _UTXO_PORT, minimum=0, maximum=65535) or _UTXO_PORT
+    signer_port = env.integer(_SIGNER_PORT_ENV, _SIGNER_PORT, minimum=0, maximum=65535) or _SIGNER_PORT
+    long_term_rate = env.integer("WALLET_LONG_TERM_FEE_RATE", min_rate, minimum=0, maximum=1_000_000_000)
+    return WalletSettings(
+        service=service,
+        network=env.choice("WALLET_NETWORK", Network, Network.TESTNET),
+        chain=chain,
+        fixed_fee_rate=FeeRate(fixed_rate, 1000) if fixed_rate else None,
+        fee_ttl_s=_ms(env, "WALLET_FEE_RATE_TTL_MS", 300_000, minimum=100),
+        limits=SendLimits(
+            max_send_satoshis=max_send,
+            daily_limit_satoshis=env.integer("WALLET_DAILY_LIMIT_SATOSHIS", 0, minimum=0, maximum=MAX_SATOSHIS),
+            min_fee_rate_per_kb=min_rate,
+            max_fee_rate_per_kb=max_rate,
+            max_fee_satoshis=env.integer("WALLET_MAX_FEE_SATOSHIS", 1_000_000, minimum=1, maximum=MAX_SATOSHIS),
+            long_term_fee_rate_per_kb=long_term_rate,
+            send_confirmations=env.integer(
+                "WALLET_SEND_CONFIRMATIONS", BSV.default_send_confirmations, minimum=1, maximum=10_000
+            ),
+        ),
+        waits=WaitLimits(
+            default_wait_s=default_wait_ms / 1000,
+            max_wait_s=max_wait_ms / 1000,
+            poll_s=_ms(env, "WALLET_WATCH_POLL_MS", 2_000, minimum=50, maximum=60_000),
+        ),
+        follow=FollowConfig(
+            min_confirmations=env.integer(
+                "WALLET_MIN_CONFIRMATIONS", BSV.default_deposit_confirmations, minimum=1, maximum=10_000
+            ),
+            coinbase_maturity=BSV.coinbase_maturity,
+        ),
+        pipeline=PipelineConfig(
+            batch=env.integer("WALLET_SEND_BATCH", 100, minimum=1, maximum=1000),
+            work_lease_s=_ms(env, "WALLET_WORK_LEASE_MS", 60_000, minimum=100),
+            coin_lease_s=_ms(env, "WALLET_COIN_LEASE_MS", 600_000, minimum=1_000, maximum=3_600_000),
+            long_term_fee_rate_per_kb=long_term_rate,
+            max_builds=env.integer("WALLET_MAX_BUILDS", 10, minimum=1, maximum=1000),
+            max_broadcast_attempts=env.integer("WALLET_MAX_BROADCAST_ATTEMPTS", 20, minimum=1, maximum=10_000),
+            retry_base_s=_ms(env, "WALLET_RETRY_BASE_MS", 1_000),
+            retry_max_s=_ms(env, "WALLET_RETRY_MAX_MS", 60_000),
+        ),
+        sends_per_minute=env.integer("WALLET_SENDS_PER_MINUTE", 600, minimum=0),
+        key_max_per_day_satoshis=env.integer("WALLET_KEY_DAILY_LIMIT_SATOSHIS", 0, minimum=0, maximum=MAX_SATOSHIS),
+        change_key_id=change_key_id,
+        utxo_addr=env.string("WALLET_UTXO_ADDR", f"127.0.0.1:{utxo_port}"),
+        utxo_token=utxo_token,
+        signer_addr=env.string("WALLET_SIGNER_ADDR", f"127.0.0.1:{signer_port}"),
+        signer_token=signer_token,
+        rpc_timeout_s=_ms(env, "WALLET_RPC_TIMEOUT_MS", 10_000, minimum=100),
+        workers=env.flag("WALLET_WORKERS", True),
+        worker_id=env.string("WALLET_WORKER_ID", f"{socket.gethostname()}/{os.getpid()}"),
+        poll_s=_ms(env, "WALLET_POLL_MS", 500, minimum=10),
+        follow_poll_s=_ms(env, "WALLET_FOLLOW_POLL_MS", 1_000, minimum=10),
+    )

@@ -1,0 +1,181 @@
+"""Deposits: matching scanned outputs against the issued scripts, first sight, mined, credited; the
+chain as the follower scanned it."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+from proofline_kit.database import Queries
+from proofline_kit.wire import Outpoint
+from services.wallet.domain.models import Actor, TxStatus
+from services.wallet.domain.ports import DepositWork, ScannedDeposit
+
+
+class DepositQueries(Queries):
+    async def match_scripts(self, scripts: Sequence[bytes]) -> dict[bytes, tuple[str, str, str]]:
+        rows = await self._conn.fetch(
+            "SELECT locking_script, address, account_id, key_id FROM deposit_addresses"
+            " WHERE locking_script = ANY($1::bytea[])",
+            list(scripts),
+        )
+        return {bytes(r["locking_script"]): (r["address"], r["account_id"], r["key_id"]) for r in rows}
+
+    async def record_deposits(
+        self, txid: str, deposits: Sequence[ScannedDeposit], coinbase: bool, required: int, actor: Actor
+    ) -> list[tuple[str, str, int]]:
+        """One INCOMING transaction per account paid, UNCONFIRMED with its outputs; the ones already
+        known are left as they are. Returns (transaction_id, account_id, satoshis) of the new ones."""
+        by_account: dict[str, list[ScannedDeposit]] = {}
+        for deposit in deposits:
+            by_account.setdefault(deposit.account_id, []).append(deposit)
+        created: list[tuple[str, str, int]] = []
+        for account_id, outputs in by_account.items():
+            transaction_id = f"wtx_{secrets.token_hex(12)}"
+            total = sum(o.satoshis for o in outputs)
+            inserted = await self._conn.fetchval(
+                """WITH inserted AS (
+                       INSERT INTO wallet_txs (transaction_id, account_id, direction, status, txid, amount_satoshis,
+                                               address, required_confirmations, coinbase)
+                       VALUES ($1, $2, 'incoming', 'unconfirmed', $3, $4, $5, $6, $7)
+                       ON CONFLICT (account_id, txid) WHERE direction = 'incoming' DO NOTHING
+                       RETURNING transaction_id
+                   ), outputs AS (
+                       INSERT INTO deposit_outputs (txid, vout, transaction_id, address, satoshis)
+                       SELECT $3, o.vout, i.transaction_id, o.address, o.satoshis
+                       FROM inserted i, unnest($8::bigint[], $9::text[], $10::bigint[]) AS o (vout, address, satoshis)
+                   ), audit AS (
+                       INSERT INTO tx_audit (transaction_id, from_status, to_status, txid, actor, reason)
+                       SELECT transaction_id, NULL, 'unconfirmed', $3, $11, 'DEPOSIT_SEEN' FROM inserted
+                   )
+                   SELECT transaction_id FROM inserted""",
+                transaction_id,
+                account_id,
+                txid,
+                total,
+                outputs[0].address,
+                required,
+                coinbase,
+                [o.outpoint.vout for o in outputs],
+                [o.address for o in outputs],
+                [o.satoshis for o in outputs],
+                actor.caller_id,
+            )
+            if inserted:
+                created.append((transaction_id, account_id, total))
+        return created
+
+    async def mark_mined(self, txids: Sequence[str], block_hash: str, height: int, paths: dict[str, str]) -> None:
+        await self._conn.execute(
+            """UPDATE wallet_txs t SET block_hash = $2, block_height = $3, merkle_path = p.path
+               FROM unnest($1::text[], $4::text[]) AS p (txid, path)
+               WHERE t.txid = p.txid AND t.direction = 'incoming' AND t.status IN ('unconfirmed', 'reorging')""",
+            list(txids),
+            block_hash,
+            height,
+            [paths[t] for t in txids],
+        )
+
+    async def deposits_to_credit(self, tip_height: int, limit: int) -> list[DepositWork]:
+        rows = await self._conn.fetch(
+            """SELECT t.transaction_id, t.account_id, t.txid, t.status, t.amount_satoshis, t.block_height,
+                      t.coinbase, t.credited,
+                      array_agg(d.vout ORDER BY d.vout) AS vouts, array_agg(d.satoshis ORDER BY d.vout) AS sats,
+                      array_agg(d.address ORDER BY d.vout) AS addresses,
+                      array_agg(a.key_id ORDER BY d.vout) AS keys,
+                      array_agg(a.locking_script ORDER BY d.vout) AS scripts
+               FROM wallet_txs t
+               JOIN deposit_outputs d ON d.transaction_id = t.transaction_id
+               JOIN deposit_addresses a ON a.address = d.address
+               WHERE t.direction = 'incoming' AND t.status = 'unconfirmed' AND t.block_height IS NOT NULL
+                 AND $1 - t.block_height + 1 >= t.required_confirmations
+               GROUP BY t.transaction_id
+               ORDER BY t.block_height, t.seq
+               LIMIT $2""",
+            tip_height,
+            limit,
+        )
+        return [
+            DepositWork(
+                transaction_id=r["transaction_id"],
+                account_id=r["account_id"],
+                txid=r["txid"],
+                status=TxStatus(r["status"]),
+                amount_satoshis=int(r["amount_satoshis"]),
+                block_height=int(r["block_height"]),
+                coinbase=bool(r["coinbase"]),
+                credited=bool(r["credited"]),
+                outputs=tuple(
+                    ScannedDeposit(Outpoint(r["txid"], int(v)), int(s), a, r["account_id"], k, bytes(sc))
+                    for v, s, a, k, sc in zip(
+                        r["vouts"], r["sats"], r["addresses"], r["keys"], r["scripts"], strict=True
+                    )
+                ),
+            )
+            for r in rows
+        ]
+
+    async def credit_deposit(self, work: DepositWork, actor: Actor) -> bool:
+        """CONFIRMED and credited, its outputs now the wallet's coins in the pool; False when another
+        round credited it first (the caller then posts nothing)."""
+        moved = await self._conn.fetchval(
+            """WITH moved AS (
+                   UPDATE wallet_txs SET status = 'confirmed', credited = true, confirmed_at = now()
+                   WHERE transaction_id = $1 AND status = 'unconfirmed' AND NOT credited
+                   RETURNING transaction_id, txid
+               ), audit AS (
+                   INSERT INTO tx_audit (transaction_id, from_status, to_status, txid, actor, reason)
+                   SELECT transaction_id, 'unconfirmed', 'confirmed', txid, $2, 'DEPOSIT_CREDITED' FROM moved
+               )
+               SELECT count(*) FROM moved""",
+            work.transaction_id,
+            actor.caller_id,
+        )
+        if not moved:
+            return False
+        await self._conn.execute(
+            """INSERT INTO wallet_coins (txid, vout, satoshis, locking_script, key_id, origin, transaction_id)
+               SELECT $1, o.vout, o.satoshis, o.script, o.key_id, 'deposit', $2
+               FROM unnest($3::bigint[], $4::bigint[], $5::bytea[], $6::text[]) AS o (vout, satoshis, script, key_id)
+               ON CONFLICT (txid, vout) DO NOTHING""",
+            work.txid,
+            work.transaction_id,
+            [d.outpoint.vout for d in work.outputs],
+            [d.satoshis for d in work.outputs],
+            [d.locking_script for d in work.outputs],
+            [d.key_id for d in work.outputs],
+        )
+        await self._conn.execute(
+            """UPDATE deposit_addresses a SET received_satoshis = a.received_satoshis + o.satoshis
+               FROM (SELECT address, sum(satoshis)::bigint AS satoshis FROM deposit_outputs
+                     WHERE transaction_id = $1 GROUP BY address) o
+               WHERE a.address = o.address""",
+            work.transaction_id,
+        )
+        return True
+
+    async def scanned_tip(self) -> tuple[int, str] | None:
+        row = await self._conn.fetchrow("SELECT height, block_hash FROM scanned_blocks ORDER BY height DESC LIMIT 1")
+        return (int(row["height"]), row["block_hash"]) if row else None
+
+    async def scanned_hash_at(self, height: int) -> str | None:
+        value: str | None = await self._conn.fetchval("SELECT block_hash FROM scanned_blocks WHERE height = $1", height)
+        return value
+
+    async def record_block(
+        self, height: int, block_hash: str, previous: str, merkle_root: str, outputs: int, matched: int
+    ) -> None:
+        await self._conn.execute(
+            """INSERT INTO scanned_blocks (height, block_hash, previous_hash, merkle_root, outputs, matched)
+               VALUES ($1, $2, $3, $4, $5, $6)""",
+            height,
+            block_hash,
+            previous,
+            merkle_root,
+            outputs,
+            matched,
+        )
+
+    async def tip_height(self) -> int:
+        value = await self._conn.fetchval("SELECT coalesce(max(height), 0) FROM scanned_blocks")
+        return int(value)

@@ -1,0 +1,326 @@
+"""Wallet transactions: sends recorded at intake, reads, claims by the workers and fenced moves.
+
+Every status change writes its tx_audit row in the same statement; the migration refuses a move
+the FSM does not have and a status change without its audit row."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+
+from proofline_kit.database import Queries
+from proofline_kit.wire import Outpoint
+from services.wallet.domain.models import Actor, TxFilter, TxStatus, WalletTx
+from services.wallet.domain.ports import NewSend, PoolLease, SendWork, WalletCoin
+from services.wallet.store.rows import tx_columns, tx_from_row
+
+_WORK_COLUMNS = (
+    "transaction_id, account_id, status, fence, txid, raw_tx, to_script, amount_satoshis, debit_satoshis,"
+    " reserved_fee_satoshis, fee_satoshis, fee_rate_satoshis_per_kb, max_fee_satoshis, subtract_fee,"
+    " broadcast_attempts, builds, block_height, required_confirmations"
+)
+
+
+def _work(row: asyncpg.Record) -> SendWork:
+    return SendWork(
+        transaction_id=row["transaction_id"],
+        account_id=row["account_id"],
+        status=TxStatus(row["status"]),
+        fence=int(row["fence"]),
+        txid=row["txid"] or "",
+        raw_tx=bytes(row["raw_tx"] or b""),
+        to_script=bytes(row["to_script"] or b""),
+        amount_satoshis=int(row["amount_satoshis"]),
+        debit_satoshis=int(row["debit_satoshis"]),
+        reserved_fee_satoshis=int(row["reserved_fee_satoshis"]),
+        fee_satoshis=int(row["fee_satoshis"]),
+        fee_rate_satoshis_per_kb=int(row["fee_rate_satoshis_per_kb"]),
+        max_fee_satoshis=int(row["max_fee_satoshis"]),
+        subtract_fee=bool(row["subtract_fee"]),
+        broadcast_attempts=int(row["broadcast_attempts"]),
+        builds=int(row["builds"]),
+        block_height=int(row["block_height"] or 0),
+        required_confirmations=int(row["required_confirmations"]),
+    )
+
+
+class TxQueries(Queries):
+    async def insert_send(self, send: NewSend, actor: Actor) -> WalletTx:
+        await self._conn.execute(
+            """WITH inserted AS (
+                   INSERT INTO wallet_txs (transaction_id, account_id, direction, status, amount_satoshis,
+                       debit_satoshis, reserved_fee_satoshis, fee_satoshis, fee_rate_satoshis_per_kb,
+                       max_fee_satoshis, subtract_fee, address, to_script, memo, request_id, caller_id,
+                       required_confirmations)
+                   VALUES ($1, $2, 'outgoing', 'pending', $3, $4, $5, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                   RETURNING transaction_id
+               )
+               INSERT INTO tx_audit (transaction_id, from_status, to_status, actor, request_id, reason)
+               SELECT transaction_id, NULL, 'pending', $13, $12, 'SEND_RECORDED' FROM inserted""",
+            send.transaction_id,
+            send.account_id,
+            send.amount_satoshis,
+            send.debit_satoshis,
+            send.reserved_fee_satoshis,
+            send.fee_rate_satoshis_per_kb,
+            send.max_fee_satoshis,
+            send.subtract_fee,
+            send.to_address,
+            send.to_script,
+            send.memo,
+            send.request_id,
+            send.caller_id,
+            send.required_confirmations,
+        )
+        return (await self.transactions([send.transaction_id]))[send.transaction_id]
+
+    async def transactions(self, transaction_ids: Sequence[str], *, full: bool = False) -> dict[str, WalletTx]:
+        rows = await self._conn.fetch(
+            f"SELECT {tx_columns(full)} FROM wallet_txs t WHERE t.transaction_id = ANY($1::text[])",
+            list(transaction_ids),
+        )
+        return {r["transaction_id"]: tx_from_row(r) for r in rows}
+
+    async def list_transactions(
+        self, where: TxFilter, after: tuple[datetime, str] | None, limit: int, *, full: bool
+    ) -> list[WalletTx]:
+        rows = await self._conn.fetch(
+            f"""SELECT {tx_columns(full)} FROM wallet_txs t
+                WHERE t.account_id = $1
+                  AND ($2 = '' OR t.direction = $2)
+                  AND (cardinality($3::text[]) = 0 OR t.status = ANY($3::text[]))
+                  AND ($4 = '' OR t.txid = $4)
+                  AND ($5::timestamptz IS NULL OR t.created_at >= $5)
+                  AND ($6::timestamptz IS NULL OR t.created_at < $6)
+                  AND ($7::timestamptz IS NULL OR (t.created_at, t.transaction_id) < ($7, $8))
+                ORDER BY t.created_at DESC, t.transaction_id DESC
+                LIMIT $9""",
+            where.account_id,
+            where.direction.value if where.direction else "",
+            [s.value for s in where.statuses],
+            where.txid,
+            where.start_time,
+            where.end_time,
+            after[0] if after else None,
+            after[1] if after else "",
+            limit,
+        )
+        return [tx_from_row(r) for r in rows]
+
+    async def claim_sends(self, statuses: Sequence[TxStatus], owner: str, limit: int, lease_s: float) -> list[SendWork]:
+        """Sends due in `statuses` that nobody holds (or whose holder's lease ran out), each under a
+        new fencing token."""
+        rows = await self._conn.fetch(
+            f"""UPDATE wallet_txs w SET lease_owner = $2, fence = nextval('wallet_fences'),
+                       lease_until = now() + make_interval(secs => $3)
+                FROM (
+                    SELECT transaction_id FROM wallet_txs
+                    WHERE direction = 'outgoing' AND status = ANY($1::text[]) AND next_attempt_at <= now()
+                      AND (lease_until IS NULL OR lease_until < now())
+                    ORDER BY next_attempt_at, seq
+                    LIMIT $4
+                    FOR UPDATE SKIP LOCKED
+                ) due
+                WHERE w.transaction_id = due.transaction_id
+                RETURNING {", ".join("w." + c.strip() for c in _WORK_COLUMNS.split(","))}""",
+            [s.value for s in statuses],
+            owner,
+            lease_s,
+            limit,
+        )
+        return [_work(r) for r in rows]
+
+    async def move_send(
+        self,
+        work: SendWork,
+        to: TxStatus,
+        actor: Actor,
+        reason: str,
+        *,
+        detail: str = "",
+        txid: str | None = None,
+        raw_tx: bytes | None = None,
+        fee_satoshis: int | None = None,
+        amount_satoshis: int | None = None,
+        fee_rate_satoshis_per_kb: int | None = None,
+        broadcast_attempts: int | None = None,
+        builds: int | None = None,
+        retry_in_s: float = 0.0,
+        finalized: bool | None = None,
+        block: tuple[str, int, str] | None = None,
+        release_lease: bool = True,
+    ) -> bool:
+        """Applies the change when the row still carries `work.fence` (else False, nothing written).
+        A move to the same status updates the row without an audit row."""
+        row = await self._conn.fetchrow(
+            """WITH moved AS (
+                   UPDATE wallet_txs SET
+                       status = $3,
+                       txid = coalesce($4, txid),
+                       raw_tx = coalesce($5, raw_tx),
+                       fee_satoshis = coalesce($6, fee_satoshis),
+                       amount_satoshis = coalesce($7, amount_satoshis),
+                       fee_rate_satoshis_per_kb = coalesce($8, fee_rate_satoshis_per_kb),
+                       broadcast_attempts = coalesce($9, broadcast_attempts),
+                       builds = coalesce($10, builds),
+                       failure_reason = CASE WHEN $3 IN ('unconfirmed', 'confirmed') THEN '' ELSE $11 END,
+                       failure_detail = CASE WHEN $3 IN ('unconfirmed', 'confirmed') THEN '' ELSE $12 END,
+                       next_attempt_at = now() + make_interval(secs => $13),
+                       finalized = coalesce($14, finalized),
+                       block_hash = CASE WHEN $15::text IS NULL THEN block_hash ELSE nullif($15, '') END,
+                       block_height = CASE WHEN $15::text IS NULL THEN block_height
+                                           ELSE nullif($16::bigint, 0) END,
+                       merkle_path = CASE WHEN $15::text IS NULL THEN merkle_path ELSE nullif($17, '') END,
+                       accepted_at = CASE WHEN $3 = 'unconfirmed' AND accepted_at IS NULL THEN now()
+                                          ELSE accepted_at END,
+                       confirmed_at = CASE WHEN $3 = 'confirmed' THEN coalesce(
+                                               CASE WHEN status = 'confirmed' THEN confirmed_at END, now())
+                                           WHEN $3 = 'reorging' THEN NULL ELSE confirmed_at END,
+                       lease_owner = CASE WHEN $18 THEN NULL ELSE lease_owner END,
+                       lease_until = CASE WHEN $18 THEN NULL ELSE lease_until END
+                   WHERE transaction_id = $1 AND fence = $2
+                   RETURNING transaction_id, status, txid,
+                             (SELECT status FROM wallet_txs o WHERE o.transaction_id = $1) AS from_status
+               ), audit AS (
+                   INSERT INTO tx_audit (transaction_id, from_status, to_status, txid, actor, request_id,
+                                         reason, detail)
+                   SELECT transaction_id, from_status, status, txid, $19, $20, $11, left($12, 1024) FROM moved
+                   WHERE from_status IS DISTINCT FROM status
+               )
+               SELECT count(*) AS n FROM moved""",
+            work.transaction_id,
+            work.fence,
+            to.value,
+            txid,
+            raw_tx,
+            fee_satoshis,
+            amount_satoshis,
+            fee_rate_satoshis_per_kb,
+            broadcast_attempts,
+            builds,
+            reason,
+            detail[:1024],
+            retry_in_s,
+            finalized,
+            block[0] if block else None,
+            block[1] if block else 0,
+            block[2] if block else "",
+            release_lease,
+            actor.caller_id,
+            actor.request_id,
+        )
+        return bool(row and row["n"])
+
+    async def spend_coins(self, transaction_id: str, txid: str, coins: Sequence[Outpoint]) -> None:
+        """Marks the inputs spent by the signed transaction (coins the wallet does not know yet, such
+        as a deposit credited meanwhile, are added by their own path)."""
+        await self._conn.execute(
+            """UPDATE wallet_coins c SET spent_by = $1, spent_txid = $2
+               FROM unnest($3::text[], $4::bigint[]) AS o (txid, vout)
+               WHERE c.txid = o.txid AND c.vout = o.vout""",
+            transaction_id,
+            txid,
+            [c.txid for c in coins],
+            [c.vout for c in coins],
+        )
+
+    async def forget_spends(self, transaction_id: str, txid: str) -> None:
+        """The signed transaction proved dead: its inputs are unspent again, its change never was."""
+        await self._conn.execute(
+            "UPDATE wallet_coins SET spent_by = NULL, spent_txid = NULL WHERE spent_by = $1 AND spent_txid = $2",
+            transaction_id,
+            txid,
+        )
+        await self._conn.execute("UPDATE wallet_coins SET dead = true WHERE txid = $1", txid)
+
+    async def add_coins(self, transaction_id: str, origin: str, coins: Sequence[WalletCoin]) -> None:
+        await self._conn.execute(
+            """INSERT INTO wallet_coins (txid, vout, satoshis, locking_script, key_id, origin, transaction_id)
+               SELECT c.txid, c.vout, c.satoshis, c.script, c.key_id, $1, $2
+               FROM unnest($3::text[], $4::bigint[], $5::bigint[], $6::bytea[], $7::text[])
+                    AS c (txid, vout, satoshis, script, key_id)
+               ON CONFLICT (txid, vout) DO NOTHING""",
+            origin,
+            transaction_id,
+            [c.outpoint.txid for c in coins],
+            [c.outpoint.vout for c in coins],
+            [c.satoshis for c in coins],
+            [c.locking_script for c in coins],
+            [c.key_id for c in coins],
+        )
+
+    async def coins_spent_by(self, transaction_id: str) -> list[WalletCoin]:
+        rows = await self._conn.fetch(
+            "SELECT txid, vout, satoshis, locking_script, key_id FROM wallet_coins WHERE spent_by = $1"
+            " ORDER BY txid, vout",
+            transaction_id,
+        )
+        return [
+            WalletCoin(Outpoint(r["txid"], int(r["vout"])), int(r["satoshis"]), bytes(r["locking_script"]), r["key_id"])
+            for r in rows
+        ]
+
+    async def top_up(self, transaction_id: str, extra: int) -> None:
+        await self._conn.execute(
+            """UPDATE wallet_txs SET debit_satoshis = debit_satoshis + $2,
+                      reserved_fee_satoshis = reserved_fee_satoshis + $2
+               WHERE transaction_id = $1""",
+            transaction_id,
+            extra,
+        )
+
+    async def refresh_fee_rate(self, transaction_id: str, rate_per_kb: int) -> None:
+        await self._conn.execute(
+            "UPDATE wallet_txs SET fee_rate_satoshis_per_kb = greatest(fee_rate_satoshis_per_kb, $2)"
+            " WHERE transaction_id = $1",
+            transaction_id,
+            rate_per_kb,
+        )
+
+    async def set_pool_lease(self, transaction_id: str, lease_id: str, token: int) -> None:
+        await self._conn.execute(
+            "UPDATE wallet_txs SET pool_lease_id = $2, pool_lease_token = $3, spend_committed = false"
+            " WHERE transaction_id = $1",
+            transaction_id,
+            lease_id,
+            token,
+        )
+
+    async def mark_spend_committed(self, transaction_id: str) -> None:
+        await self._conn.execute(
+            "UPDATE wallet_txs SET spend_committed = true WHERE transaction_id = $1", transaction_id
+        )
+
+    async def uncommitted_spends(
+        self, transaction_ids: Sequence[str]
+    ) -> dict[str, tuple[PoolLease, tuple[Outpoint, ...], WalletCoin | None, str]]:
+        """Signed sends whose CommitSpend may not have reached the pool (a crash in between)."""
+        rows = await self._conn.fetch(
+            """SELECT t.transaction_id, t.txid, t.pool_lease_id, t.pool_lease_token,
+                      (SELECT array_agg(c.txid || ':' || c.vout) FROM wallet_coins c
+                        WHERE c.spent_by = t.transaction_id AND c.spent_txid = t.txid) AS inputs,
+                      ch.satoshis AS change_satoshis, ch.locking_script AS change_script, ch.key_id AS change_key
+               FROM wallet_txs t
+               LEFT JOIN wallet_coins ch ON ch.txid = t.txid AND ch.origin = 'change'
+               WHERE t.transaction_id = ANY($1::text[]) AND NOT t.spend_committed AND t.pool_lease_id IS NOT NULL""",
+            list(transaction_ids),
+        )
+        found: dict[str, tuple[PoolLease, tuple[Outpoint, ...], WalletCoin | None, str]] = {}
+        for r in rows:
+            inputs = tuple(Outpoint(t, int(v)) for t, _, v in (i.partition(":") for i in r["inputs"] or []))
+            change = (
+                WalletCoin(
+                    Outpoint(r["txid"], 1), int(r["change_satoshis"]), bytes(r["change_script"]), r["change_key"]
+                )
+                if r["change_satoshis"] is not None
+                else None
+            )
+            found[r["transaction_id"]] = (
+                PoolLease(r["pool_lease_id"], int(r["pool_lease_token"]), ()),
+                inputs,
+                change,
+                r["txid"],
+            )
+        return found

@@ -1,0 +1,31 @@
+"""The wallet's background work on the kit's loop shape: building and signing sends, broadcasting
+them, following their confirmations, following the chain for deposits (blocks and mempool). Safe
+with several replicas: sends are claimed in PostgreSQL with fencing tokens, and deposits are
+recorded idempotently (one wallet transaction per account and txid, credits guarded by status)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from proofline_kit.loops import Loop
+from services.wallet.domain.deposits import DepositFollower
+from services.wallet.domain.send_pipeline import SendPipeline
+
+_ERROR_PAUSE_S = 1.0
+
+
+def _busy(round_: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[bool]]:
+    async def run() -> bool:
+        return await round_() > 0
+
+    return run
+
+
+def wallet_loops(pipeline: SendPipeline, follower: DepositFollower, poll_s: float, follow_poll_s: float) -> list[Loop]:
+    return [
+        Loop("sends-build", _busy(pipeline.build_round), poll_s, error_pause_s=_ERROR_PAUSE_S),
+        Loop("sends-broadcast", _busy(pipeline.broadcast_round), poll_s, error_pause_s=_ERROR_PAUSE_S),
+        Loop("sends-confirm", _busy(pipeline.confirm_round), follow_poll_s, error_pause_s=_ERROR_PAUSE_S),
+        Loop("deposits-blocks", follower.follow_round, follow_poll_s, error_pause_s=_ERROR_PAUSE_S),
+        Loop("deposits-mempool", follower.mempool_round, follow_poll_s, error_pause_s=_ERROR_PAUSE_S),
+    ]
