@@ -9,6 +9,7 @@ import pytest
 from services.publisher.store import MIGRATIONS as PUBLISHER_MIGRATIONS
 from services.signer_gateway.store.signer_store import MIGRATIONS as SIGNER_MIGRATIONS
 from services.utxo.store import MIGRATIONS as UTXO_MIGRATIONS
+from services.wallet.store import MIGRATIONS as WALLET_MIGRATIONS
 from tests.harness.databases import DatabaseFactory, postgres_server, redis_server
 
 # Every service schema with its migrations; later services add themselves here.
@@ -16,6 +17,7 @@ SERVICE_SCHEMAS = {
     "signer": [SIGNER_MIGRATIONS],
     "publisher": [PUBLISHER_MIGRATIONS],
     "utxo": [UTXO_MIGRATIONS],
+    "wallet": [WALLET_MIGRATIONS],
 }
 
 

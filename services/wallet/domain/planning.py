@@ -30,7 +30,7 @@ def below_dust(dust: int) -> DomainError:
         ErrorKind.INVALID_ARGUMENT,
         "AMOUNT_BELOW_DUST",
         f"amount_satoshis: the recipient would receive less than the dust limit ({dust} sat)",
-        metadata={"field": "amount_satoshis", "dustSatoshis": str(dust)},
+        metadata={"field": "amount_satoshis", "dustLimit": str(dust)},
     )
 
 
