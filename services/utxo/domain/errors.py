@@ -69,12 +69,38 @@ def already_spent(outpoint: Outpoint, spent_by_txid: str) -> DomainError:
     )
 
 
-def utxo_not_found(outpoint: Outpoint) -> DomainError:
+def utxo_not_found(outpoint: Outpoint, missing_count: int | None = None) -> DomainError:
+    """`missing_count`: how many of the request's outpoints are unknown, when it names several."""
+    metadata = {"outpoint": str(outpoint)}
+    others = ""
+    if missing_count is not None:
+        metadata["missingCount"] = str(missing_count)
+        others = f" ({missing_count} unknown outpoints in all)" if missing_count > 1 else ""
+    return DomainError(ErrorKind.NOT_FOUND, "UTXO_NOT_FOUND", f"the pool does not know {outpoint}{others}", metadata)
+
+
+def utxo_mismatch(outpoint: Outpoint, purpose: Purpose, owner_key_id: str, mismatch_count: int) -> DomainError:
+    """An outpoint named by a lease of exact outpoints that is not of the lease's purpose or owner key
+    (`purpose` and `owner_key_id` are the outpoint's own)."""
     return DomainError(
-        ErrorKind.NOT_FOUND,
-        "UTXO_NOT_FOUND",
-        f"the pool does not know {outpoint}",
-        metadata={"outpoint": str(outpoint)},
+        ErrorKind.FAILED_PRECONDITION,
+        "UTXO_MISMATCH",
+        f"{outpoint} is not of the purpose or owner key the request names ({mismatch_count} such outpoints in all)",
+        metadata={
+            "outpoint": str(outpoint),
+            "purpose": purpose.value,
+            "ownerKeyId": owner_key_id,
+            "mismatchCount": str(mismatch_count),
+        },
+    )
+
+
+def utxo_not_available(outpoint: Outpoint, unavailable_count: int) -> DomainError:
+    return DomainError(
+        ErrorKind.FAILED_PRECONDITION,
+        "UTXO_NOT_AVAILABLE",
+        f"{outpoint} cannot be leased now ({unavailable_count} of the outpoints in all); select again",
+        metadata={"outpoint": str(outpoint), "unavailableCount": str(unavailable_count)},
     )
 
 

@@ -96,6 +96,8 @@ class LeaseRequest:
     owner_key_id: str = ""
     count: int | None = None
     target_satoshis: int | None = None
+    # Exactly these outpoints (the caller's own coin selection), in the caller's order.
+    outpoints: tuple[Outpoint, ...] | None = None
     strategy: Strategy | None = None
     # None = the configured default.
     duration: timedelta | None = None
@@ -420,6 +422,15 @@ class LeaseRow:
     created_at: datetime
     expires_at: datetime
     db_now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutpointOwner:
+    """Whose an outpoint is: its row, its purpose and its owner key (neither ever changes)."""
+
+    row_id: int
+    purpose: Purpose
+    owner_key_id: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,12 +91,18 @@ class UtxoPool(SpendUseCases):
         check_request_id(request_id)
         purpose = check.purpose(request.purpose)
         check.key_id(request.owner_key_id, "owner_key_id", optional=True)
-        if (request.count is None) == (request.target_satoshis is None):
-            raise invalid_argument("QUANTITY_INVALID", "quantity", "set exactly one of count and target_satoshis")
+        quantities = (request.count, request.target_satoshis, request.outpoints)
+        if sum(q is not None for q in quantities) != 1:
+            raise invalid_argument(
+                "QUANTITY_INVALID", "quantity", "set exactly one of count, target_satoshis and outpoints"
+            )
         if request.count is not None and not 1 <= request.count <= check.MAX_ITEMS:
             raise invalid_argument("COUNT_INVALID", "count", f"must be 1 to {check.MAX_ITEMS}")
         if request.target_satoshis is not None:
             check.positive_satoshis(request.target_satoshis, "target_satoshis", "TARGET_SATOSHIS_INVALID")
+        if request.outpoints is not None:
+            check.outpoints(request.outpoints, "outpoints.outpoints", reason="OUTPOINTS_INVALID")
+            _refuse_selection_fields(request)
         duration = check.lease_duration(
             request.duration, self._config.default_lease, self._config.max_lease, "lease_duration"
         )
@@ -105,6 +111,8 @@ class UtxoPool(SpendUseCases):
         if not 0 <= request.max_count <= check.MAX_ITEMS:
             raise invalid_argument("MAX_COUNT_INVALID", "max_count", f"must be 0 to {check.MAX_ITEMS}")
         check.text(request.holder, "holder", check.MAX_HOLDER_CHARS)
+        if request.outpoints is not None:
+            return await self._lease_outpoints(caller, request_id, request, purpose, duration, request.outpoints)
         strategy = request.strategy or self._config.default_strategy
         fingerprint = request_fingerprint(
             "LeaseUtxos",
@@ -146,6 +154,73 @@ class UtxoPool(SpendUseCases):
             lease = lease_view(row, utxos)
             await uow.record_answer(caller.caller_id, "LeaseUtxos", request_id, fingerprint, codec.lease_to_json(lease))
         return lease
+
+    async def _lease_outpoints(
+        self,
+        caller: Caller,
+        request_id: str,
+        request: LeaseRequest,
+        purpose: Purpose,
+        duration: timedelta,
+        outpoints: Sequence[Outpoint],
+    ) -> Lease:
+        """Exactly `outpoints`, all or nothing, in their order (the caller's own coin selection)."""
+        fingerprint = request_fingerprint(
+            "LeaseUtxos",
+            purpose.value,
+            request.owner_key_id,
+            "outpoints",
+            [str(o) for o in outpoints],
+            duration.total_seconds(),
+            request.holder,
+        )
+        async with self._store.unit_of_work() as uow:
+            # A concurrent attempt of this request holds the very rows this one wants: wait for it
+            # and answer what it answered, instead of calling its outpoints taken.
+            await uow.lock_request(caller.caller_id, "LeaseUtxos", request_id)
+            replay = await uow.find_answer(caller.caller_id, "LeaseUtxos", request_id, fingerprint)
+            if replay is not None:
+                return codec.lease_from_json(replay)
+            row_ids = await self._leasable_now(uow, request, purpose, outpoints)
+            row = await uow.insert_lease(
+                uuid.uuid4().hex, caller.caller_id, request.holder, purpose, self._config.default_strategy, duration
+            )
+            reserved = {u.row_id: u for u in await uow.reserve_exact(row, row_ids)}
+            if len(reserved) != len(row_ids):
+                # Cannot happen while this transaction holds the rows: a bug, and nothing is kept.
+                raise RuntimeError(f"reserved {len(reserved)} of {len(row_ids)} locked outpoints")
+            lease = lease_view(row, [reserved[row_id] for row_id in row_ids])
+            await uow.record_answer(caller.caller_id, "LeaseUtxos", request_id, fingerprint, codec.lease_to_json(lease))
+        return lease
+
+    async def _leasable_now(
+        self, uow: UnitOfWork, request: LeaseRequest, purpose: Purpose, outpoints: Sequence[Outpoint]
+    ) -> list[int]:
+        """The row ids of `outpoints` in their order, each known, matching the request and locked by
+        this transaction, else the refusal: UTXO_NOT_FOUND, UTXO_MISMATCH, UTXO_NOT_AVAILABLE."""
+        owners = await uow.outpoint_owners(outpoints)
+        missing = [o for o in outpoints if o not in owners]
+        if missing:
+            raise errors.utxo_not_found(missing[0], len(missing))
+        owner_key_id = request.owner_key_id
+        mismatched = [
+            o
+            for o in outpoints
+            if owners[o].purpose is not purpose or (owner_key_id and owners[o].owner_key_id != owner_key_id)
+        ]
+        if mismatched:
+            first = owners[mismatched[0]]
+            raise errors.utxo_mismatch(mismatched[0], first.purpose, first.owner_key_id, len(mismatched))
+        row_ids = [owners[o].row_id for o in outpoints]
+        # Never waits: a row another transaction holds (a concurrent claim) is not available.
+        held = await uow.lock_rows_nowait(row_ids)
+        leasable = await uow.leasable_rows(row_ids)
+        if held is not None:
+            leasable.discard(held)
+        unavailable = [o for o, row_id in zip(outpoints, row_ids, strict=True) if row_id not in leasable]
+        if unavailable:
+            raise errors.utxo_not_available(unavailable[0], len(unavailable))
+        return row_ids
 
     async def _claim_count(
         self, uow: UnitOfWork, row: LeaseRow, request: LeaseRequest, count: int, claimed: list[Utxo]
@@ -410,6 +485,22 @@ class UtxoPool(SpendUseCases):
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+def _refuse_selection_fields(request: LeaseRequest) -> None:
+    """A lease of exact outpoints takes the caller's selection as it is: the fields that steer the
+    pool's own selection must be left unset."""
+    unused = "must be unset when the request names its outpoints"
+    if request.strategy is not None:
+        raise invalid_argument("STRATEGY_INVALID", "strategy", unused)
+    if request.allow_partial:
+        raise invalid_argument("ALLOW_PARTIAL_INVALID", "allow_partial", f"{unused}: they are leased all or none")
+    if request.min_satoshis:
+        raise invalid_argument("MIN_SATOSHIS_INVALID", "min_satoshis", unused)
+    if request.fee_rate_satoshis_per_kb:
+        raise invalid_argument("FEE_RATE_SATOSHIS_PER_KB_INVALID", "fee_rate_satoshis_per_kb", unused)
+    if request.max_count:
+        raise invalid_argument("MAX_COUNT_INVALID", "max_count", unused)
 
 
 def _filter_key(filters: UtxoFilter) -> list[object]:

@@ -30,16 +30,21 @@ def outpoint(value: Outpoint, field: str) -> Outpoint:
     return value
 
 
-def outpoints(values: Sequence[Outpoint], field: str, *, allow_empty: bool = False) -> tuple[Outpoint, ...]:
+def outpoints(
+    values: Sequence[Outpoint], field: str, *, allow_empty: bool = False, reason: str = ""
+) -> tuple[Outpoint, ...]:
+    """1 to MAX_ITEMS well-formed outpoints (0 with `allow_empty`), none twice. The list's reason is
+    `reason`, by default `<FIELD>_INVALID`; a malformed item is OUTPOINT_INVALID."""
+    reason = reason or f"{field.upper()}_INVALID"
     if not values and not allow_empty:
-        raise invalid_argument(f"{field.upper()}_INVALID", field, "at least one outpoint is required")
+        raise invalid_argument(reason, field, "at least one outpoint is required")
     if len(values) > MAX_ITEMS:
-        raise invalid_argument(f"{field.upper()}_INVALID", field, f"at most {MAX_ITEMS} outpoints")
+        raise invalid_argument(reason, field, f"at most {MAX_ITEMS} outpoints")
     seen: set[Outpoint] = set()
     for index, value in enumerate(values):
         outpoint(value, f"{field}[{index}]")
         if value in seen:
-            raise invalid_argument(f"{field.upper()}_INVALID", f"{field}[{index}]", f"{value} is listed twice")
+            raise invalid_argument(reason, f"{field}[{index}]", f"{value} is listed twice")
         seen.add(value)
     return tuple(values)
 

@@ -250,6 +250,9 @@ def lease_request_from_proto(request: utxo_pb2.LeaseUtxosRequest) -> LeaseReques
         owner_key_id=request.owner_key_id,
         count=request.count if quantity == "count" else None,
         target_satoshis=request.target_satoshis if quantity == "target_satoshis" else None,
+        outpoints=(
+            tuple([outpoint_from_proto(o) for o in request.outpoints.outpoints]) if quantity == "outpoints" else None
+        ),
         strategy=_STRATEGIES.get(request.strategy),
         duration=duration_from_proto(request.lease_duration, request.HasField("lease_duration")),
         allow_partial=request.allow_partial,

@@ -1,7 +1,8 @@
-"""Leases: taking outpoints (count and target modes), renewing, releasing, reaping."""
+"""Leases: taking outpoints (count, target and exact-outpoint modes), renewing, releasing, reaping."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -9,6 +10,10 @@ from proofline_kit.database import Queries
 from proofline_kit.wire import Outpoint
 from services.utxo.domain.models import LeaseHistory, LeaseRow, Purpose, Strategy, Utxo
 from services.utxo.store.columns import COLUMNS, LEASABLE, LEASE_COLUMNS, ORDER, columns_of_lease, lease_from, utxo_from
+
+# What a lease may take (expired reservations count as AVAILABLE); `now()` is the transaction's
+# start, as in the utxos_single_live_lease trigger.
+_LEASABLE_NOW = "(u.status = 'available' OR (u.status = 'reserved' AND u.lease_expires_at <= now()))"
 
 
 class LeaseQueries(Queries):
@@ -182,13 +187,58 @@ class LeaseQueries(Queries):
         )
         return [utxo_from(r) for r in rows]
 
+    async def lock_request(self, caller_id: str, method: str, request_id: str) -> None:
+        """Wait for any concurrent attempt of the same request (caller, method, request_id) to end, so
+        that this one then finds its recorded answer. A transaction-scoped advisory lock on a 64-bit
+        hash of the three: another request that collides only waits for one short transaction."""
+        digest = hashlib.sha256("\x1f".join(("proofline.utxo", caller_id, method, request_id)).encode()).digest()
+        await self._conn.execute("SELECT pg_advisory_xact_lock($1)", int.from_bytes(digest[:8], "big", signed=True))
+
+    async def lock_rows_nowait(self, row_ids: Sequence[int]) -> int | None:
+        """Lock the rows in ascending id order without waiting; stop at the first row another
+        transaction holds and return its id (None: all locked). See migration 0006."""
+        held: int | None = await self._conn.fetchval("SELECT utxos_lock_nowait($1::bigint[])", sorted(set(row_ids)))
+        return held
+
+    async def leasable_rows(self, row_ids: Sequence[int]) -> set[int]:
+        """Those of the rows a lease may take now: AVAILABLE, or RESERVED under an expired reservation."""
+        rows = await self._conn.fetch(
+            f"SELECT u.id FROM utxos u WHERE u.id = ANY($1::bigint[]) AND {_LEASABLE_NOW}", list(row_ids)
+        )
+        return {r["id"] for r in rows}
+
+    async def reserve_exact(self, lease: LeaseRow, row_ids: Sequence[int]) -> list[Utxo]:
+        """Reserve rows this transaction has locked for the lease: AVAILABLE ones, and RESERVED ones
+        whose reservation has expired (taken over at once: one `lease` event from `reserved`)."""
+        rows = await self._conn.fetch(
+            f"""WITH s AS (
+                    SELECT u.id, u.status AS old_status FROM utxos u
+                    WHERE u.id = ANY($1::bigint[]) AND {_LEASABLE_NOW}
+                ), upd AS (
+                    UPDATE utxos r SET status = 'reserved', fencing_token = $2, lease_expires_at = $3
+                    FROM s WHERE r.id = s.id
+                    RETURNING r.*, s.old_status
+                ), ev AS (
+                    INSERT INTO utxo_events (utxo_id, kind, fencing_token, lease_expires_at, from_status, to_status,
+                                             caller_id)
+                    SELECT id, 'lease', $2, $3, old_status, 'reserved', $4 FROM upd ORDER BY id
+                )
+                SELECT {columns_of_lease(5)} FROM upd u ORDER BY u.id""",
+            list(row_ids),
+            lease.fencing_token,
+            lease.expires_at,
+            lease.caller_id,
+            lease.lease_id,
+        )
+        return [utxo_from(r) for r in rows]
+
     async def leasable_summary(self, purpose: Purpose, owner_key_id: str, min_satoshis: int) -> tuple[int, int]:
         """(count, satoshis) of outpoints a lease with these filters could take now, expired
         reservations included. The sum stays numeric: it may exceed 2^63 - 1."""
         row = await self._conn.fetchrow(
-            """SELECT count(*) AS n, COALESCE(sum(u.satoshis), 0) AS sats FROM utxos u
+            f"""SELECT count(*) AS n, COALESCE(sum(u.satoshis), 0) AS sats FROM utxos u
                WHERE u.purpose = $1 AND ($2 = '' OR u.owner_key_id = $2) AND u.satoshis >= $3
-                 AND (u.status = 'available' OR (u.status = 'reserved' AND u.lease_expires_at <= now()))""",
+                 AND {_LEASABLE_NOW}""",
             purpose.value,
             owner_key_id,
             min_satoshis,

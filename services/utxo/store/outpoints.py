@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from proofline_kit.database import Queries
 from proofline_kit.wire import Outpoint
-from services.utxo.domain.models import Purpose, Strategy, TrackedOutput, Utxo, UtxoFilter
-from services.utxo.store.columns import COLUMNS, LEASABLE, ORDER, utxo_from
+from services.utxo.domain.models import OutpointOwner, Purpose, Strategy, TrackedOutput, Utxo, UtxoFilter
+from services.utxo.store.columns import COLUMNS, LEASABLE, ORDER, PURPOSES, utxo_from
 
 
 class OutpointQueries(Queries):
@@ -32,6 +32,19 @@ class OutpointQueries(Queries):
         )
         found = [utxo_from(r) for r in rows]
         return {u.outpoint: u for u in found}
+
+    async def outpoint_owners(self, outpoints: Sequence[Outpoint]) -> dict[Outpoint, OutpointOwner]:
+        """The known outpoints among `outpoints`: row, purpose and owner key (no locks: they never change)."""
+        rows = await self._conn.fetch(
+            """SELECT u.id, u.txid, u.vout, u.purpose, u.owner_key_id FROM utxos u
+               JOIN unnest($1::text[], $2::bigint[]) AS o(txid, vout) ON u.txid = o.txid AND u.vout = o.vout""",
+            [o.txid for o in outpoints],
+            [o.vout for o in outpoints],
+        )
+        return {
+            Outpoint(r["txid"], r["vout"]): OutpointOwner(r["id"], PURPOSES[r["purpose"]], r["owner_key_id"])
+            for r in rows
+        }
 
     async def by_row_ids(self, row_ids: Sequence[int]) -> list[Utxo]:
         rows = await self._conn.fetch(
