@@ -131,7 +131,10 @@ class MerkleTree:
             raise ValueError("a merkle tree needs at least one txid")
         if not all(len(t) == 64 for t in txids):
             raise ValueError("a txid has 64 hex digits")
-        joined = bytes.fromhex("".join(txids))  # ValueError unless every txid is hex
+        text = "".join(txids)
+        if not (text.isascii() and text.isalnum()):  # bytes.fromhex would skip spaces
+            raise ValueError("a txid is hex")
+        joined = bytes.fromhex(text)  # ValueError unless every txid is hex
         level = [joined[i : i + 32][::-1] for i in range(0, len(joined), 32)]
         levels = [level]
         sha = hashlib.sha256

@@ -303,6 +303,8 @@ def parse_txids(payload: Any, what: str) -> tuple[str, ...]:
         raise ShapeError(f"{what} must be a list of 64-digit txids")
     joined = "".join(items)
     try:
+        if joined and not (joined.isascii() and joined.isalnum()):  # fromhex alone lets spaces through
+            raise ValueError("not hex")
         bytes.fromhex(joined)
     except ValueError as exc:
         raise ShapeError(f"{what} holds a txid that is not hex") from exc

@@ -92,6 +92,8 @@ def test_the_tree_refuses_what_is_not_a_block() -> None:
         MerkleTree(["zz" * 32])
     with pytest.raises(ValueError, match="64 hex digits"):
         MerkleTree(["ab" * 31])
+    with pytest.raises(ValueError, match="a txid is hex"):
+        MerkleTree(["ab " * 21 + "a", "cd" * 32])  # 64 characters that fromhex would read as 21 bytes
     tree = MerkleTree(txids_of(3))
     bad_indices: tuple[int | list[int], ...] = (3, -1, [])
     for bad in bad_indices:
@@ -174,6 +176,8 @@ def test_raw_tx_entries_must_hash_to_their_txid() -> None:
         parse_raw_tx({"txid": txid, "hex": "xyz"})
     with pytest.raises(ShapeError):
         parse_txids(["ab" * 32, 5], "mempool")
+    with pytest.raises(ShapeError, match="not hex"):
+        parse_txids(["ab " * 21 + "a"], "mempool")
     assert parse_txids([], "mempool") == ()
 
 
