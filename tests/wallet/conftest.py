@@ -31,9 +31,7 @@ ADMIN_TOKEN = "admin-token-0001"
 ADMIN = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
 FRONTEND = (("authorization", "Bearer frontend-token-0001"),)
 STRANGER = (("authorization", "Bearer stranger-token-01"),)
-AUTH_TOKENS = (
-    f"admin:admin:{ADMIN_TOKEN},frontend:wallet:frontend-token-0001,stranger:service:stranger-token-01"
-)
+AUTH_TOKENS = f"admin:admin:{ADMIN_TOKEN},frontend:wallet:frontend-token-0001,stranger:service:stranger-token-01"
 # A testnet P2PKH address nobody in the suite holds (the recipient of test sends).
 RECIPIENT = "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn"
 T = TypeVar("T")
@@ -56,8 +54,9 @@ async def sim(chainsim_url: str) -> AsyncIterator[SimControl]:
             await control.clear_faults()
 
 
-def wallet_env(database_url: str, redis_url: str, chainsim: str, signer_port: int, utxo_port: int,
-               **overrides: str) -> dict[str, str]:
+def wallet_env(
+    database_url: str, redis_url: str, chainsim: str, signer_port: int, utxo_port: int, **overrides: str
+) -> dict[str, str]:
     env = {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
@@ -112,8 +111,14 @@ class WalletSuite:
         return wallet_pb2_grpc.WalletAdminServiceStub(self.channel)  # type: ignore[return-value]
 
     def env(self, **overrides: str) -> dict[str, str]:
-        return wallet_env(self.database_url, self.redis_url, self.sim.base_url, self.signer.running.port,
-                          self.utxo.running.port, **overrides)
+        return wallet_env(
+            self.database_url,
+            self.redis_url,
+            self.sim.base_url,
+            self.signer.running.port,
+            self.utxo.running.port,
+            **overrides,
+        )
 
     async def start_wallet(self, **overrides: str) -> None:
         self.wallet = await start_wallet(read_wallet_settings(EnvReader(self.env(**overrides))), configure_logs=False)
@@ -160,9 +165,7 @@ class WalletSuite:
         address = await self.deposit_address(account.account_id)
         await self.fund(address.address, satoshis, count)
         await self.sim.mine(1)
-        await eventually(
-            lambda: self.balance(account.account_id), lambda b: b.available_satoshis == satoshis * count
-        )
+        await eventually(lambda: self.balance(account.account_id), lambda b: b.available_satoshis == satoshis * count)
         await eventually(self.pool_available, lambda coins: len(coins) >= count)
         return account, address.address
 
@@ -203,9 +206,16 @@ async def eventually(
 async def suite(sim: SimControl, database_url: str, redis_url: str) -> AsyncIterator[WalletSuite]:
     signer = await start_signer_under_test(signer_env(database_url, AUTH_TOKENS=AUTH_TOKENS, SIGNER_ACL=""))
     utxo = await start_utxo_under_test(
-        utxo_env(database_url, redis_url, AUTH_TOKENS=AUTH_TOKENS, ARC_URL=sim.base_url, WOC_URL=sim.base_url,
-                 WOC_NETWORK="test", UTXO_SIGNER_ADDR=f"127.0.0.1:{signer.running.port}",
-                 UTXO_SIGNER_TOKEN=ADMIN_TOKEN)
+        utxo_env(
+            database_url,
+            redis_url,
+            AUTH_TOKENS=AUTH_TOKENS,
+            ARC_URL=sim.base_url,
+            WOC_URL=sim.base_url,
+            WOC_NETWORK="test",
+            UTXO_SIGNER_ADDR=f"127.0.0.1:{signer.running.port}",
+            UTXO_SIGNER_TOKEN=ADMIN_TOKEN,
+        )
     )
     suite = WalletSuite(sim, signer, utxo, database_url, redis_url)
     await suite.start_wallet()

@@ -29,7 +29,10 @@ def send_request(account_id: str, amount: int, **fields: object) -> wallet_pb2.S
         fee_policy=wallet_pb2.FeePolicy(fee_rate_satoshis_per_kb=int(fields.pop("rate", RATE))),  # type: ignore[call-overload]
     )
     for name, value in fields.items():
-        setattr(request, name, value)
+        if isinstance(value, Duration):
+            getattr(request, name).CopyFrom(value)
+        else:
+            setattr(request, name, value)
     return request
 
 
@@ -46,7 +49,9 @@ async def test_send_reaches_the_chain_with_the_estimated_fee(suite: WalletSuite)
     account, _ = await suite.funded_account(100_000)
     estimate = await suite.stub.EstimateFee(
         wallet_pb2.EstimateFeeRequest(
-            account_id=account.account_id, to_address=RECIPIENT, amount_satoshis=30_000,
+            account_id=account.account_id,
+            to_address=RECIPIENT,
+            amount_satoshis=30_000,
             fee_policy=wallet_pb2.FeePolicy(fee_rate_satoshis_per_kb=RATE),
         ),
         metadata=FRONTEND,
@@ -54,8 +59,12 @@ async def test_send_reaches_the_chain_with_the_estimated_fee(suite: WalletSuite)
     assert estimate.fee_satoshis == ONE_INPUT_FEE and estimate.input_count == 1 and estimate.has_change
     assert estimate.sufficient_funds and estimate.total_debit_satoshis == 30_000 + ONE_INPUT_FEE
     sent = await suite.stub.Send(
-        send_request(account.account_id, 30_000, wait_for=wallet_pb2.TRANSACTION_STATUS_UNCONFIRMED,
-                     wait_timeout=Duration(seconds=20)),
+        send_request(
+            account.account_id,
+            30_000,
+            wait_for=wallet_pb2.TRANSACTION_STATUS_UNCONFIRMED,
+            wait_timeout=Duration(seconds=20),
+        ),
         metadata=FRONTEND,
         timeout=30,
     )
@@ -65,7 +74,7 @@ async def test_send_reaches_the_chain_with_the_estimated_fee(suite: WalletSuite)
     raw = await suite.sim.http.get(f"{suite.sim.base_url}/v1/bsv/test/tx/{tx.txid}/hex")
     assert raw.status_code == 200
     outputs = parse(bytes.fromhex(raw.text.strip().strip('"'))).outputs
-    recipient_script = (await suite.wallet_script(RECIPIENT))
+    recipient_script = await suite.wallet_script(RECIPIENT)
     assert [o.satoshis for o in outputs if o.locking_script == recipient_script] == [30_000]
     balance = await suite.balance(account.account_id)
     assert balance.available_satoshis == 100_000 - 30_000 - ONE_INPUT_FEE and balance.locked_satoshis == 0
@@ -110,28 +119,43 @@ async def test_a_retried_send_is_one_transaction(suite: WalletSuite) -> None:
     await suite.assert_reconciled()
 
 
-async def test_every_refusal_has_its_reason_and_stores_nothing(suite: WalletSuite, wallet_db: asyncpg.Connection) -> None:
+async def test_every_refusal_has_its_reason_and_stores_nothing(
+    suite: WalletSuite, wallet_db: asyncpg.Connection
+) -> None:
     account, address = await suite.funded_account(20_000)
     before = await _counts(wallet_db)
     mainnet = "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"
     cases: list[tuple[wallet_pb2.SendRequest, grpc.StatusCode, str]] = [
-        (send_request(account.account_id, 1000, to_address="not-an-address"), grpc.StatusCode.INVALID_ARGUMENT,
-         "ADDRESS_INVALID"),
-        (send_request(account.account_id, 1000, to_address=RECIPIENT[:-1] + ("a" if RECIPIENT[-1] != "a" else "b")),
-         grpc.StatusCode.INVALID_ARGUMENT, "ADDRESS_INVALID"),
-        (send_request(account.account_id, 1000, to_address=mainnet), grpc.StatusCode.INVALID_ARGUMENT,
-         "ADDRESS_WRONG_NETWORK"),
+        (
+            send_request(account.account_id, 1000, to_address="not-an-address"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "ADDRESS_INVALID",
+        ),
+        (
+            send_request(account.account_id, 1000, to_address=RECIPIENT[:-1] + ("a" if RECIPIENT[-1] != "a" else "b")),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "ADDRESS_INVALID",
+        ),
+        (
+            send_request(account.account_id, 1000, to_address=mainnet),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "ADDRESS_WRONG_NETWORK",
+        ),
         (send_request(account.account_id, 0), grpc.StatusCode.INVALID_ARGUMENT, "AMOUNT_INVALID"),
-        (send_request(account.account_id, 200_000_000_000), grpc.StatusCode.INVALID_ARGUMENT,
-         "AMOUNT_ABOVE_LIMIT"),
-        (send_request(account.account_id, 1000, rate=2_000_000_000), grpc.StatusCode.INVALID_ARGUMENT,
-         "FEE_RATE_INVALID"),
-        (send_request(account.account_id, 1000, wait_for=wallet_pb2.TRANSACTION_STATUS_FAILED),
-         grpc.StatusCode.INVALID_ARGUMENT, "WAIT_FOR_INVALID"),
+        (send_request(account.account_id, 200_000_000_000), grpc.StatusCode.INVALID_ARGUMENT, "AMOUNT_ABOVE_LIMIT"),
+        (
+            send_request(account.account_id, 1000, rate=2_000_000_000),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "FEE_RATE_INVALID",
+        ),
+        (
+            send_request(account.account_id, 1000, wait_for=wallet_pb2.TRANSACTION_STATUS_FAILED),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "WAIT_FOR_INVALID",
+        ),
         (send_request(account.account_id, 50_000), grpc.StatusCode.FAILED_PRECONDITION, "INSUFFICIENT_FUNDS"),
         (send_request("acct_missing", 1000), grpc.StatusCode.NOT_FOUND, "ACCOUNT_NOT_FOUND"),
-        (send_request(account.account_id, 1000, request_id=""), grpc.StatusCode.INVALID_ARGUMENT,
-         "REQUEST_ID_INVALID"),
+        (send_request(account.account_id, 1000, request_id=""), grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_ID_INVALID"),
     ]
     limited = send_request(account.account_id, 1000)
     limited.fee_policy.max_fee_satoshis = 10
@@ -163,8 +187,9 @@ async def test_concurrent_sends_never_overdraw(suite: WalletSuite) -> None:
 
     async def one(i: int) -> str:
         try:
-            await suite.stub.Send(send_request(account.account_id, amount, request_id=f"burst-{i}"),
-                                  metadata=FRONTEND, timeout=30)
+            await suite.stub.Send(
+                send_request(account.account_id, amount, request_id=f"burst-{i}"), metadata=FRONTEND, timeout=30
+            )
         except grpc.aio.AioRpcError as error:
             return error_reason(error) or str(error.code())
         return "OK"

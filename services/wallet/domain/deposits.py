@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from proofline_kit.chain.merkle import MerkleTree
 from proofline_kit.logging import get_logger
-from proofline_kit.wire import Outpoint, parse
+from proofline_kit.wire import Outpoint
 from services.wallet.domain import ledger
-from services.wallet.domain.deposit_feed import DepositSource, SeenTransaction
+from services.wallet.domain.deposit_feed import DepositSource, SeenTransaction, block_transactions, outputs_of
 from services.wallet.domain.models import Actor, derived_request_id
 from services.wallet.domain.ports import CoinPool, ScannedDeposit, Store, UnitOfWork, WalletCoin
 
@@ -71,11 +71,9 @@ class DepositFollower:
         tree = MerkleTree(contents.txids)
         if tree.root != merkle_root:
             raise ValueError(f"block {block_hash}: its txids do not hash to the header's merkle root")
-        raws = await self._source.transactions(contents.txids)
+        seen = block_transactions(contents, await self._source.transactions(contents.txids))
+        found, outputs = await self._match(seen)
         index = {txid: i for i, txid in enumerate(contents.txids)}
-        seen = [SeenTransaction(txid, raws[txid], index[txid] == 0) for txid in contents.txids if txid in raws]
-        found = await self._match(seen)
-        outputs = sum(len(parse(s.raw).outputs) for s in seen)
         async with self._store.unit_of_work() as uow:
             for tx, deposits in found.items():
                 await self._record(uow, tx, deposits)
@@ -90,7 +88,7 @@ class DepositFollower:
         if not txids:
             return 0
         raws = await self._source.transactions(txids)
-        found = await self._match([SeenTransaction(t, raw, False) for t, raw in raws.items()])
+        found, _ = await self._match([SeenTransaction(t, raw, False) for t, raw in raws.items()])
         if found:
             async with self._store.unit_of_work() as uow:
                 for tx, deposits in found.items():
@@ -107,23 +105,27 @@ class DepositFollower:
         for transaction_id, account_id, satoshis in created:
             await uow.post(ledger.deposit_seen(transaction_id, account_id, satoshis), self._actor)
 
-    async def _match(self, txs: Sequence[SeenTransaction]) -> dict[SeenTransaction, list[ScannedDeposit]]:
-        outputs = [(tx, vout, out) for tx in txs for vout, out in enumerate(parse(tx.raw).outputs) if out.satoshis]
+    async def _match(self, txs: Sequence[SeenTransaction]) -> tuple[dict[SeenTransaction, list[ScannedDeposit]], int]:
+        """The deposits among the transactions' outputs (one lookup for all), and how many outputs
+        were scanned."""
+        by_txid = {tx.txid: tx for tx in txs}
+        outputs = [o for o in outputs_of(txs) if o.satoshis]
+        scanned = len(outputs)
         if not outputs:
-            return {}
+            return {}, 0
         async with self._store.reader() as uow:
-            ours = await uow.match_scripts(list({o.locking_script for _, _, o in outputs}))
+            ours = await uow.match_scripts(list({o.locking_script for o in outputs}))
         found: dict[SeenTransaction, list[ScannedDeposit]] = {}
-        for tx, vout, out in outputs:
+        for out in outputs:
             owner = ours.get(out.locking_script)
             if owner is not None:
                 address, account_id, key_id = owner
-                found.setdefault(tx, []).append(
+                found.setdefault(by_txid[out.txid], []).append(
                     ScannedDeposit(
-                        Outpoint(tx.txid, vout), out.satoshis, address, account_id, key_id, out.locking_script
+                        Outpoint(out.txid, out.vout), out.satoshis, address, account_id, key_id, out.locking_script
                     )
                 )
-        return found
+        return found, scanned
 
     async def credit_round(self) -> int:
         """Deposits deep enough: into the pool, then available in the ledger (one entry each)."""
