@@ -87,7 +87,7 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
     )
     key_limits = KeyLimits(settings.limits.max_send_satoshis, settings.key_max_per_day_satoshis, change_key.address)
     reader = TransactionReader(store, changes, settings.waits)
-    follower = DepositFollower(store, WocDepositSource(clients.woc), pool, settings.follow)
+    follower = DepositFollower(store, WocDepositSource(clients.woc), pool, gateway, settings.follow)
     pipeline = SendPipeline(store, BSV, pool, signer, gateway, change_key, settings.pipeline, settings.worker_id)
     loops = wallet_loops(pipeline, follower, settings.poll_s, settings.follow_poll_s)
     sends = Sends(

@@ -116,6 +116,7 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
                 "WALLET_MIN_CONFIRMATIONS", BSV.default_deposit_confirmations, minimum=1, maximum=10_000
             ),
             coinbase_maturity=BSV.coinbase_maturity,
+            drop_after_s=_ms(env, "WALLET_DEPOSIT_DROP_AFTER_MS", 600_000, minimum=0),
         ),
         pipeline=PipelineConfig(
             batch=env.integer("WALLET_SEND_BATCH", 100, minimum=1, maximum=1000),

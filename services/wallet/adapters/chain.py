@@ -14,7 +14,6 @@ from proofline_kit.chain import (
     PreparedTx,
     TxChainState,
     WocClient,
-    verify_merkle_path,
 )
 
 
@@ -46,14 +45,3 @@ class ChainAdapter:
     async def chain_states(self, txids: Sequence[str]) -> dict[str, TxChainState]:
         states = await self._woc.tx_statuses(txids, deadline=Deadline.after(2 * self._timeout_s))
         return {t: states[t].state if t in states else TxChainState.UNKNOWN for t in txids}
-
-    async def merkle_path(self, txid: str) -> tuple[str, str, int] | None:
-        if self._arc is None:
-            return None
-        status = await self._arc.status(txid, deadline=Deadline.after(self._timeout_s))
-        if status is None or not status.merkle_path or not status.block_hash:
-            return None
-        check = await verify_merkle_path(txid, status.merkle_path, self._woc, deadline=Deadline.after(self._timeout_s))
-        if not check.valid or check.block_height is None:
-            return None
-        return status.merkle_path, check.block_hash or status.block_hash, check.block_height

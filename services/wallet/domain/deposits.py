@@ -14,13 +14,14 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from proofline_kit.chain import TxChainState
 from proofline_kit.chain.merkle import MerkleTree
 from proofline_kit.logging import get_logger
 from proofline_kit.wire import Outpoint
 from services.wallet.domain import ledger
 from services.wallet.domain.deposit_feed import DepositSource, SeenTransaction, block_transactions, outputs_of
 from services.wallet.domain.models import Actor, derived_request_id
-from services.wallet.domain.ports import CoinPool, ScannedDeposit, Store, UnitOfWork, WalletCoin
+from services.wallet.domain.ports import ChainGateway, CoinPool, ScannedDeposit, Store, UnitOfWork, WalletCoin
 
 # Mempool txids remembered as already read, so each round reads only the new ones.
 _SEEN_MEMPOOL = 200_000
@@ -33,13 +34,18 @@ class FollowConfig:
     # Blocks scanned per round at most (a wallet far behind catches up over several rounds).
     blocks_per_round: int = 50
     credit_batch: int = 500
+    # A deposit neither mined nor in the mempool this long since a check first found it so is dead.
+    drop_after_s: float = 600.0
 
 
 class DepositFollower:
-    def __init__(self, store: Store, source: DepositSource, pool: CoinPool, config: FollowConfig) -> None:
+    def __init__(
+        self, store: Store, source: DepositSource, pool: CoinPool, chain: ChainGateway, config: FollowConfig
+    ) -> None:
         self._store = store
         self._source = source
         self._pool = pool
+        self._chain = chain
         self._config = config
         self._actor = Actor("wallet-deposits")
         self._mempool_seen: OrderedDict[str, None] = OrderedDict()
@@ -51,11 +57,13 @@ class DepositFollower:
         return self._config.min_confirmations
 
     async def follow_round(self) -> int:
-        """Scans the blocks after the last one scanned, up to the tip; then credits what is deep
-        enough. Returns how many blocks it scanned."""
+        """Undoes the blocks that left the main chain, scans the blocks after the last one scanned
+        up to the tip, then settles what the new depth decides. Returns how many blocks it scanned."""
         tip = await self._source.tip()
         async with self._store.reader() as uow:
             scanned = await uow.scanned_tip()
+        if scanned is not None:
+            scanned = await self._undo_stale(scanned, tip.height)
         start = tip.height if scanned is None else scanned[0] + 1
         heights = range(start, min(tip.height, start + self._config.blocks_per_round - 1) + 1)
         for height in heights:
@@ -63,8 +71,29 @@ class DepositFollower:
             if block is None:
                 break
             await self._scan_block(block.block_hash, block.height, block.previous_hash, block.merkle_root)
-        await self.credit_round()
+        await self.settle_round()
         return len(heights)
+
+    async def _undo_stale(self, scanned: tuple[int, str], tip_height: int) -> tuple[int, str] | None:
+        """Walks down from the last scanned block to the highest one still on the main chain and
+        undoes every block above it (its transactions lose their block: CONFIRMED ones go
+        REORGING, keeping their balances). Returns the new last scanned block."""
+        height, block_hash = scanned
+        undone = 0
+        while True:
+            main = await self._source.block_at(height) if height <= tip_height else None
+            if main is not None and main.block_hash == block_hash:
+                break
+            undone += 1
+            async with self._store.unit_of_work() as uow:
+                await uow.undo_block(height, self._actor)
+                below = await uow.scanned_tip()
+            if below is None:
+                return None
+            height, block_hash = below
+        if undone:
+            self._log.warning("deposits.reorg", depth=undone, fork_height=height)
+        return height, block_hash
 
     async def _scan_block(self, block_hash: str, height: int, previous: str, merkle_root: str) -> None:
         contents = await self._source.block_contents(block_hash)
@@ -77,11 +106,15 @@ class DepositFollower:
         async with self._store.unit_of_work() as uow:
             for tx, deposits in found.items():
                 await self._record(uow, tx, deposits)
-            paths = tree.bumps([index[tx.txid] for tx in found], height)
-            await uow.mark_mined(
-                [tx.txid for tx in found], block_hash, height, {tx.txid: paths[index[tx.txid]] for tx in found}
-            )
+            # Our own sends are confirmed the same way: found in a scanned block, BUMP from its tree.
+            mined = sorted({tx.txid for tx in found} | await uow.our_txids(contents.txids), key=index.__getitem__)
+            paths = tree.bumps([index[t] for t in mined], height)
+            await uow.mark_mined(mined, block_hash, height, {t: paths[index[t]] for t in mined})
             await uow.record_block(height, block_hash, previous, merkle_root, outputs, len(found))
+            change_keys = await uow.keys_of_coins_in(mined)
+        if change_keys:
+            # The pool makes our mined change spendable on its own chain evidence.
+            await self._pool.sync(sorted(change_keys))
 
     async def mempool_round(self) -> int:
         txids = [t for t in await self._source.mempool_txids() if t not in self._mempool_seen]
@@ -127,24 +160,63 @@ class DepositFollower:
                 )
         return found, scanned
 
-    async def credit_round(self) -> int:
-        """Deposits deep enough: into the pool, then available in the ledger (one entry each)."""
+    async def settle_round(self) -> int:
+        """What the current depth decides: deposits deep enough are credited (their outputs go into
+        the pool first), mined transactions deep enough become CONFIRMED, REORGING ones go back to
+        UNCONFIRMED or CONFIRMED, and deposits that left the chain and the mempool are dropped."""
         async with self._store.reader() as uow:
             tip = await uow.tip_height()
             due = await uow.deposits_to_credit(tip, self._config.credit_batch)
-        if not due:
-            return 0
-        coins = [WalletCoin(d.outpoint, d.satoshis, d.locking_script, d.key_id) for w in due for d in w.outputs]
-        for start in range(0, len(coins), 1000):
-            await self._pool.add_outputs(
-                derived_request_id("wadd", *coins[start : start + 1000]), coins[start : start + 1000]
-            )
+        credited = 0
+        if due:
+            coins = [WalletCoin(d.outpoint, d.satoshis, d.locking_script, d.key_id) for w in due for d in w.outputs]
+            for start in range(0, len(coins), 1000):
+                chunk = coins[start : start + 1000]
+                await self._pool.add_outputs(derived_request_id("wadd", *chunk), chunk)
+            async with self._store.unit_of_work() as uow:
+                for work in due:
+                    if await uow.credit_deposit(work, self._actor):
+                        credited += 1
+                        await uow.post(
+                            ledger.deposit_credited(work.transaction_id, work.account_id, work.amount_satoshis),
+                            self._actor,
+                        )
+            await self._pool.sync(sorted({d.key_id for w in due for d in w.outputs}))
         async with self._store.unit_of_work() as uow:
-            for work in due:
-                if not await uow.credit_deposit(work, self._actor):
+            settled = await uow.settle_depths(tip, self._actor)
+        return credited + settled + await self._drop_dead_deposits()
+
+    async def _drop_dead_deposits(self) -> int:
+        """Deposits neither mined nor in the mempool for `drop_after_s`: proven dead (their inputs
+        were spent by another transaction). A pending one loses its pending credit; a credited one is
+        reversed, into a deficit if the account already spent it."""
+        async with self._store.reader() as uow:
+            unmined = await uow.unmined_deposits(self._config.credit_batch)
+        if not unmined:
+            return 0
+        states = await self._chain.chain_states([w.txid for w in unmined])
+        dropped = 0
+        keys: set[str] = set()
+        async with self._store.unit_of_work() as uow:
+            for work in unmined:
+                if states.get(work.txid) is not TxChainState.UNKNOWN:
+                    await uow.seen_again(work.transaction_id)
                     continue
-                await uow.post(
-                    ledger.deposit_credited(work.transaction_id, work.account_id, work.amount_satoshis), self._actor
-                )
-        await self._pool.sync(sorted({d.key_id for w in due for d in w.outputs}))
-        return len(due)
+                if not await uow.drop_deposit(work, self._config.drop_after_s, self._actor):
+                    continue
+                dropped += 1
+                if work.credited:
+                    available, _ = await uow.lock_available(work.account_id)
+                    await uow.post(
+                        ledger.reversal(work.transaction_id, work.account_id, work.amount_satoshis, available),
+                        self._actor,
+                    )
+                    keys.update(d.key_id for d in work.outputs)
+                else:
+                    await uow.post(
+                        ledger.deposit_dropped(work.transaction_id, work.account_id, work.amount_satoshis),
+                        self._actor,
+                    )
+        if keys:
+            await self._pool.sync(sorted(keys))
+        return dropped

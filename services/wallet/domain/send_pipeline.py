@@ -1,6 +1,7 @@
 """The send pipeline, in the background: PENDING -> (select, lease, build, sign) -> SENDING ->
-(commit the spend, broadcast) -> UNCONFIRMED (finalize) -> CONFIRMED (merkle path verified, deep
-enough).
+(commit the spend, broadcast) -> UNCONFIRMED (finalize). CONFIRMED comes from the deposit follower,
+which finds our sends in the blocks it scans (merkle path from the block's own tree, root checked
+against the header) exactly as it finds deposits.
 
 Every round claims its sends under fresh fencing tokens (safe with several replicas): a write whose
 token is no longer the row's changes nothing. The signed bytes and txid are stored (SENDING) before
@@ -341,37 +342,6 @@ class SendPipeline:
                 await uow.refresh_fee_rate(work.transaction_id, await self._gateway.fee_rate_per_kb())
             if not rebuild:
                 await uow.post(ledger.release(work.transaction_id, work.account_id, work.debit_satoshis), self._actor)
-
-    # --- UNCONFIRMED -> CONFIRMED ----------------------------------------------------------------
-
-    async def confirm_round(self) -> int:
-        async with self._store.unit_of_work() as uow:
-            works = await uow.claim_sends(
-                [TxStatus.UNCONFIRMED], self._owner, self._config.batch, self._config.work_lease_s
-            )
-            tip = await uow.tip_height()
-        mined = 0
-        for work in works:
-            found = await self._gateway.merkle_path(work.txid)
-            async with self._store.unit_of_work() as uow:
-                if found is None:
-                    await uow.move_send(work, TxStatus.UNCONFIRMED, self._actor, "", retry_in_s=self._retry_in(3))
-                    continue
-                bump, block_hash, height = found
-                mined += 1
-                depth = tip - height + 1 if tip >= height else 0
-                target = TxStatus.CONFIRMED if depth >= work.required_confirmations else TxStatus.UNCONFIRMED
-                await uow.move_send(
-                    work,
-                    target,
-                    self._actor,
-                    "MINED" if target is TxStatus.CONFIRMED else "",
-                    block=(block_hash, height, bump),
-                    retry_in_s=self._retry_in(2),
-                )
-        if mined:
-            await self._pool.sync([self._change_key.key_id])
-        return len(works)
 
 
 class _FenceLost(Exception):

@@ -4,12 +4,31 @@ chain as the follower scanned it."""
 from __future__ import annotations
 
 import secrets
+
+import asyncpg
 from collections.abc import Sequence
 
 from proofline_kit.database import Queries
 from proofline_kit.wire import Outpoint
 from services.wallet.domain.models import Actor, TxStatus
 from services.wallet.domain.ports import DepositWork, ScannedDeposit
+
+
+def _deposit_work(r: asyncpg.Record) -> DepositWork:
+    return DepositWork(
+        transaction_id=r["transaction_id"],
+        account_id=r["account_id"],
+        txid=r["txid"],
+        status=TxStatus(r["status"]),
+        amount_satoshis=int(r["amount_satoshis"]),
+        block_height=int(r["block_height"] or 0) if "block_height" in r else 0,
+        coinbase=bool(r["coinbase"]),
+        credited=bool(r["credited"]),
+        outputs=tuple(
+            ScannedDeposit(Outpoint(r["txid"], int(v)), int(s), a, r["account_id"], k, bytes(sc))
+            for v, s, a, k, sc in zip(r["vouts"], r["sats"], r["addresses"], r["keys"], r["scripts"], strict=True)
+        ),
+    )
 
 
 class DepositQueries(Queries):
@@ -65,11 +84,27 @@ class DepositQueries(Queries):
                 created.append((transaction_id, account_id, total))
         return created
 
+    async def our_txids(self, txids: Sequence[str]) -> set[str]:
+        """Those of `txids` that are sends of the wallet waiting for a block."""
+        rows = await self._conn.fetch(
+            """SELECT DISTINCT txid FROM wallet_txs
+               WHERE txid = ANY($1::text[]) AND status IN ('unconfirmed', 'reorging')""",
+            list(txids),
+        )
+        return {r["txid"] for r in rows}
+
+    async def keys_of_coins_in(self, txids: Sequence[str]) -> set[str]:
+        """The keys of the wallet's coins that these transactions created (send change)."""
+        rows = await self._conn.fetch(
+            "SELECT DISTINCT key_id FROM wallet_coins WHERE txid = ANY($1::text[]) AND NOT dead", list(txids)
+        )
+        return {r["key_id"] for r in rows}
+
     async def mark_mined(self, txids: Sequence[str], block_hash: str, height: int, paths: dict[str, str]) -> None:
         await self._conn.execute(
-            """UPDATE wallet_txs t SET block_hash = $2, block_height = $3, merkle_path = p.path
+            """UPDATE wallet_txs t SET block_hash = $2, block_height = $3, merkle_path = p.path, missing_since = NULL
                FROM unnest($1::text[], $4::text[]) AS p (txid, path)
-               WHERE t.txid = p.txid AND t.direction = 'incoming' AND t.status IN ('unconfirmed', 'reorging')""",
+               WHERE t.txid = p.txid AND t.status IN ('unconfirmed', 'reorging')""",
             list(txids),
             block_hash,
             height,
@@ -87,33 +122,15 @@ class DepositQueries(Queries):
                FROM wallet_txs t
                JOIN deposit_outputs d ON d.transaction_id = t.transaction_id
                JOIN deposit_addresses a ON a.address = d.address
-               WHERE t.direction = 'incoming' AND t.status = 'unconfirmed' AND t.block_height IS NOT NULL
-                 AND $1 - t.block_height + 1 >= t.required_confirmations
+               WHERE t.direction = 'incoming' AND t.status = 'unconfirmed' AND NOT t.credited
+                 AND t.block_height IS NOT NULL AND $1 - t.block_height + 1 >= t.required_confirmations
                GROUP BY t.transaction_id
                ORDER BY t.block_height, t.seq
                LIMIT $2""",
             tip_height,
             limit,
         )
-        return [
-            DepositWork(
-                transaction_id=r["transaction_id"],
-                account_id=r["account_id"],
-                txid=r["txid"],
-                status=TxStatus(r["status"]),
-                amount_satoshis=int(r["amount_satoshis"]),
-                block_height=int(r["block_height"]),
-                coinbase=bool(r["coinbase"]),
-                credited=bool(r["credited"]),
-                outputs=tuple(
-                    ScannedDeposit(Outpoint(r["txid"], int(v)), int(s), a, r["account_id"], k, bytes(sc))
-                    for v, s, a, k, sc in zip(
-                        r["vouts"], r["sats"], r["addresses"], r["keys"], r["scripts"], strict=True
-                    )
-                ),
-            )
-            for r in rows
-        ]
+        return [_deposit_work(r) for r in rows]
 
     async def credit_deposit(self, work: DepositWork, actor: Actor) -> bool:
         """CONFIRMED and credited, its outputs now the wallet's coins in the pool; False when another
@@ -152,6 +169,118 @@ class DepositQueries(Queries):
                WHERE a.address = o.address""",
             work.transaction_id,
         )
+        return True
+
+    async def settle_depths(self, tip_height: int, actor: Actor) -> int:
+        """Mined deep enough (sends, and deposits already credited) -> CONFIRMED; REORGING not (yet)
+        deep enough again -> UNCONFIRMED. Returns how many moved."""
+        value = await self._conn.fetchval(
+            """WITH due AS (
+                   SELECT transaction_id, status,
+                          CASE WHEN block_height IS NOT NULL AND $1 - block_height + 1 >= required_confirmations
+                                    AND (direction = 'outgoing' OR credited)
+                               THEN 'confirmed' ELSE 'unconfirmed' END AS target
+                   FROM wallet_txs
+                   WHERE (status = 'reorging')
+                      OR (status = 'unconfirmed' AND block_height IS NOT NULL AND (direction = 'outgoing' OR credited)
+                          AND $1 - block_height + 1 >= required_confirmations)
+                   FOR UPDATE
+               ), moved AS (
+                   UPDATE wallet_txs t SET status = due.target,
+                          confirmed_at = CASE WHEN due.target = 'confirmed' THEN now() ELSE NULL END
+                   FROM due WHERE t.transaction_id = due.transaction_id
+                   RETURNING t.transaction_id, due.status AS from_status, t.status, t.txid
+               ), audit AS (
+                   INSERT INTO tx_audit (transaction_id, from_status, to_status, txid, actor, reason)
+                   SELECT transaction_id, from_status, status, txid, $2,
+                          CASE WHEN status = 'confirmed' THEN 'MINED_DEEP_ENOUGH' ELSE 'REORGED_OUT' END
+                   FROM moved
+               )
+               SELECT count(*) FROM moved""",
+            tip_height,
+            actor.caller_id,
+        )
+        return int(value)
+
+    async def undo_block(self, height: int, actor: Actor) -> None:
+        """The scanned block at `height` left the main chain: its transactions lose their block
+        (CONFIRMED ones go REORGING, balances unchanged) and the block is forgotten."""
+        await self._conn.execute(
+            """WITH stale AS (
+                   SELECT t.transaction_id, t.status FROM wallet_txs t
+                   JOIN scanned_blocks b ON b.block_hash = t.block_hash
+                   WHERE b.height >= $1
+                   FOR UPDATE OF t
+               ), moved AS (
+                   UPDATE wallet_txs t SET
+                       status = CASE WHEN stale.status = 'confirmed' THEN 'reorging' ELSE t.status END,
+                       block_hash = NULL, block_height = NULL, merkle_path = NULL,
+                       confirmed_at = NULL
+                   FROM stale WHERE t.transaction_id = stale.transaction_id
+                   RETURNING t.transaction_id, stale.status AS from_status, t.status, t.txid
+               ), audit AS (
+                   INSERT INTO tx_audit (transaction_id, from_status, to_status, txid, actor, reason)
+                   SELECT transaction_id, from_status, status, txid, $2, 'BLOCK_REORGANIZED' FROM moved
+                   WHERE from_status <> status
+               )
+               DELETE FROM scanned_blocks WHERE height >= $1""",
+            height,
+            actor.caller_id,
+        )
+
+    async def unmined_deposits(self, limit: int) -> list[DepositWork]:
+        """Deposits waiting for a block, due for a check that they are still in the mempool."""
+        rows = await self._conn.fetch(
+            """SELECT t.transaction_id, t.account_id, t.txid, t.status, t.amount_satoshis, t.coinbase, t.credited,
+                      array_agg(d.vout ORDER BY d.vout) AS vouts, array_agg(d.satoshis ORDER BY d.vout) AS sats,
+                      array_agg(d.address ORDER BY d.vout) AS addresses,
+                      array_agg(a.key_id ORDER BY d.vout) AS keys,
+                      array_agg(a.locking_script ORDER BY d.vout) AS scripts
+               FROM wallet_txs t
+               JOIN deposit_outputs d ON d.transaction_id = t.transaction_id
+               JOIN deposit_addresses a ON a.address = d.address
+               WHERE t.direction = 'incoming' AND t.status = 'unconfirmed' AND t.block_height IS NULL
+                 AND t.next_attempt_at <= now()
+               GROUP BY t.transaction_id
+               ORDER BY t.next_attempt_at
+               LIMIT $1""",
+            limit,
+        )
+        return [_deposit_work(r) for r in rows]
+
+    async def seen_again(self, transaction_id: str) -> None:
+        await self._conn.execute(
+            """UPDATE wallet_txs SET missing_since = NULL, next_attempt_at = now() + interval '5 seconds'
+               WHERE transaction_id = $1""",
+            transaction_id,
+        )
+
+    async def drop_deposit(self, work: DepositWork, drop_after_s: float, actor: Actor) -> bool:
+        """Found neither mined nor in the mempool: FAILED with DEPOSIT_DROPPED once that has lasted
+        `drop_after_s` since a check first found it so (its credited coins are no longer the
+        wallet's); True when it was dropped now."""
+        missing_for = await self._conn.fetchval(
+            """UPDATE wallet_txs SET missing_since = coalesce(missing_since, now()),
+                      next_attempt_at = now() + interval '5 seconds'
+               WHERE transaction_id = $1 AND status = 'unconfirmed' AND block_height IS NULL
+               RETURNING extract(epoch FROM now() - missing_since)""",
+            work.transaction_id,
+        )
+        if missing_for is None or float(missing_for) < drop_after_s:
+            return False
+        await self._conn.execute(
+            """WITH moved AS (
+                   UPDATE wallet_txs SET status = 'failed', failure_reason = 'DEPOSIT_DROPPED',
+                          failure_detail = 'neither mined nor in the mempool: its inputs were spent elsewhere'
+                   WHERE transaction_id = $1 AND status = 'unconfirmed'
+                   RETURNING transaction_id, txid
+               )
+               INSERT INTO tx_audit (transaction_id, from_status, to_status, txid, actor, reason)
+               SELECT transaction_id, 'unconfirmed', 'failed', txid, $2, 'DEPOSIT_DROPPED' FROM moved""",
+            work.transaction_id,
+            actor.caller_id,
+        )
+        await self._conn.execute("UPDATE wallet_coins SET dead = true WHERE transaction_id = $1", work.transaction_id)
         return True
 
     async def scanned_tip(self) -> tuple[int, str] | None:

@@ -1,5 +1,5 @@
 """The wallet's background work on the kit's loop shape: building and signing sends, broadcasting
-them, following their confirmations, following the chain for deposits (blocks and mempool). Safe
+them, following the chain (blocks and mempool) for deposits and for the confirmations of both. Safe
 with several replicas: sends are claimed in PostgreSQL with fencing tokens, and deposits are
 recorded idempotently (one wallet transaction per account and txid, credits guarded by status)."""
 
@@ -25,7 +25,6 @@ def wallet_loops(pipeline: SendPipeline, follower: DepositFollower, poll_s: floa
     return [
         Loop("sends-build", _busy(pipeline.build_round), poll_s, error_pause_s=_ERROR_PAUSE_S),
         Loop("sends-broadcast", _busy(pipeline.broadcast_round), poll_s, error_pause_s=_ERROR_PAUSE_S),
-        Loop("sends-confirm", _busy(pipeline.confirm_round), follow_poll_s, error_pause_s=_ERROR_PAUSE_S),
         Loop("deposits-blocks", follower.follow_round, follow_poll_s, error_pause_s=_ERROR_PAUSE_S),
         Loop("deposits-mempool", follower.mempool_round, follow_poll_s, error_pause_s=_ERROR_PAUSE_S),
     ]

@@ -177,6 +177,8 @@ CREATE TABLE wallet_txs (
     pool_lease_id            text,
     pool_lease_token         bigint      CHECK (pool_lease_token >= 0),
     spend_committed          boolean     NOT NULL DEFAULT false,
+    -- Deposits: since when a check found the transaction neither mined nor in the mempool.
+    missing_since            timestamptz,
     -- Whether the ledger has finalized the send (UNCONFIRMED reached once).
     finalized                boolean     NOT NULL DEFAULT false,
     credited                 boolean     NOT NULL DEFAULT false,
