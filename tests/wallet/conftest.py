@@ -15,7 +15,7 @@ import asyncpg
 import grpc
 import httpx
 import pytest
-from proofline.utxo.v1 import utxo_pb2
+from proofline.utxo.v1 import utxo_pb2, utxo_pb2_grpc
 from proofline.wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from proofline_kit.settings import EnvReader
@@ -104,6 +104,10 @@ class WalletSuite:
     def stub(self) -> wallet_pb2_grpc.WalletServiceAsyncStub:
         assert self.channel is not None, "no wallet running"
         return wallet_pb2_grpc.WalletServiceStub(self.channel)  # type: ignore[return-value]
+
+    @property
+    def utxo_admin(self) -> utxo_pb2_grpc.UtxoAdminServiceAsyncStub:
+        return utxo_pb2_grpc.UtxoAdminServiceStub(self.utxo.channel)  # type: ignore[return-value]
 
     @property
     def admin(self) -> wallet_pb2_grpc.WalletAdminServiceAsyncStub:

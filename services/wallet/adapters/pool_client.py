@@ -3,6 +3,7 @@ coin selection; CommitSpend, ReportConflict, AddOutputs; SyncFromChain for the k
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Sequence
 
@@ -11,12 +12,15 @@ from google.protobuf.duration_pb2 import Duration
 from proofline.common.v1 import common_pb2
 from proofline.utxo.v1 import utxo_pb2, utxo_pb2_grpc
 
+from proofline_kit.errors import DomainError
+from proofline_kit.logging import get_logger
 from proofline_kit.rpc.interceptors import outbound_metadata
 from proofline_kit.rpc.status import from_rpc_error
 from proofline_kit.wire import Outpoint
 from services.wallet.domain.ports import PoolLease, PoolSpend, WalletCoin
 
 UNAVAILABLE_REASON = "POOL_UNAVAILABLE"
+_SYNC_ATTEMPTS = 5
 _HELD = [
     utxo_pb2.UTXO_STATUS_UNCONFIRMED,
     utxo_pb2.UTXO_STATUS_AVAILABLE,
@@ -39,6 +43,7 @@ class PoolClient:
         self._admin = utxo_pb2_grpc.UtxoAdminServiceStub(channel)
         self._token = token
         self._timeout_s = timeout_s
+        self._log = get_logger("wallet.pool")
 
     async def _call(self, method: object, request: object) -> object:
         try:
@@ -150,9 +155,22 @@ class PoolClient:
         )
 
     async def sync(self, key_ids: Sequence[str]) -> None:
-        if key_ids:
-            await self._call(
-                self._admin.SyncFromChain,
+        """Best effort: another host's maintenance holding the lease is retried a few times, then
+        left to the pool's own maintenance loop, which syncs every key it knows."""
+        if not key_ids:
+            return
+        for attempt in range(_SYNC_ATTEMPTS):
+            try:
                 # Each sync is a new convergence with the chain, never the replay of an earlier one.
-                utxo_pb2.SyncFromChainRequest(request_id=f"wsync-{secrets.token_hex(12)}", owner_key_ids=list(key_ids)),
-            )
+                await self._call(
+                    self._admin.SyncFromChain,
+                    utxo_pb2.SyncFromChainRequest(
+                        request_id=f"wsync-{secrets.token_hex(12)}", owner_key_ids=list(key_ids)
+                    ),
+                )
+                return
+            except DomainError as error:
+                if error.reason != "MAINTENANCE_IN_PROGRESS" or attempt == _SYNC_ATTEMPTS - 1:
+                    self._log.warning("pool.sync_skipped", reason=error.reason, keys=len(key_ids))
+                    return
+                await asyncio.sleep(0.2 * (attempt + 1))
