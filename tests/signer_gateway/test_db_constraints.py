@@ -1,5 +1,6 @@
-"""The database as the last line of defence (migration 0002): impossible amounts, limits and master
-key versions are refused by name, and the 24-hour ledger sums past 2^63 - 1 stay exact."""
+"""The database as the last line of defence (migrations 0002 and 0003): impossible amounts, limits,
+master key versions and change addresses are refused by name, and the 24-hour ledger sums past
+2^63 - 1 stay exact."""
 
 from __future__ import annotations
 
@@ -82,6 +83,39 @@ async def test_policy_limits_up_to_the_supply_are_stored(db: asyncpg.Connection)
     policy["allowed_destinations"] = []
     await db.execute("UPDATE keys SET policy = $2::jsonb WHERE key_id = $1", KEY, json.dumps(policy))
     await db.execute("UPDATE keys SET policy = '{}'::jsonb WHERE key_id = $1", KEY)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn",
+        None,
+        {"0": "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn"},
+        [3],
+        [None],
+        [["mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn"]],
+        ["mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn", "nope"],
+        ["mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRf0"],
+        ["mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfnn"],
+        ["mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn\n"],
+        ["mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn"] * 1001,
+    ],
+)
+async def test_impossible_change_addresses_are_refused(db: asyncpg.Connection, value: object) -> None:
+    with pytest.raises(asyncpg.CheckViolationError) as refused:
+        await db.execute(
+            "UPDATE keys SET policy = $2::jsonb WHERE key_id = $1", KEY, json.dumps({"change_addresses": value})
+        )
+    assert refused.value.constraint_name == "keys_policy_change_addresses_shape"
+
+
+async def test_change_addresses_the_gateway_writes_are_stored(db: asyncpg.Connection) -> None:
+    for value in ([], [OUTSIDE, "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"], [OUTSIDE] * 1000):
+        await db.execute(
+            "UPDATE keys SET policy = $2::jsonb WHERE key_id = $1", KEY, json.dumps({"change_addresses": value})
+        )
+    stored = await db.fetchval("SELECT policy FROM keys WHERE key_id = $1", KEY)
+    assert json.loads(stored) == {"change_addresses": [OUTSIDE] * 1000}
 
 
 async def _fill_ledger_past_int64(db: asyncpg.Connection, key_id: str) -> None:

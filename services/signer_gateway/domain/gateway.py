@@ -27,7 +27,12 @@ from services.signer_gateway.domain.models import (
     TransactionToSign,
     shown_key_id,
 )
-from services.signer_gateway.domain.policy import check_transaction_policy, policy_mode_required, validate_policy
+from services.signer_gateway.domain.policy import (
+    address_hashes,
+    check_transaction_policy,
+    policy_mode_required,
+    validate_policy,
+)
 from services.signer_gateway.domain.ports import (
     ExternalKms,
     LocalKeyBackend,
@@ -44,8 +49,9 @@ from services.signer_gateway.domain.request_checks import (
     answer_bytes_bound,
     check_batch,
     check_key_id,
-    check_ownership_and_summarize,
+    check_ownership,
     prepare,
+    summarize,
     transaction_fingerprint_parts,
 )
 
@@ -253,7 +259,7 @@ class SignerGateway:
                 item.error = _key_not_found(missing[0])
                 continue
             try:
-                item.summary = check_ownership_and_summarize(item, hashes)
+                check_ownership(item, hashes)
             except DomainError as error:
                 item.error = error
                 continue
@@ -267,14 +273,20 @@ class SignerGateway:
         if limited:
             keys.update(await uow.keys_by_id(limited, for_update=True))
             sent_today = await uow.sent_last_24h(limited, now)
+        # Summarised with the policies the limits are checked against (read again under the lock):
+        # each key counts as sent away what pays neither the signing keys nor its change addresses.
+        change = {
+            k: address_hashes(key.policy.change_addresses) for k, key in keys.items() if key.policy.change_addresses
+        }
         to_sign: list[PendingTransaction] = []
         for item in checked:
-            summary = item.summary
-            assert summary is not None
+            spend = item.spend = summarize(item, hashes, change)
             try:
                 for key_id in item.key_ids:
                     try:
-                        check_transaction_policy(key_id, keys[key_id].policy, summary, sent_today.get(key_id, 0))
+                        check_transaction_policy(
+                            key_id, keys[key_id].policy, spend.per_key[key_id], sent_today.get(key_id, 0)
+                        )
                     except DomainError as denial:
                         denials.append(AuditEntry(caller_id, request_id, key_id, None, None, "denied", denial.reason))
                         raise
@@ -282,7 +294,7 @@ class SignerGateway:
                 item.error = error
                 continue
             for key_id in item.key_ids:
-                sent_today[key_id] = sent_today.get(key_id, 0) + summary.sent_satoshis
+                sent_today[key_id] = sent_today.get(key_id, 0) + spend.per_key[key_id].sent_satoshis
             to_sign.append(item)
         self._check_answer_fits(to_sign, len(pending) - len(to_sign), answer_field)
         records: list[KeyRecord] = []
@@ -298,8 +310,8 @@ class SignerGateway:
         audit: list[AuditEntry] = []
         position = 0
         for item in to_sign:
-            unsigned, summary = item.unsigned, item.summary
-            assert unsigned is not None and summary is not None
+            unsigned, spent = item.unsigned, item.spend
+            assert unsigned is not None and spent is not None
             first = position
             for input_key in item.request.input_keys:
                 unsigned.apply_signature(input_key.input_index, signatures[position], records[position].public_key)
@@ -309,8 +321,10 @@ class SignerGateway:
             results = tuple(
                 SignatureResult(records[i].key_id, signatures[i], records[i].public_key) for i in range(first, position)
             )
-            item.result = SignedTransaction(raw, txid, summary.fee_satoshis, summary.sent_satoshis, results)
-            spends.extend(KeySpend(k, txid, summary.sent_satoshis, now) for k in item.key_ids)
+            answer = spent.transaction
+            item.result = SignedTransaction(raw, txid, answer.fee_satoshis, answer.sent_satoshis, results)
+            # The ledger records what each key's limits counted, not the answer's figure.
+            spends.extend(KeySpend(k, txid, spent.per_key[k].sent_satoshis, now) for k in item.key_ids)
             audit.extend(
                 AuditEntry(caller_id, request_id, records[i].key_id, digests[i], txid, "signed")
                 for i in range(first, position)
@@ -564,4 +578,6 @@ def _policy_json(policy: KeyPolicy) -> list[object]:
         policy.max_amount_per_tx_satoshis,
         policy.max_amount_per_day_satoshis,
         policy.max_fee_satoshis,
+        # Only when set: the fingerprints of requests recorded before the field existed stay valid.
+        *([list(policy.change_addresses)] if policy.change_addresses else []),
     ]

@@ -35,6 +35,8 @@ class KeyPolicy:
     max_amount_per_tx_satoshis: int = 0
     max_amount_per_day_satoshis: int = 0
     max_fee_satoshis: int = 0
+    # P2PKH addresses whose outputs count as this key's own (change) for its limits.
+    change_addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from bsv.utils import decode_address
@@ -14,6 +15,8 @@ from services.signer_gateway.domain.models import KeyPolicy, shown_key_id
 from services.signer_gateway.domain.transactions import ParsedOutput, is_data_output, p2pkh_hash
 
 MAX_DESTINATIONS = 1000
+MAX_CHANGE_ADDRESSES = 1000
+PUBKEY_HASH_BYTES = 20
 MAX_VIOLATIONS_SHOWN = 5
 # A Base58Check P2PKH address is 25 bytes: at most 34 characters. Longer strings are not decoded.
 MAX_ADDRESS_CHARS = 64
@@ -35,8 +38,11 @@ class SpendSummary:
             raise ValueError("spend summary amounts outside 0..MAX_SATOSHIS")
 
 
-def summarize_spend(outputs: Iterable[ParsedOutput], fee_satoshis: int, own_pubkey_hashes: set[bytes]) -> SpendSummary:
-    """`fee_satoshis` is the transaction's checked fee (amounts.checked_fee)."""
+def summarize_spend(
+    outputs: Iterable[ParsedOutput], fee_satoshis: int, own_pubkey_hashes: AbstractSet[bytes]
+) -> SpendSummary:
+    """`fee_satoshis` is the transaction's checked fee (amounts.checked_fee); outputs paying one of
+    `own_pubkey_hashes` (P2PKH) are not sent away."""
     external: list[bytes] = []
     sent = 0
     for output in outputs:
@@ -49,55 +55,100 @@ def summarize_spend(outputs: Iterable[ParsedOutput], fee_satoshis: int, own_pubk
     return SpendSummary(fee_satoshis, sent, tuple(external))
 
 
-def destination_hashes(addresses: Iterable[str]) -> set[bytes]:
-    return {bytes(decode_address(a)[0]) for a in addresses}
+@dataclass(frozen=True, slots=True)
+class SpendSummaries:
+    """A transaction's spend as its answer reports it and as each signing key's policy judges it."""
+
+    # Own: the signing keys' addresses and the change addresses of any of their policies.
+    transaction: SpendSummary
+    # Own for one key: the signing keys' addresses and that key's change addresses only.
+    per_key: Mapping[str, SpendSummary]
+
+
+_NO_CHANGE: frozenset[bytes] = frozenset()
+
+
+def summarize_for_keys(
+    outputs: Sequence[ParsedOutput],
+    fee_satoshis: int,
+    signing_hashes: Mapping[str, bytes],
+    change_hashes: Mapping[str, frozenset[bytes]],
+) -> SpendSummaries:
+    """`signing_hashes`: the pubkey hash of every key that signs the transaction; `change_hashes`:
+    the pubkey hashes of a key's change_addresses (keys without any may be missing).
+
+    A key's change addresses count for its own limits only: a caller choosing which keys sign must
+    not widen one key's limits with another key's policy."""
+    signing = frozenset(signing_hashes.values())
+    changes = {k: change_hashes.get(k, _NO_CHANGE) for k in signing_hashes}
+    own = signing.union(*changes.values())
+    answer = summarize_spend(outputs, fee_satoshis, own)
+    by_own = {own: answer}
+    per_key: dict[str, SpendSummary] = {}
+    for key_id, change in changes.items():
+        key_own = signing | change
+        summary = by_own.get(key_own)
+        if summary is None:
+            summary = by_own[key_own] = summarize_spend(outputs, fee_satoshis, key_own)
+        per_key[key_id] = summary
+    return SpendSummaries(answer, per_key)
+
+
+def address_hashes(addresses: Iterable[str]) -> frozenset[bytes]:
+    """The pubkey hashes of P2PKH addresses that validate_policy accepted."""
+    return frozenset(bytes(decode_address(a)[0]) for a in addresses)
 
 
 def validate_policy(policy: KeyPolicy) -> KeyPolicy:
-    """Reject limits outside 0..MAX_SATOSHIS and destinations that are not P2PKH addresses.
+    """Reject limits outside 0..MAX_SATOSHIS, and destinations or change addresses that are not
+    P2PKH addresses or too many.
 
-    A refused destination is described by its position and length, never repeated."""
+    A refused address is described by its position and length, never repeated."""
     for name in ("max_amount_per_tx_satoshis", "max_amount_per_day_satoshis", "max_fee_satoshis"):
         if not 0 <= getattr(policy, name) <= MAX_SATOSHIS:
             raise invalid_argument("POLICY_INVALID", f"policy.{name}", f"{WITHIN_SUPPLY} (0 = no limit)")
-    if len(policy.allowed_destinations) > MAX_DESTINATIONS:
-        raise invalid_argument("POLICY_INVALID", "policy.allowed_destinations", f"at most {MAX_DESTINATIONS} addresses")
-    bad = [i for i, address in enumerate(policy.allowed_destinations) if not _is_p2pkh_address(address)]
+    _check_addresses("allowed_destinations", policy.allowed_destinations, MAX_DESTINATIONS)
+    _check_addresses("change_addresses", policy.change_addresses, MAX_CHANGE_ADDRESSES)
+    return policy
+
+
+def _check_addresses(name: str, addresses: Sequence[str], most: int) -> None:
+    if len(addresses) > most:
+        raise invalid_argument("POLICY_INVALID", f"policy.{name}", f"at most {most} addresses")
+    bad = [i for i, address in enumerate(addresses) if not _is_p2pkh_address(address)]
     if bad:
         shown = bad[:MAX_VIOLATIONS_SHOWN]
-        first_field = f"policy.allowed_destinations[{shown[0]}]"
         raise DomainError(
             ErrorKind.INVALID_ARGUMENT,
             "POLICY_INVALID",
-            f"{len(bad)} of allowed_destinations are not P2PKH addresses",
-            metadata={"field": first_field, "invalidCount": str(len(bad))},
+            f"{len(bad)} of {name} are not P2PKH addresses",
+            metadata={"field": f"policy.{name}[{shown[0]}]", "invalidCount": str(len(bad))},
             field_violations=tuple(
-                FieldViolation(
-                    f"policy.allowed_destinations[{i}]",
-                    f"not a P2PKH address (length {len(policy.allowed_destinations[i])})",
-                )
+                FieldViolation(f"policy.{name}[{i}]", f"not a P2PKH address (length {len(addresses[i])})")
                 for i in shown
             ),
         )
-    return policy
 
 
 def _is_p2pkh_address(address: str) -> bool:
     if len(address) > MAX_ADDRESS_CHARS:
         return False
     try:
-        decode_address(address)
+        pubkey_hash, network = decode_address(address)
     except (ValueError, TypeError, AssertionError):
         return False
-    return True
+    # decode_address checks the shape and the checksum only: a shorter payload, or a version byte
+    # other than mainnet's or testnet's P2PKH one, decodes too but is no P2PKH address.
+    return network is not None and len(pubkey_hash) == PUBKEY_HASH_BYTES
 
 
 def check_transaction_policy(
     key_id: str, policy: KeyPolicy, summary: SpendSummary, sent_last_24h_satoshis: int
 ) -> None:
-    """Raise POLICY_DENIED naming the first rule the transaction breaks."""
+    """Raise POLICY_DENIED naming the first rule the transaction breaks. `summary` is the
+    transaction as this key judges it (SpendSummaries.per_key: its change addresses are own)."""
     if policy.allowed_destinations:
-        allowed = destination_hashes(policy.allowed_destinations)
+        allowed = address_hashes(policy.allowed_destinations)
         for script in summary.external_scripts:
             if p2pkh_hash(script) not in allowed:
                 raise _denied(key_id, "destination_not_allowed", "an output pays a destination outside the allow-list")

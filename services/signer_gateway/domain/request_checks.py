@@ -3,7 +3,7 @@ transaction it names and whether its keys own the outputs it spends."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
@@ -17,7 +17,7 @@ from services.signer_gateway.domain.models import (
     TransactionToSign,
     shown_key_id,
 )
-from services.signer_gateway.domain.policy import SpendSummary, summarize_spend
+from services.signer_gateway.domain.policy import SpendSummaries, summarize_for_keys
 from services.signer_gateway.domain.transactions import UnsignedTransaction, p2pkh_hash, parse_transaction
 
 MAX_BATCH_ITEMS = 1024
@@ -64,7 +64,7 @@ class PendingTransaction:
     # as a denial for each of the transaction's keys.
     error_is_denial: bool = False
     fee_satoshis: int = 0
-    summary: SpendSummary | None = None
+    spend: SpendSummaries | None = None
     result: SignedTransaction | None = None
 
 
@@ -106,10 +106,9 @@ def _parse_request(request: TransactionToSign) -> UnsignedTransaction:
     return UnsignedTransaction(tx, request.spent_outputs)
 
 
-def check_ownership_and_summarize(item: PendingTransaction, pubkey_hashes: dict[str, bytes]) -> SpendSummary:
-    """Every listed input must spend a P2PKH output of its key; then how the transaction moves money."""
-    request, unsigned = item.request, item.unsigned
-    assert unsigned is not None
+def check_ownership(item: PendingTransaction, pubkey_hashes: Mapping[str, bytes]) -> None:
+    """Every listed input must spend a P2PKH output of its key."""
+    request = item.request
     for input_key in request.input_keys:
         owner = p2pkh_hash(request.spent_outputs[input_key.input_index].locking_script)
         if owner != pubkey_hashes[input_key.key_id]:
@@ -118,7 +117,15 @@ def check_ownership_and_summarize(item: PendingTransaction, pubkey_hashes: dict[
                 f"input_keys[{input_key.input_index}]",
                 f"spent output is not a P2PKH output of key {shown_key_id(input_key.key_id)}",
             )
-    return summarize_spend(unsigned.outputs, item.fee_satoshis, {pubkey_hashes[k] for k in item.key_ids})
+
+
+def summarize(
+    item: PendingTransaction, pubkey_hashes: Mapping[str, bytes], change_hashes: Mapping[str, frozenset[bytes]]
+) -> SpendSummaries:
+    """How the transaction moves money, for its answer and for each of its keys' policies."""
+    assert item.unsigned is not None
+    signing = {k: pubkey_hashes[k] for k in item.key_ids}
+    return summarize_for_keys(item.unsigned.outputs, item.fee_satoshis, signing, change_hashes)
 
 
 def transaction_fingerprint_parts(request: TransactionToSign) -> tuple[object, ...]:

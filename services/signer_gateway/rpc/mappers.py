@@ -58,6 +58,7 @@ def policy_from_proto(policy: signer_pb2.KeyPolicy) -> KeyPolicy:
         max_amount_per_tx_satoshis=policy.max_amount_per_tx_satoshis,
         max_amount_per_day_satoshis=policy.max_amount_per_day_satoshis,
         max_fee_satoshis=policy.max_fee_satoshis,
+        change_addresses=tuple(policy.change_addresses),
     )
 
 
@@ -68,6 +69,7 @@ def policy_to_proto(policy: KeyPolicy) -> signer_pb2.KeyPolicy:
         max_amount_per_tx_satoshis=policy.max_amount_per_tx_satoshis,
         max_amount_per_day_satoshis=policy.max_amount_per_day_satoshis,
         max_fee_satoshis=policy.max_fee_satoshis,
+        change_addresses=list(policy.change_addresses),
     )
 
 

@@ -31,6 +31,7 @@ def _policy_to_json(policy: KeyPolicy) -> str:
             "max_amount_per_tx_satoshis": policy.max_amount_per_tx_satoshis,
             "max_amount_per_day_satoshis": policy.max_amount_per_day_satoshis,
             "max_fee_satoshis": policy.max_fee_satoshis,
+            "change_addresses": list(policy.change_addresses),
         }
     )
 
@@ -43,6 +44,8 @@ def _policy_from_json(raw: str) -> KeyPolicy:
         max_amount_per_tx_satoshis=int(data.get("max_amount_per_tx_satoshis", 0)),
         max_amount_per_day_satoshis=int(data.get("max_amount_per_day_satoshis", 0)),
         max_fee_satoshis=int(data.get("max_fee_satoshis", 0)),
+        # Absent from policies stored before the field existed: no change address.
+        change_addresses=tuple(data.get("change_addresses", ())),
     )
 
 
