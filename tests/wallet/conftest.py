@@ -219,6 +219,7 @@ async def suite(sim: SimControl, database_url: str, redis_url: str) -> AsyncIter
             WOC_NETWORK="test",
             UTXO_SIGNER_ADDR=f"127.0.0.1:{signer.running.port}",
             UTXO_SIGNER_TOKEN=ADMIN_TOKEN,
+            UTXO_INVALID_AFTER_MS="0",
         )
     )
     suite = WalletSuite(sim, signer, utxo, database_url, redis_url)

@@ -53,8 +53,12 @@ async def test_a_reorg_takes_a_send_and_a_deposit_through_reorging_and_back(
 ) -> None:
     account, _ = await suite.funded_account(80_000)
     sent = await suite.stub.Send(
-        send_request(account.account_id, 20_000, wait_for=wallet_pb2.TRANSACTION_STATUS_UNCONFIRMED,
-                     wait_timeout=Duration(seconds=20)),
+        send_request(
+            account.account_id,
+            20_000,
+            wait_for=wallet_pb2.TRANSACTION_STATUS_UNCONFIRMED,
+            wait_timeout=Duration(seconds=20),
+        ),
         metadata=FRONTEND,
         timeout=30,
     )
@@ -62,7 +66,9 @@ async def test_a_reorg_takes_a_send_and_a_deposit_through_reorging_and_back(
     assert send.status == wallet_pb2.TRANSACTION_STATUS_UNCONFIRMED
     # Depth 1 replaces the send's block; depth 3 also the deposit's (one block below it).
     await suite.sim.mine(max(1, depth - 1))
-    await eventually(lambda: _tx(suite, send.transaction_id), lambda t: t.status == wallet_pb2.TRANSACTION_STATUS_CONFIRMED)
+    await eventually(
+        lambda: _tx(suite, send.transaction_id), lambda t: t.status == wallet_pb2.TRANSACTION_STATUS_CONFIRMED
+    )
     history = await suite.stub.ListTransactions(
         wallet_pb2.ListTransactionsRequest(
             account_id=account.account_id, direction=wallet_pb2.TRANSACTION_DIRECTION_INCOMING
@@ -77,7 +83,11 @@ async def test_a_reorg_takes_a_send_and_a_deposit_through_reorging_and_back(
         lambda: _statuses(wallet_db, send.transaction_id),
         lambda moves: ("confirmed", "reorging", "BLOCK_REORGANIZED") in moves and moves[-1][1] == "confirmed",
     )
-    assert ("reorging", "confirmed", "MINED_DEEP_ENOUGH") in final or ("reorging", "unconfirmed", "REORGED_OUT") in final
+    assert ("reorging", "confirmed", "MINED_DEEP_ENOUGH") in final or (
+        "reorging",
+        "unconfirmed",
+        "REORGED_OUT",
+    ) in final
     again = await _tx(suite, send.transaction_id)
     assert again.status == wallet_pb2.TRANSACTION_STATUS_CONFIRMED and again.block_hash != send.block_hash
     if depth == 3:  # the deposit's block was among the replaced ones
@@ -101,7 +111,9 @@ async def test_a_deposit_whose_input_is_double_spent_in_a_reorg_is_reversed(
     [coin] = await suite.sim.fund(outsider, 60_000)
     script = await suite.wallet_script(address.address)
     deposit_tx = build([coin], [(59_000, script)])
-    competitor = build([Coin(coin.txid, coin.vout, coin.satoshis, outsider, coin.parent_hex)], [(59_500, outsider.lock)])
+    competitor = build(
+        [Coin(coin.txid, coin.vout, coin.satoshis, outsider, coin.parent_hex)], [(59_500, outsider.lock)]
+    )
     posted = await suite.sim.http.post(f"{suite.sim.base_url}/v1/tx", json={"rawTx": deposit_tx.raw.hex()})
     assert posted.status_code == 200, posted.text
     await suite.sim.mine(1)
@@ -134,4 +146,6 @@ async def test_a_deposit_whose_input_is_double_spent_in_a_reorg_is_reversed(
     for _ in range(2):
         await _sync_pool(suite)
         await asyncio.sleep(0.1)
+    listed = await suite.utxo.stub.ListUtxos(utxo_pb2.ListUtxosRequest(txid=deposit_tx.txid), metadata=ADMIN)
+    assert [(u.status, u.status_reason) for u in listed.utxos] == [(utxo_pb2.UTXO_STATUS_INVALID, "NOT_ON_CHAIN")]
     await suite.assert_reconciled()

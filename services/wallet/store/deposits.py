@@ -4,9 +4,9 @@ chain as the follower scanned it."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 
 import asyncpg
-from collections.abc import Sequence
 
 from proofline_kit.database import Queries
 from proofline_kit.wire import Outpoint
