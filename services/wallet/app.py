@@ -65,7 +65,7 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
     clients = open_chain_clients(settings.chain, max_connections=32)
     runtime.on_stop(clients.aclose)
     assert clients.woc is not None
-    providers = [p for p in (clients.arc, clients.woc) if p is not None]
+    providers = [p for p in (clients.arc, clients.woc if settings.woc_fallback else None) if p is not None]
     gateway = ChainAdapter(
         clients.arc,
         clients.woc,

@@ -28,6 +28,8 @@ class WalletSettings:
     network: Network
     chain: ChainSettings
     fixed_fee_rate: FeeRate | None
+    # Also broadcast through WhatsOnChain when ARC gives no verdict.
+    woc_fallback: bool
     fee_ttl_s: float
     limits: SendLimits
     waits: WaitLimits
@@ -94,6 +96,7 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
         network=env.choice("WALLET_NETWORK", Network, Network.TESTNET),
         chain=chain,
         fixed_fee_rate=FeeRate(fixed_rate, 1000) if fixed_rate else None,
+        woc_fallback=env.flag("WALLET_WOC_BROADCAST_FALLBACK", True),
         fee_ttl_s=_ms(env, "WALLET_FEE_RATE_TTL_MS", 300_000, minimum=100),
         limits=SendLimits(
             max_send_satoshis=max_send,

@@ -6,21 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 import asyncpg
 import grpc
 import httpx
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from proofline.common.v1 import common_pb2
 from proofline.publisher.v1 import publisher_pb2, publisher_pb2_grpc
 from proofline.signer.v1 import signer_pb2
@@ -34,7 +29,8 @@ from services.publisher.domain.txbuild import (
     serialize,
 )
 from services.publisher.settings import read_publisher_settings
-from tests.chain_clients.sim import REPO_ROOT, SimControl, _die_with_parent, chainsim_process, free_port
+from tests.chain_clients.sim import SimControl, chainsim_process
+from tests.harness.service_process import ServiceProcess, service_process
 from tests.publisher.conftest import IdentityKey, canonical
 from tests.signer_gateway.conftest import SignerUnderTest, signer_env, start_signer_under_test, stop_signer_under_test
 from tests.utxo.conftest import UtxoUnderTest, start_utxo_under_test, stop_utxo_under_test, utxo_env
@@ -388,74 +384,6 @@ async def suite(database_url: str, redis_url: str, sim: SimControl) -> AsyncIter
         await stop_signer_under_test(signer)
 
 
-@dataclass
-class PublisherProcess:
-    """`python -m services.publisher` as a child process (so a test can kill -9 it)."""
-
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: IO[bytes]
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-4000:]
-
-    def kill9(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
-    def terminate(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-
-def _launch(env: dict[str, str], log: IO[bytes]) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("PUBLISHER_", "UTXO_", "SIGNER_"))}
-    child_env.update(env)
-    child_env.update({"PUBLISHER_GRPC_PORT": str(port), "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "info"})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.publisher"],
-        cwd=REPO_ROOT,
-        env=child_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        preexec_fn=_die_with_parent,
-    )
-    return proc, port
-
-
-@contextlib.asynccontextmanager
-async def publisher_process(env: dict[str, str]) -> AsyncIterator[PublisherProcess]:
+def publisher_process(env: dict[str, str]) -> contextlib.AbstractAsyncContextManager[ServiceProcess]:
     """`python -m services.publisher` with `env`, serving; terminated on the way out (if still alive)."""
-    with tempfile.TemporaryFile() as log:
-        proc, port = _launch(env, log)
-        process = PublisherProcess(proc, port, log)
-        try:
-            await _wait_serving(process)
-            yield process
-        finally:
-            process.terminate()
-
-
-async def _wait_serving(process: PublisherProcess) -> None:
-    deadline = time.monotonic() + 30
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{process.port}") as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while True:
-            if process.proc.poll() is not None:
-                raise AssertionError(f"publisher exited with {process.proc.returncode}:\n{process.output()}")
-            try:
-                answer = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-                if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"publisher not serving within 30 s:\n{process.output()}")
-            await asyncio.sleep(0.2)
+    return service_process("publisher", "PUBLISHER_GRPC_PORT", env)

@@ -70,6 +70,18 @@ class PoolClient:
     async def available_coins(self, limit: int) -> list[WalletCoin]:
         return [_coin(u) for u in await self._list([utxo_pb2.UTXO_STATUS_AVAILABLE], limit)]
 
+    async def coin_states(self, coins: Sequence[Outpoint]) -> dict[Outpoint, tuple[str, str]]:
+        wanted = set(coins)
+        found: dict[Outpoint, tuple[str, str]] = {}
+        for txid in sorted({c.txid for c in coins}):
+            response = await self._call(self._stub.ListUtxos, utxo_pb2.ListUtxosRequest(txid=txid, page_size=1000))
+            assert isinstance(response, utxo_pb2.ListUtxosResponse)
+            for u in response.utxos:
+                outpoint = Outpoint(u.outpoint.txid, u.outpoint.vout)
+                if outpoint in wanted:
+                    found[outpoint] = (utxo_pb2.UtxoStatus.Name(u.status).removeprefix("UTXO_STATUS_"), u.spent_by_txid)
+        return found
+
     async def held_value(self) -> dict[Outpoint, int]:
         return {Outpoint(u.outpoint.txid, u.outpoint.vout): u.satoshis for u in await self._list(_HELD, None)}
 

@@ -5,10 +5,12 @@ Books per account: `available`, `locked`, `pending` (owed to the account, never 
 the coins the pool holds for the wallet), `in_flight` (minus the value of signed sends not yet
 final) and `incoming` (minus the pending deposits). Every entry sums to 0, so at every commit
 
-    Σ account books = -(custody + in_flight + incoming)
+    Σ account books = -(custody + in_flight + incoming + written_off)
 
 which is what the reconciliation report checks against the pool and the sends in flight. Customers
 pay the network fee of their sends, so fees leave custody with the send and the house pays none.
+A coin the house loses to a transaction it did not make (an operator's tool, a leaked key) is
+written off: custody lets it go, `written_off` records the loss, no account is touched.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ class Book(Enum):
     CUSTODY = "custody"
     IN_FLIGHT = "in_flight"
     INCOMING = "incoming"
+    WRITTEN_OFF = "written_off"
 
     @property
     def of_house(self) -> bool:
-        return self in (Book.CUSTODY, Book.IN_FLIGHT, Book.INCOMING)
+        return self in (Book.CUSTODY, Book.IN_FLIGHT, Book.INCOMING, Book.WRITTEN_OFF)
 
 
 class EntryKind(Enum):
@@ -41,6 +44,7 @@ class EntryKind(Enum):
     FINALIZE = "finalize"
     RELEASE = "release"
     REVERSAL = "reversal"
+    WRITTEN_OFF = "written_off"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,3 +139,8 @@ def finalize(transaction_id: str, account_id: str, reserved: int, leaving: int) 
 
 def release(transaction_id: str, account_id: str, reserved: int) -> Entry:
     return _entry(EntryKind.RELEASE, transaction_id, account_id, (Book.LOCKED, -reserved), (Book.AVAILABLE, reserved))
+
+
+def written_off(coin_ref: str, satoshis: int) -> Entry:
+    """A coin of ours spent by a transaction we did not make: the house's loss, not an account's."""
+    return _entry(EntryKind.WRITTEN_OFF, coin_ref, "", (Book.CUSTODY, satoshis), (Book.WRITTEN_OFF, -satoshis))

@@ -33,6 +33,7 @@ class Reconciliation:
     fees_paid: int
     pool: int
     in_flight: int
+    written_off: int
     difference: int
     differences: tuple[Difference, ...]
     omitted: int
@@ -65,7 +66,7 @@ def compare(
     """Pure: what the ledger says (book totals, the coins the wallet expects in the pool) against
     what the pool holds."""
     found = _Findings()
-    house = totals.custody + totals.in_flight + totals.incoming
+    house = totals.custody + totals.in_flight + totals.incoming + totals.written_off
     customers = totals.available + totals.locked + totals.pending + totals.deficit
     if customers + house != 0:
         found.add(Difference("LEDGER_NOT_BALANCED", customers, -house, detail="account books + house books != 0"))
@@ -99,7 +100,8 @@ def compare(
         fees_paid=totals.fees_paid,
         pool=pool_value,
         in_flight=totals.sending_value,
-        difference=liabilities - (pool_value + totals.sending_value),
+        written_off=-totals.written_off,
+        difference=liabilities - (pool_value + totals.sending_value - totals.written_off),
         differences=tuple(found.items),
         omitted=found.omitted,
         as_of=as_of,

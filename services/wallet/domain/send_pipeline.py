@@ -337,11 +337,41 @@ class SendPipeline:
             ):
                 return
             await uow.forget_spends(work.transaction_id, work.txid)
+            if double_spend:
+                await uow.mark_suspect(inputs)
             await uow.post(ledger.unsigned(work.transaction_id, work.account_id, leaving), self._actor)
             if kind is OutcomeKind.FEE_TOO_LOW:
                 await uow.refresh_fee_rate(work.transaction_id, await self._gateway.fee_rate_per_kb())
             if not rebuild:
                 await uow.post(ledger.release(work.transaction_id, work.account_id, work.debit_satoshis), self._actor)
+
+    # --- coins a failed send found spent ---------------------------------------------------------
+
+    async def audit_round(self) -> int:
+        """Coins our sends failed on: once the pool has the chain's word, a coin still unspent is
+        ours again; one spent by a transaction we did not make (or gone) is written off as the
+        house's loss, so no account pays for it and the ledger keeps matching the pool."""
+        async with self._store.reader() as uow:
+            suspects = await uow.suspect_coins(self._config.batch)
+        if not suspects:
+            return 0
+        await self._pool.sync(sorted({c.key_id for c in suspects}))
+        states = await self._pool.coin_states([c.outpoint for c in suspects])
+        settled = 0
+        for coin in suspects:
+            status, spender = states.get(coin.outpoint, ("", ""))
+            async with self._store.unit_of_work() as uow:
+                if status in ("AVAILABLE", "RESERVED", "UNCONFIRMED"):
+                    await uow.clear_suspect(coin.outpoint)
+                    settled += 1
+                elif status in ("SPENT", "INVALID") and not (spender and await uow.is_our_txid(spender)):
+                    if await uow.write_off_coin(coin.outpoint, spender):
+                        await uow.post(ledger.written_off(str(coin.outpoint), coin.satoshis), self._actor)
+                        self._log.warning(
+                            "coin.written_off", outpoint=str(coin.outpoint), spender=spender, satoshis=coin.satoshis
+                        )
+                    settled += 1
+        return settled
 
 
 class _FenceLost(Exception):

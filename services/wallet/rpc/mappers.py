@@ -179,6 +179,7 @@ def reconciliation_to_proto(report: Reconciliation) -> wallet_pb2.GetReconciliat
         fees_paid_satoshis=report.fees_paid,
         pool_satoshis=report.pool,
         in_flight_satoshis=report.in_flight,
+        written_off_satoshis=report.written_off,
         difference_satoshis=report.difference,
         balanced=report.balanced,
         differences=[

@@ -55,7 +55,7 @@ class LedgerQueries(Queries):
                FROM e, unnest($5::text[], $6::bigint[]) AS p (kind, amount)
                JOIN books b ON b.kind = p.kind
                   AND b.account_id IS NOT DISTINCT FROM
-                      (CASE WHEN p.kind IN ('custody', 'in_flight', 'incoming') THEN NULL ELSE $4 END)""",
+                      (CASE WHEN p.kind IN ('custody', 'in_flight', 'incoming', 'written_off') THEN NULL ELSE $4 END)""",
             entry.kind.value,
             entry.transaction_id,
             actor.caller_id,
@@ -74,6 +74,7 @@ class LedgerQueries(Queries):
                  coalesce(sum(balance) FILTER (WHERE kind = 'custody'), 0) AS custody,
                  coalesce(sum(balance) FILTER (WHERE kind = 'in_flight'), 0) AS in_flight,
                  coalesce(sum(balance) FILTER (WHERE kind = 'incoming'), 0) AS incoming,
+                 coalesce(sum(balance) FILTER (WHERE kind = 'written_off'), 0) AS written_off,
                  (SELECT coalesce(sum(fee_satoshis), 0) FROM wallet_txs
                    WHERE direction = 'outgoing' AND finalized) AS fees_paid,
                  (SELECT coalesce(sum(amount_satoshis + fee_satoshis), 0) FROM wallet_txs

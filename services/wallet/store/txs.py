@@ -324,3 +324,43 @@ class TxQueries(Queries):
                 r["txid"],
             )
         return found
+
+    async def mark_suspect(self, coins: Sequence[Outpoint]) -> None:
+        await self._conn.execute(
+            """UPDATE wallet_coins c SET suspect = true
+               FROM unnest($1::text[], $2::bigint[]) AS o (txid, vout)
+               WHERE c.txid = o.txid AND c.vout = o.vout""",
+            [c.txid for c in coins],
+            [c.vout for c in coins],
+        )
+
+    async def suspect_coins(self, limit: int) -> list[WalletCoin]:
+        rows = await self._conn.fetch(
+            """SELECT txid, vout, satoshis, locking_script, key_id FROM wallet_coins
+               WHERE suspect AND spent_by IS NULL AND NOT dead ORDER BY txid, vout LIMIT $1""",
+            limit,
+        )
+        return [
+            WalletCoin(Outpoint(r["txid"], int(r["vout"])), int(r["satoshis"]), bytes(r["locking_script"]), r["key_id"])
+            for r in rows
+        ]
+
+    async def clear_suspect(self, coin: Outpoint) -> None:
+        await self._conn.execute(
+            "UPDATE wallet_coins SET suspect = false WHERE txid = $1 AND vout = $2", coin.txid, coin.vout
+        )
+
+    async def is_our_txid(self, txid: str) -> bool:
+        return bool(await self._conn.fetchval("SELECT EXISTS (SELECT 1 FROM wallet_txs WHERE txid = $1)", txid))
+
+    async def write_off_coin(self, coin: Outpoint, spender: str) -> bool:
+        """The coin was spent by `spender`, not ours (or is gone): no longer the wallet's. True when
+        this call took it off (so the caller books the loss once)."""
+        status = await self._conn.execute(
+            """UPDATE wallet_coins SET suspect = false, spent_by = 'outside', spent_txid = nullif($3, '')
+               WHERE txid = $1 AND vout = $2 AND spent_by IS NULL AND NOT dead""",
+            coin.txid,
+            coin.vout,
+            spender,
+        )
+        return status.endswith(" 1")

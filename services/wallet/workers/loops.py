@@ -25,6 +25,7 @@ def wallet_loops(pipeline: SendPipeline, follower: DepositFollower, poll_s: floa
     return [
         Loop("sends-build", _busy(pipeline.build_round), poll_s, error_pause_s=_ERROR_PAUSE_S),
         Loop("sends-broadcast", _busy(pipeline.broadcast_round), poll_s, error_pause_s=_ERROR_PAUSE_S),
+        Loop("coins-audit", _busy(pipeline.audit_round), follow_poll_s, error_pause_s=_ERROR_PAUSE_S),
         Loop("deposits-blocks", follower.follow_round, follow_poll_s, error_pause_s=_ERROR_PAUSE_S),
         Loop("deposits-mempool", follower.mempool_round, follow_poll_s, error_pause_s=_ERROR_PAUSE_S),
     ]

@@ -33,29 +33,31 @@ CREATE INDEX deposit_addresses_by_account ON deposit_addresses (account_id, seq 
 -- Books: per account `available`, `locked`, `pending` (what the wallet owes, never negative) and
 -- `deficit` (what the account owes after a reversal it could not cover, never positive); and the
 -- house's counterparts: `custody` (minus the coins the pool holds for us), `in_flight` (minus the
--- value of signed sends not yet final), `incoming` (minus the pending deposits). Σ of every book is
--- 0 at every commit, because every entry is.
+-- value of signed sends not yet final), `incoming` (minus the pending deposits), `written_off`
+-- (minus the coins the house lost to transactions it did not make). Σ of every book is 0 at every
+-- commit, because every entry is.
 CREATE TABLE books (
     book_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     account_id text   REFERENCES accounts (account_id),
     kind       text   NOT NULL CHECK (kind IN ('available', 'locked', 'pending', 'deficit',
-                                               'custody', 'in_flight', 'incoming')),
+                                               'custody', 'in_flight', 'incoming', 'written_off')),
     balance    bigint NOT NULL DEFAULT 0
                CHECK (balance BETWEEN -2100000000000000 AND 2100000000000000),
-    CHECK ((account_id IS NULL) = (kind IN ('custody', 'in_flight', 'incoming'))),
+    CHECK ((account_id IS NULL) = (kind IN ('custody', 'in_flight', 'incoming', 'written_off'))),
     CONSTRAINT books_owed_not_negative CHECK (kind NOT IN ('available', 'locked', 'pending') OR balance >= 0),
     CONSTRAINT books_deficit_not_positive CHECK (kind <> 'deficit' OR balance <= 0)
 );
 
 CREATE UNIQUE INDEX books_per_account ON books (account_id, kind) WHERE account_id IS NOT NULL;
 CREATE UNIQUE INDEX books_of_house ON books (kind) WHERE account_id IS NULL;
-INSERT INTO books (account_id, kind) VALUES (NULL, 'custody'), (NULL, 'in_flight'), (NULL, 'incoming');
+INSERT INTO books (account_id, kind)
+VALUES (NULL, 'custody'), (NULL, 'in_flight'), (NULL, 'incoming'), (NULL, 'written_off');
 
 CREATE TABLE ledger_entries (
     entry_id       bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     kind           text        NOT NULL CHECK (kind IN ('deposit_seen', 'deposit_credited', 'deposit_dropped',
                                                         'reserve', 'signed', 'finalize', 'release',
-                                                        'unsigned', 'reversal')),
+                                                        'unsigned', 'reversal', 'written_off')),
     transaction_id text        NOT NULL,
     actor          text        NOT NULL,
     created_at     timestamptz NOT NULL DEFAULT now()
@@ -313,13 +315,17 @@ CREATE TABLE wallet_coins (
     spent_txid     text        CHECK (spent_txid ~ '^[0-9a-f]{64}$'),
     -- The coin's own transaction proved dead (e.g. the change of a send that never made it).
     dead           boolean     NOT NULL DEFAULT false,
+    -- A send of ours failed on it (double spend, missing inputs): the pool decides on chain evidence
+    -- whether it is still ours.
+    suspect        boolean     NOT NULL DEFAULT false,
     created_at     timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (txid, vout),
-    CHECK ((spent_by IS NULL) = (spent_txid IS NULL))
+    CHECK (spent_by = 'outside' OR (spent_by IS NULL) = (spent_txid IS NULL))
 );
 
 CREATE INDEX wallet_coins_by_spender ON wallet_coins (spent_by) WHERE spent_by IS NOT NULL;
 CREATE INDEX wallet_coins_of_transaction ON wallet_coins (transaction_id);
+CREATE INDEX wallet_coins_suspect ON wallet_coins (txid, vout) WHERE suspect;
 
 -- Outputs of incoming transactions paying deposit addresses.
 CREATE TABLE deposit_outputs (
