@@ -32,6 +32,7 @@ from proofline.signer.v1 import signer_pb2
 from proofline.utxo.v1 import utxo_pb2
 from proofline.wallet.v1 import wallet_pb2
 
+from proofline_kit.pagination import decode_page_token, encode_page_token
 from tests.chain_clients.sim import SimControl
 from tests.fuzz.contract import Metadata, Target
 from tests.fuzz.strategies import Hints, hex_ids
@@ -888,10 +889,12 @@ def start_wallet_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: st
     )
     bad_recipients = st.sampled_from([MAINNET_ADDRESS, TESTNET_P2SH, BAD_CHECKSUM, "", RECIPIENT.lower()])
     recipients = st.one_of(good_recipients, good_recipients, bad_recipients)
+    # BSV's dust is 1 satoshi; 100 and 226 (a one-input fee at 1000 sat/kB) reach AMOUNT_BELOW_DUST when the
+    # fee is subtracted; 3,000,000 is more than the daily limit, 10^11 + 1 above the per-send maximum.
     amounts = st.one_of(
-        st.integers(546, 20_000),
-        st.integers(546, 20_000),
-        st.sampled_from([1, 545, 546, 547, 3_000_000, 10**8, 10**11, 10**11 + 1]),
+        st.integers(1, 20_000),
+        st.integers(1, 20_000),
+        st.sampled_from([1, 2, 100, 226, 227, 3_000_000, 10**8, 10**11, 10**11 + 1]),
     )
     rates = st.sampled_from([0, 0, 1, 10, 500, 1000, 1_000_000, 1_000_001])
     max_fees = st.sampled_from([0, 0, 0, 1, 100, 10_000])
@@ -921,7 +924,17 @@ def start_wallet_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: st
     )
     labels = st.one_of(st.text(max_size=20), st.sampled_from(["", "a" * 128, "a" * 129]))
     memos = st.one_of(st.text(max_size=40), st.sampled_from(["", "a" * 256, "a" * 257, "line\nbreak\ttab"]))
-    page_tokens = st.sampled_from(["", "", *started["tokens"]])
+    # Page tokens are unsigned (base64 JSON, proofline_kit.pagination): besides the issued ones, the
+    # funded account's ListTransactions token edited (cursor time at the edges, naive, odd ids).
+    # Times whose UTC falls outside years 1..9999 are left out: test_wallet.py's known finding.
+    transactions_token = started["tokens"][2]
+    issued = decode_page_token(transactions_token)
+    edited_tokens = [
+        encode_page_token({**issued, "t": moment, "i": row})
+        for moment in ("0001-01-01T00:00:00+00:00", "9999-12-31T23:59:59.999999+00:00", "2024-01-01T00:00:00")
+        for row in ("", "wtx_" + "f" * 60, 7)
+    ] + [encode_page_token({"t": issued["t"], "f": issued["f"]}), encode_page_token({**issued, "f": []})]
+    page_tokens = st.sampled_from(["", "", *started["tokens"], *edited_tokens])
     hints: dict[str, st.SearchStrategy[Any]] = {
         "request_id": fresh_request_ids(),
         "account_id": accounts_st,
@@ -1016,15 +1029,25 @@ def start_wallet_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: st
             send_fees,
         ),
         "Send": sendable,
-        "ListTransactions": st.builds(
-            lambda a, d, statuses, n, view: wallet_pb2.ListTransactionsRequest(
-                account_id=a, direction=d, statuses=statuses, page_size=n, view=view
+        "ListTransactions": st.one_of(
+            st.builds(
+                lambda a, d, statuses, n, view: wallet_pb2.ListTransactionsRequest(
+                    account_id=a, direction=d, statuses=statuses, page_size=n, view=view
+                ),
+                st.sampled_from(account_ids),
+                st.sampled_from([0, 1, 2]),
+                st.lists(st.sampled_from([1, 2, 3, 4, 5, 6]), max_size=2),
+                st.integers(0, 1000),
+                st.sampled_from([0, 1, 2]),
             ),
-            st.sampled_from(account_ids),
-            st.sampled_from([0, 1, 2]),
-            st.lists(st.sampled_from([1, 2, 3, 4, 5, 6]), max_size=2),
-            st.integers(0, 1000),
-            st.sampled_from([0, 1, 2]),
+            # The funded account's unfiltered history, from the issued token or an edited one.
+            st.builds(
+                lambda token, n: wallet_pb2.ListTransactionsRequest(
+                    account_id=funded_id, page_token=token, page_size=n
+                ),
+                st.sampled_from([transactions_token, *edited_tokens]),
+                st.integers(0, 3),
+            ),
         ),
         "GetTransaction": st.builds(
             lambda t, view: wallet_pb2.GetTransactionRequest(transaction_id=t, view=view),
