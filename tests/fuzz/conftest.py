@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fuzz.stacks import Stack, start_publisher_stack, start_signer_stack, start_utxo_stack
+from tests.chain_clients.sim import chainsim_process
+from tests.fuzz.stacks import Stack, start_publisher_stack, start_signer_stack, start_utxo_stack, start_wallet_stack
 from tests.harness.databases import DatabaseFactory
 from tests.harness.loop_thread import LoopThread, loop_thread
 
@@ -39,6 +40,24 @@ def utxo_stack(servers_loop: LoopThread, database_factory: DatabaseFactory, redi
 @pytest.fixture(scope="module")
 def publisher_stack(servers_loop: LoopThread, database_factory: DatabaseFactory, redis_url: str) -> Iterator[Stack]:
     stack = start_publisher_stack(servers_loop, database_factory, redis_url)
+    try:
+        yield stack
+    finally:
+        stack.close()
+
+
+@pytest.fixture(scope="session")
+def chainsim_url() -> Iterator[str]:
+    """One chainsim process for the fuzz session, as tests/wallet starts it; each wallet stack resets it."""
+    with chainsim_process(profile="arc_faithful") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def wallet_stack(
+    servers_loop: LoopThread, database_factory: DatabaseFactory, redis_url: str, chainsim_url: str
+) -> Iterator[Stack]:
+    stack = start_wallet_stack(servers_loop, database_factory, redis_url, chainsim_url)
     try:
         yield stack
     finally:

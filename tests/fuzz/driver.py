@@ -20,8 +20,9 @@ from tests.fuzz.strategies import request_strategy
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 DERANDOMIZE = os.environ.get("FUZZ_DERANDOMIZE", "1" if os.environ.get("CI") else "0") == "1"
 # Calls that may wait (wait_for, Watch streams) get a short deadline: the server answers before it.
+# The wallet's Send waits for `wait_for` up to `wait_timeout` (0 = 30 s), ending before the deadline.
 SHORT_DEADLINE_S = 3.0
-WAITING_METHODS = {"Publish", "PublishBatch", "WatchJob"}
+WAITING_METHODS = {"Publish", "PublishBatch", "WatchJob", "Send", "WatchTransaction"}
 MALFORMED = (grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_MALFORMED")
 
 FUZZ_SETTINGS = settings(

@@ -1,21 +1,26 @@
 """The services under fuzz: each started in process the way its own tests start it (their helpers,
 reused), on a loop thread, against its own database; plus what the fuzz needs to aim well: real
-key ids, leases, outpoints, job ids and identity keys, and valid requests for every RPC.
+key ids, leases, outpoints, job ids, identity keys, accounts, addresses and wallet transactions,
+and valid requests for every RPC.
 
-All three services take the same tokens (FUZZ_TOKENS): one caller per role, one without a role,
+Every service takes the same tokens (FUZZ_TOKENS): one caller per role, one without a role,
 and one whose only right is the signer's key ACL.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import grpc
+import httpx
+from bsv.base58 import base58check_encode
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
@@ -25,7 +30,10 @@ from proofline.common.v1 import common_pb2
 from proofline.publisher.v1 import publisher_pb2
 from proofline.signer.v1 import signer_pb2
 from proofline.utxo.v1 import utxo_pb2
+from proofline.wallet.v1 import wallet_pb2
 
+from proofline_kit.pagination import decode_page_token, encode_page_token
+from tests.chain_clients.sim import SimControl
 from tests.fuzz.contract import Metadata, Target
 from tests.fuzz.strategies import Hints, hex_ids
 from tests.harness.databases import DatabaseFactory
@@ -42,7 +50,8 @@ from tests.signer_gateway.conftest import (
     stop_signer_under_test,
 )
 from tests.utxo.chain_stack import CHANGE, FUNDING, chain_stack
-from tests.utxo.conftest import P2PKH, seed
+from tests.utxo.conftest import P2PKH, seed, start_utxo_under_test, stop_utxo_under_test, utxo_env
+from tests.wallet.conftest import RECIPIENT, WalletSuite
 
 # --- callers ---------------------------------------------------------------------------------------
 
@@ -105,7 +114,7 @@ class Stack:
 
 
 def service(full_name: str) -> ServiceDescriptor:
-    for module in (signer_pb2, utxo_pb2, publisher_pb2):
+    for module in (signer_pb2, utxo_pb2, publisher_pb2, wallet_pb2):
         for service in module.DESCRIPTOR.services_by_name.values():
             if service.full_name == full_name:
                 found: ServiceDescriptor = service
@@ -655,5 +664,426 @@ def start_publisher_stack(loop: LoopThread, factory: DatabaseFactory, redis_url:
         hints,
         {f"{PUBLISHER_SERVICE}.{name}": strategy for name, strategy in valid.items()},
         {"jobs": jobs, "active": active, "revoked": revoked, "spare": spare, "database_url": database_url},
+        close,
+    )
+
+
+# --- wallet ----------------------------------------------------------------------------------------
+
+WALLET_SERVICE = "proofline.wallet.v1.WalletService"
+WALLET_ADMIN_SERVICE = "proofline.wallet.v1.WalletAdminService"
+# The identity side of WalletService answers UNIMPLEMENTED until the next issue lands: it is not
+# fuzzed and not in the authorization matrix yet (tests/fuzz/test_wallet.py checks UNIMPLEMENTED).
+WALLET_IDENTITY_RPCS = (
+    "RegisterIdentity",
+    "RevokeIdentity",
+    "ListIdentities",
+    "SubmitIntent",
+    "SubmitIntentBatch",
+    "GetIntentJob",
+    "WatchIntentJob",
+)
+WALLET_MONEY_RPCS = tuple(m.name for m in service(WALLET_SERVICE).methods if m.name not in WALLET_IDENTITY_RPCS)
+# Recipients: testnet P2PKH addresses nobody in the stack holds (RECIPIENT is also the signer's OUTSIDE).
+WALLET_RECIPIENTS = [RECIPIENT, ELSEWHERE]
+MAINNET_ADDRESS = "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"
+# A testnet P2SH address (version byte 0xc4): base58check-valid, on the right network, not P2PKH.
+TESTNET_P2SH = base58check_encode(b"\xc4" + b"\x11" * 20)
+BAD_CHECKSUM = RECIPIENT[:-1] + ("a" if RECIPIENT[-1] != "a" else "b")
+# Low enough that a fuzz run reaches them (RATE_LIMITED, DAILY_LIMIT_EXCEEDED), high enough that the
+# first sends of a run go through; the set-up's own sends (10,000 + 2,000 and fees) count towards it.
+WALLET_FUZZ_LIMITS = {"WALLET_SENDS_PER_MINUTE": "30", "WALLET_DAILY_LIMIT_SATOSHIS": "150000"}
+WALLET_FUNDING = (1_000_000, 4)  # satoshis per deposit output, outputs: what the funded account holds
+SETUP_TIMEOUT_S = 30.0
+
+
+async def _until(
+    read: Callable[[], Awaitable[Any]], done: Callable[[Any], bool], what: str, timeout_s: float = SETUP_TIMEOUT_S
+) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await read()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"wallet stack set-up: {what} not reached after {timeout_s} s: {value}")
+        await asyncio.sleep(0.1)
+
+
+def start_wallet_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: str, chainsim_url: str) -> Stack:
+    """signer_gateway, utxo and the wallet in process (real gRPC between them, the wallet calling the
+    pool and the signer as admin), chainsim (the session's process, reset) as ARC and WhatsOnChain.
+
+    The set-up runs the wallet with its background loops, so that a deposit is followed and
+    credited, a send reaches the chain and is confirmed, and a second deposit is seen in the mempool
+    (pending). Then the wallet is restarted with WALLET_WORKERS=0, as tests/wallet/test_sends.py
+    does: from then on only requests write to the wallet schema, so "a refusal changes no table"
+    holds over every table of it, with none excluded. The sends the fuzz records stay PENDING."""
+    database_url = factory.create()
+    exits = AsyncExitStack()
+    wallet = bearer("wallet")
+
+    async def start() -> dict[str, Any]:
+        http = httpx.AsyncClient(trust_env=False, timeout=15.0)
+        exits.push_async_callback(http.aclose)
+        sim = SimControl(http, chainsim_url)
+        await sim.reset()
+        signer = await start_signer_under_test(signer_env(database_url, AUTH_TOKENS=FUZZ_TOKENS, SIGNER_ACL=""))
+        exits.push_async_callback(stop_signer_under_test, signer)
+        utxo = await start_utxo_under_test(
+            utxo_env(
+                database_url,
+                redis_url,
+                AUTH_TOKENS=FUZZ_TOKENS,
+                ARC_URL=chainsim_url,
+                WOC_URL=chainsim_url,
+                WOC_NETWORK="test",
+                UTXO_SIGNER_ADDR=f"127.0.0.1:{signer.running.port}",
+                UTXO_SIGNER_TOKEN=ADMIN_TOKEN,
+            )
+        )
+        exits.push_async_callback(stop_utxo_under_test, utxo)
+        suite = WalletSuite(sim, signer, utxo, database_url, redis_url)
+        exits.push_async_callback(suite.stop_wallet)
+        # WALLET_UTXO_TOKEN / WALLET_SIGNER_TOKEN stay wallet_env's: the admin token (ADMIN_TOKEN).
+        await suite.start_wallet(AUTH_TOKENS=FUZZ_TOKENS)
+
+        async def account(external_id: str) -> wallet_pb2.Account:
+            created = await suite.stub.CreateAccount(
+                wallet_pb2.CreateAccountRequest(request_id=f"fz-acct-{external_id}", external_id=external_id),
+                metadata=wallet,
+                timeout=10,
+            )
+            return created.account
+
+        async def address(account_id: str, label: str) -> wallet_pb2.DepositAddress:
+            created = await suite.stub.NewDepositAddress(
+                wallet_pb2.NewDepositAddressRequest(
+                    request_id=f"fz-addr-{uuid.uuid4().hex[:12]}", account_id=account_id, label=label
+                ),
+                metadata=wallet,
+                timeout=10,
+            )
+            return created.deposit_address
+
+        async def balance(account_id: str) -> wallet_pb2.Balance:
+            answer = await suite.stub.GetBalance(
+                wallet_pb2.GetBalanceRequest(account_id=account_id), metadata=wallet, timeout=10
+            )
+            return answer.balance
+
+        async def transaction(transaction_id: str) -> wallet_pb2.Transaction:
+            answer = await suite.stub.GetTransaction(
+                wallet_pb2.GetTransactionRequest(transaction_id=transaction_id), metadata=wallet, timeout=10
+            )
+            return answer.transaction
+
+        funded, empty, pending = [await account(f"fz-{name}") for name in ("funded", "empty", "pending")]
+        funded_addresses = [await address(funded.account_id, label) for label in ("first", "second")]
+        empty_address = await address(empty.account_id, "")
+        pending_address = await address(pending.account_id, "pending")
+        each, count = WALLET_FUNDING
+        deposit = await suite.fund(funded_addresses[0].address, each, count)
+        await sim.mine(1)
+        await _until(lambda: balance(funded.account_id), lambda b: b.available_satoshis == each * count, "funding")
+        await _until(suite.pool_available, lambda coins: len(coins) >= count, "coins in the pool")
+        sent = await suite.stub.Send(
+            wallet_pb2.SendRequest(
+                request_id="fz-first-send",
+                account_id=funded.account_id,
+                to_address=RECIPIENT,
+                amount_satoshis=10_000,
+                memo="fuzz set-up",
+                wait_for=wallet_pb2.TRANSACTION_STATUS_UNCONFIRMED,
+                wait_timeout=Duration(seconds=20),
+            ),
+            metadata=wallet,
+            timeout=30,
+        )
+        assert sent.transaction.status == wallet_pb2.TRANSACTION_STATUS_UNCONFIRMED, sent.transaction
+        await sim.mine(1)
+        await _until(
+            lambda: transaction(sent.transaction.transaction_id),
+            lambda t: t.status == wallet_pb2.TRANSACTION_STATUS_CONFIRMED,
+            "the first send confirmed",
+        )
+        await suite.fund(pending_address.address, 5_000, 1)
+        await _until(lambda: balance(pending.account_id), lambda b: b.pending_satoshis == 5_000, "a pending deposit")
+        await _until(suite.reconciliation, lambda r: r.balanced, "a balanced reconciliation")
+
+        # Intake only from here (see the docstring).
+        await suite.stop_wallet()
+        await suite.start_wallet(AUTH_TOKENS=FUZZ_TOKENS, WALLET_WORKERS="0", **WALLET_FUZZ_LIMITS)
+        queued = await suite.stub.Send(
+            wallet_pb2.SendRequest(
+                request_id="fz-queued-send", account_id=funded.account_id, to_address=ELSEWHERE, amount_satoshis=2_000
+            ),
+            metadata=wallet,
+            timeout=10,
+        )
+        listed = await suite.stub.ListTransactions(
+            wallet_pb2.ListTransactionsRequest(account_id=funded.account_id, page_size=1000),
+            metadata=wallet,
+            timeout=10,
+        )
+        incoming = await suite.stub.ListTransactions(
+            wallet_pb2.ListTransactionsRequest(account_id=pending.account_id), metadata=wallet, timeout=10
+        )
+        tokens = [
+            (
+                await suite.stub.ListAccounts(wallet_pb2.ListAccountsRequest(page_size=1), metadata=wallet, timeout=10)
+            ).next_page_token,
+            (
+                await suite.stub.ListDepositAddresses(
+                    wallet_pb2.ListDepositAddressesRequest(account_id=funded.account_id, page_size=1),
+                    metadata=wallet,
+                    timeout=10,
+                )
+            ).next_page_token,
+            (
+                await suite.stub.ListTransactions(
+                    wallet_pb2.ListTransactionsRequest(account_id=funded.account_id, page_size=1),
+                    metadata=wallet,
+                    timeout=10,
+                )
+            ).next_page_token,
+        ]
+        assert all(tokens), tokens
+        assert suite.wallet is not None
+        return {
+            "port": suite.wallet.port,
+            "accounts": {"funded": funded, "empty": empty, "pending": pending},
+            "addresses": [*funded_addresses, empty_address, pending_address],
+            "deposit_txid": deposit["txid"],
+            "transactions": [*listed.transactions, *incoming.transactions],
+            "queued": queued.transaction,
+            "tokens": tokens,
+            "reconciliation": await suite.reconciliation(),
+        }
+
+    started = loop.run(start())
+    channel = _channel(started["port"])
+    snapshot = SchemaSnapshot(database_url, "wallet")
+    callers = {WALLET_SERVICE: wallet, WALLET_ADMIN_SERVICE: bearer("admin")}
+    # The wallet calls the pool and the signer; the kit's clients keep an error's origin domain.
+    target = Target("wallet", "proofline.wallet", channel, snapshot, callers, ("proofline.utxo", "proofline.signer"))
+
+    accounts: dict[str, wallet_pb2.Account] = started["accounts"]
+    funded_id = accounts["funded"].account_id
+    account_ids = [a.account_id for a in accounts.values()]
+    deposit_addresses: list[wallet_pb2.DepositAddress] = started["addresses"]
+    transactions: list[wallet_pb2.Transaction] = started["transactions"]
+    transaction_ids = [t.transaction_id for t in transactions]
+    txids = sorted({t.txid for t in transactions if t.txid} | {started["deposit_txid"]})
+    assert len(transaction_ids) >= 4 and len(txids) >= 3, transactions  # deposit, send, queued send, pending deposit
+
+    real_accounts = st.one_of(st.just(funded_id), st.sampled_from(account_ids))
+    accounts_st = st.one_of(
+        real_accounts,
+        real_accounts,
+        st.sampled_from(["", "acct_00000000000000000000", "acct_" + "f" * 60]),
+        st.uuids().map(lambda u: f"acct_{u.hex[:20]}"),
+    )
+    good_recipients = st.one_of(
+        st.sampled_from(WALLET_RECIPIENTS), st.sampled_from([a.address for a in deposit_addresses])
+    )
+    bad_recipients = st.sampled_from([MAINNET_ADDRESS, TESTNET_P2SH, BAD_CHECKSUM, "", RECIPIENT.lower()])
+    recipients = st.one_of(good_recipients, good_recipients, bad_recipients)
+    # BSV's dust is 1 satoshi; 100 and 226 (a one-input fee at 1000 sat/kB) reach AMOUNT_BELOW_DUST when the
+    # fee is subtracted; 3,000,000 is more than the daily limit, 10^11 + 1 above the per-send maximum.
+    amounts = st.one_of(
+        st.integers(1, 20_000),
+        st.integers(1, 20_000),
+        st.sampled_from([1, 2, 100, 226, 227, 3_000_000, 10**8, 10**11, 10**11 + 1]),
+    )
+    rates = st.sampled_from([0, 0, 1, 10, 500, 1000, 1_000_000, 1_000_001])
+    max_fees = st.sampled_from([0, 0, 0, 1, 100, 10_000])
+    fee_policies = st.builds(
+        lambda rate, cap, subtract: wallet_pb2.FeePolicy(
+            fee_rate_satoshis_per_kb=rate, max_fee_satoshis=cap, subtract_fee_from_amount=subtract
+        ),
+        rates,
+        max_fees,
+        st.booleans(),
+    )
+    # Mostly answer at once: the sends the fuzz records never leave PENDING (no background work).
+    wait_for = st.sampled_from([0, 0, 0, 0, 1, 2, 3])
+    wait_timeouts = st.builds(lambda ms: Duration(nanos=ms * 1_000_000), st.integers(0, 300))
+    transaction_ids_st = st.one_of(
+        st.sampled_from(transaction_ids),
+        st.sampled_from(transaction_ids),
+        st.uuids().map(lambda u: f"wtx_{u.hex[:24]}"),
+        st.just(""),
+    )
+    now = int(time.time())
+    times = st.builds(lambda s: Timestamp(seconds=s), st.integers(now - 86_400, now + 86_400))
+    external_ids = st.one_of(
+        st.uuids().map(lambda u: f"fz-user-{u.hex[:16]}"),
+        st.sampled_from([a.external_id for a in accounts.values()]),
+        st.text(min_size=1, max_size=20),
+    )
+    labels = st.one_of(st.text(max_size=20), st.sampled_from(["", "a" * 128, "a" * 129]))
+    memos = st.one_of(st.text(max_size=40), st.sampled_from(["", "a" * 256, "a" * 257, "line\nbreak\ttab"]))
+    # Page tokens are unsigned (base64 JSON, proofline_kit.pagination): besides the issued ones, the
+    # funded account's ListTransactions token edited (cursor time at the edges, naive, odd ids).
+    # Times whose UTC falls outside years 1..9999 are left out: test_wallet.py's known finding.
+    transactions_token = started["tokens"][2]
+    issued = decode_page_token(transactions_token)
+    edited_tokens = [
+        encode_page_token({**issued, "t": moment, "i": row})
+        for moment in ("0001-01-01T00:00:00+00:00", "9999-12-31T23:59:59.999999+00:00", "2024-01-01T00:00:00")
+        for row in ("", "wtx_" + "f" * 60, 7)
+    ] + [encode_page_token({"t": issued["t"], "f": issued["f"]}), encode_page_token({**issued, "f": []})]
+    page_tokens = st.sampled_from(["", "", *started["tokens"], *edited_tokens])
+    hints: dict[str, st.SearchStrategy[Any]] = {
+        "request_id": fresh_request_ids(),
+        "account_id": accounts_st,
+        "external_id": external_ids,
+        "label": labels,
+        "to_address": recipients,
+        "amount_satoshis": amounts,
+        "proofline.wallet.v1.FeePolicy": fee_policies,
+        "fee_rate_satoshis_per_kb": rates,
+        "max_fee_satoshis": max_fees,
+        "subtract_fee_from_amount": st.booleans(),
+        "memo": memos,
+        "wait_for": wait_for,
+        "wait_timeout": wait_timeouts,
+        "transaction_id": transaction_ids_st,
+        "txid": st.one_of(st.sampled_from(txids), hex_ids()),
+        "direction": st.sampled_from([0, 1, 2]),
+        "statuses": st.sampled_from([1, 2, 3, 4, 5, 6]),
+        "start_time": times,
+        "end_time": times,
+        "view": st.sampled_from([0, 1, 2]),
+        "until_confirmations": st.integers(0, 3),
+        "page_size": st.integers(0, 1001),
+        "page_token": page_tokens,
+    }
+    # Well-formed money requests (they pass the contract rules), mostly payable by the funded account,
+    # sometimes refused by the wallet's own rules: another account (nothing available), a recipient
+    # of another network or kind, an amount below dust, above the limit or above the balance, a fee
+    # cap of 1 satoshi.
+    send_accounts = st.sampled_from([funded_id, funded_id, funded_id, funded_id, *account_ids])
+    send_recipients = st.one_of(good_recipients, good_recipients, good_recipients, bad_recipients)
+    send_fees = st.builds(
+        lambda rate, cap, subtract: wallet_pb2.FeePolicy(
+            fee_rate_satoshis_per_kb=rate, max_fee_satoshis=cap, subtract_fee_from_amount=subtract
+        ),
+        st.sampled_from([0, 1, 100, 1000, 1000]),
+        st.sampled_from([0, 0, 0, 0, 1, 10_000]),
+        st.booleans(),
+    )
+    sendable = st.builds(
+        lambda r, a, to, n, fee, memo, w, t: wallet_pb2.SendRequest(
+            request_id=r,
+            account_id=a,
+            to_address=to,
+            amount_satoshis=n,
+            fee_policy=fee,
+            memo=memo,
+            wait_for=w,
+            wait_timeout=t,
+        ),
+        st.uuids().map(lambda u: f"fz-send-{u.hex}"),
+        send_accounts,
+        send_recipients,
+        amounts,
+        send_fees,
+        st.text(st.characters(codec="utf-8", categories=["L", "N", "P", "Zs"]), max_size=20),
+        wait_for,
+        wait_timeouts,
+    )
+    valid: dict[str, st.SearchStrategy[Message]] = {
+        "CreateAccount": st.builds(
+            lambda r, x, label: wallet_pb2.CreateAccountRequest(request_id=r, external_id=x, label=label),
+            fresh_request_ids(),
+            st.uuids().map(lambda u: f"fz-user-{u.hex[:16]}"),
+            st.text(max_size=20),
+        ),
+        "GetAccount": st.builds(lambda a: wallet_pb2.GetAccountRequest(account_id=a), st.sampled_from(account_ids)),
+        "ListAccounts": st.builds(
+            lambda x, n: wallet_pb2.ListAccountsRequest(external_id=x, page_size=n),
+            st.sampled_from(["", *(a.external_id for a in accounts.values())]),
+            st.integers(0, 1000),
+        ),
+        "NewDepositAddress": st.builds(
+            lambda r, a, label: wallet_pb2.NewDepositAddressRequest(request_id=r, account_id=a, label=label),
+            fresh_request_ids(),
+            st.sampled_from(account_ids),
+            st.text(max_size=20),
+        ),
+        "ListDepositAddresses": st.builds(
+            lambda a, n: wallet_pb2.ListDepositAddressesRequest(account_id=a, page_size=n),
+            st.sampled_from(account_ids),
+            st.integers(0, 1000),
+        ),
+        "GetBalance": st.builds(lambda a: wallet_pb2.GetBalanceRequest(account_id=a), st.sampled_from(account_ids)),
+        "EstimateFee": st.builds(
+            lambda a, to, n, fee: wallet_pb2.EstimateFeeRequest(
+                account_id=a, to_address=to, amount_satoshis=n, fee_policy=fee
+            ),
+            st.sampled_from(["", "", *account_ids]),
+            send_recipients,
+            amounts,
+            send_fees,
+        ),
+        "Send": sendable,
+        "ListTransactions": st.one_of(
+            st.builds(
+                lambda a, d, statuses, n, view: wallet_pb2.ListTransactionsRequest(
+                    account_id=a, direction=d, statuses=statuses, page_size=n, view=view
+                ),
+                st.sampled_from(account_ids),
+                st.sampled_from([0, 1, 2]),
+                st.lists(st.sampled_from([1, 2, 3, 4, 5, 6]), max_size=2),
+                st.integers(0, 1000),
+                st.sampled_from([0, 1, 2]),
+            ),
+            # The funded account's unfiltered history, from the issued token or an edited one.
+            st.builds(
+                lambda token, n: wallet_pb2.ListTransactionsRequest(
+                    account_id=funded_id, page_token=token, page_size=n
+                ),
+                st.sampled_from([transactions_token, *edited_tokens]),
+                st.integers(0, 3),
+            ),
+        ),
+        "GetTransaction": st.builds(
+            lambda t, view: wallet_pb2.GetTransactionRequest(transaction_id=t, view=view),
+            st.sampled_from(transaction_ids),
+            st.sampled_from([0, 1, 2]),
+        ),
+        "WatchTransaction": st.builds(
+            lambda t, view, until: wallet_pb2.WatchTransactionRequest(
+                transaction_id=t, view=view, until_confirmations=until
+            ),
+            st.sampled_from(transaction_ids),
+            st.sampled_from([0, 1, 2]),
+            st.integers(0, 3),
+        ),
+    }
+
+    def close() -> None:
+        channel.close()
+        snapshot.close()
+        loop.run(exits.aclose())
+        factory.drop(database_url)
+
+    return Stack(
+        {WALLET_SERVICE: target, WALLET_ADMIN_SERVICE: target},
+        hints,
+        {
+            **{f"{WALLET_SERVICE}.{name}": strategy for name, strategy in valid.items()},
+            f"{WALLET_ADMIN_SERVICE}.GetReconciliation": st.just(wallet_pb2.GetReconciliationRequest()),
+        },
+        {
+            "accounts": accounts,
+            "addresses": deposit_addresses,
+            "transactions": transactions,
+            "queued": started["queued"],
+            "reconciliation": started["reconciliation"],
+            "database_url": database_url,
+        },
         close,
     )
