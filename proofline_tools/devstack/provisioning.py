@@ -27,7 +27,14 @@ def pool_key_defaults(env: dict[str, str], admin_token: str) -> tuple[str, str] 
     the calls utxo and the publisher make to other services. None when the operator set the keys."""
     if not env.get("AUTH_TOKENS", "").endswith(admin_token):
         return None
-    for name in ("PUBLISHER_UTXO_TOKEN", "PUBLISHER_SIGNER_TOKEN", "UTXO_SIGNER_TOKEN"):
+    for name in (
+        "PUBLISHER_UTXO_TOKEN",
+        "PUBLISHER_SIGNER_TOKEN",
+        "UTXO_SIGNER_TOKEN",
+        # The wallet creates keys and syncs its coins: admin calls on its (in dev: the shared) services.
+        "WALLET_UTXO_TOKEN",
+        "WALLET_SIGNER_TOKEN",
+    ):
         env[name] = env.get(name) or admin_token
     if env.get("UTXO_FUNDING_KEY_ID"):
         return None

@@ -8,10 +8,12 @@ from urllib.parse import urlsplit, urlunsplit
 from proofline_tools.devstack.demo import DemoPublish
 from proofline_tools.devstack.provisioning import PoolKeys
 from proofline_tools.devstack.suite import RunningService
+from proofline_tools.devstack.wallet_demo import DemoWallet, wallet_demo_lines
 
 SIGNER = "signer_gateway"
 UTXO = "utxo"
 PUBLISHER = "publisher"
+WALLET = "wallet"
 PUBLISH_METHOD = "proofline.publisher.v1.PublisherService/Publish"
 
 
@@ -33,6 +35,7 @@ class StackReport:
     pool_keys: PoolKeys | None = None  # dev keys created for the utxo pool
     chain_url: str = ""
     demo: DemoPublish | None = None  # the funded demo pool and identity
+    wallet_demo: DemoWallet | None = None  # the demo wallet account and its deposit address
 
 
 def redact_url(url: str) -> str:
@@ -93,7 +96,7 @@ def _try_lines(report: StackReport) -> list[str]:
     examples = list(grpcurl_examples(signer.grpc_address, report.admin_token))
     keys = report.pool_keys
     if report.demo is not None:
-        return ["", "  try:", *(f"    {line}" for line in examples), *_demo_lines(report)]
+        return ["", "  try:", *(f"    {line}" for line in examples), *_demo_lines(report), *_wallet_lines(report)]
     if keys is not None and report.chain_url:
         examples.append(
             f"""curl -s -XPOST {report.chain_url}/_sim/fund -d '{{"address":"{keys.funding_address}","""
@@ -121,3 +124,11 @@ def _demo_lines(report: StackReport) -> list[str]:
         f""" --record '{{"note":"hi"}}' | {call} -d @ {publisher.grpc_address} {PUBLISH_METHOD}""",
         f"    curl -s -XPOST {report.chain_url}/_sim/mine -d '{{}}'   # mine it; the job goes CONFIRMED",
     ]
+
+
+def _wallet_lines(report: StackReport) -> list[str]:
+    wallet = next((s for s in report.services if s.name == WALLET), None)
+    if report.wallet_demo is None or wallet is None:
+        return []
+    bearer = report.admin_token if report.admin_token is not None else "<a token from AUTH_TOKENS>"
+    return wallet_demo_lines(report.wallet_demo, wallet.grpc_address, report.chain_url, bearer)

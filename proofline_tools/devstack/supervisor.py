@@ -19,7 +19,7 @@ from proofline_tools.devstack.errors import StartupError
 from proofline_tools.devstack.postgres import start_postgres
 from proofline_tools.devstack.procs import Launcher
 from proofline_tools.devstack.provisioning import PoolKeys, ensure_pool_keys, pool_key_defaults
-from proofline_tools.devstack.report import PUBLISHER, SIGNER, UTXO, Dependency, StackReport, ready_banner
+from proofline_tools.devstack.report import PUBLISHER, SIGNER, UTXO, WALLET, Dependency, StackReport, ready_banner
 from proofline_tools.devstack.suite import (
     CHAINSIM,
     RunningService,
@@ -29,6 +29,7 @@ from proofline_tools.devstack.suite import (
     start_service,
 )
 from proofline_tools.devstack.valkey import start_valkey
+from proofline_tools.devstack.wallet_demo import prepare_wallet_demo
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 READY_LINE = "ready: Ctrl-C (or SIGTERM) stops everything"
@@ -128,6 +129,12 @@ async def start_stack(config: DevstackConfig, launcher: Launcher) -> StackReport
         if spec.name == SIGNER and wanted_keys is not None:
             pool_keys = await ensure_pool_keys(started.grpc_address, config.admin_token, *wanted_keys)
     demo = await _demo(config, env, running, pool_keys)
+    wallet = next((s for s in running if s.name == WALLET), None)
+    wallet_demo = (
+        await prepare_wallet_demo(wallet.grpc_address, config.admin_token)
+        if wallet is not None and demo is not None
+        else None
+    )
     return StackReport(
         services=tuple(running),
         not_started=tuple(spec.name for spec in SERVICES if spec not in to_start),
@@ -136,6 +143,7 @@ async def start_stack(config: DevstackConfig, launcher: Launcher) -> StackReport
         pool_keys=pool_keys,
         chain_url=env.get("ARC_URL", ""),
         demo=demo,
+        wallet_demo=wallet_demo,
     )
 
 

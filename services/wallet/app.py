@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -88,8 +89,11 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
     key_limits = KeyLimits(settings.limits.max_send_satoshis, settings.key_max_per_day_satoshis, change_key.address)
     reader = TransactionReader(store, changes, settings.waits)
     follower = DepositFollower(store, WocDepositSource(clients.woc), pool, gateway, settings.follow)
-    pipeline = SendPipeline(store, BSV, pool, signer, gateway, change_key, settings.pipeline, settings.worker_id)
-    loops = wallet_loops(pipeline, follower, settings.poll_s, settings.follow_poll_s)
+    broadcast_wake = asyncio.Event()
+    pipeline = SendPipeline(
+        store, BSV, pool, signer, gateway, change_key, settings.pipeline, settings.worker_id, broadcast_wake.set
+    )
+    loops = wallet_loops(pipeline, follower, settings.poll_s, settings.follow_poll_s, broadcast_wake)
     sends = Sends(
         store,
         BSV,

@@ -81,15 +81,15 @@ def test_the_books_still_reconcile_after_the_fuzz(wallet_stack: Stack) -> None:
 
 
 # --- what the fuzz found ---------------------------------------------------------------------------
-# Each case answers against the contract today. They are pinned here, deterministically, and the
-# fuzz's hints leave their exact inputs out, so the generated-request tests stay a live check of
-# everything else. xfail(strict=True): the fix makes them pass, and the mark must then go.
+# Each case once answered against the contract; they are fixed and pinned here, deterministically
+# (the fuzz's hints leave their exact inputs out, so the generated-request tests stay a live check of
+# everything else).
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 
-def _edited_transactions_token(stack: Stack, moment: str) -> wallet_pb2.ListTransactionsRequest:
-    """The funded account's issued ListTransactions page token with its cursor time replaced."""
+def _edited_transactions_token(stack: Stack, position: object) -> wallet_pb2.ListTransactionsRequest:
+    """The funded account's issued ListTransactions page token with its cursor position replaced."""
     funded = stack.data["accounts"]["funded"].account_id
     method = method_named(stack, f"{WALLET_SERVICE}.ListTransactions")
     issued = call(
@@ -101,31 +101,21 @@ def _edited_transactions_token(stack: Stack, moment: str) -> wallet_pb2.ListTran
     assert issued.response is not None, issued.describe()
     token = wallet_pb2.ListTransactionsResponse.FromString(issued.response).next_page_token
     cursor = decode_page_token(token)
-    return wallet_pb2.ListTransactionsRequest(account_id=funded, page_token=encode_page_token({**cursor, "t": moment}))
+    return wallet_pb2.ListTransactionsRequest(
+        account_id=funded, page_token=encode_page_token({**cursor, "s": position})
+    )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="wallet bug: ListTransactions turns a page token whose cursor time is beyond years 1..9999 in UTC"
-    " into INTERNAL/INTERNAL_ERROR (asyncpg DataError 'date value out of range', services/wallet/domain/"
-    "history.py TransactionReader.list -> store/txs.py list_transactions); a token it did not issue must be"
-    " INVALID_ARGUMENT/PAGE_TOKEN_INVALID (docs/api.md Paging and Error reasons)",
-)
-@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-00:01"])
-def test_a_page_token_with_a_time_out_of_range_is_page_token_invalid(wallet_stack: Stack, moment: str) -> None:
+# Once INTERNAL (a cursor time beyond years 1..9999 reached PostgreSQL); cursors are positions now.
+@pytest.mark.parametrize("position", ["0001-01-01T00:00:00+01:00", 1.5, True, None, 2**63])
+def test_a_page_token_with_a_forged_position_is_page_token_invalid(wallet_stack: Stack, position: object) -> None:
     method = method_named(wallet_stack, f"{WALLET_SERVICE}.ListTransactions")
     findings = Findings()
-    request = _edited_transactions_token(wallet_stack, moment)
+    request = _edited_transactions_token(wallet_stack, position)
     checked_call(wallet_stack.target(method), method, request, findings, expect=[(INVALID, "PAGE_TOKEN_INVALID")])
     assert not findings, findings.report()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="wallet inconsistency: ListTransactions accepts any txid filter (a malformed one answers OK with"
-    " no transactions) where UtxoService.ListUtxos and PublisherService.ListJobs refuse it with"
-    " INVALID_ARGUMENT/TXID_INVALID (docs/api.md: txids are 64 hex characters; <FIELD>_INVALID)",
-)
 @pytest.mark.parametrize("txid", ["zz", "ab" * 31, "FF" * 32, "0" * 65])
 def test_a_malformed_txid_filter_is_txid_invalid(wallet_stack: Stack, txid: str) -> None:
     method = method_named(wallet_stack, f"{WALLET_SERVICE}.ListTransactions")
@@ -184,8 +174,7 @@ def _violations(answer: Answer) -> list[str]:
 
 
 def test_bad_amounts_and_fee_rates_are_refused_with_their_reason(wallet_stack: Stack) -> None:
-    """The reasons themselves are right today (and nothing is stored); only the BadRequest is missing.
-    This is also the premise of the xfail below: it fails only for the missing violation."""
+    """The reasons themselves (and nothing stored)."""
     findings = Findings()
     for rpc, reason, request in _bad_field_requests(wallet_stack).values():
         method = method_named(wallet_stack, f"{WALLET_SERVICE}.{rpc}")
@@ -193,13 +182,6 @@ def test_bad_amounts_and_fee_rates_are_refused_with_their_reason(wallet_stack: S
     assert not findings, findings.report()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="wallet bug: Send and EstimateFee refuse FEE_RATE_INVALID, AMOUNT_ABOVE_LIMIT and AMOUNT_BELOW_DUST"
-    " without a BadRequest field violation (only metadata `field`; services/wallet/domain/sends.py _price,"
-    " planning.py below_dust); docs/api.md Errors: 'Bad fields also get BadRequest field violations', and"
-    " <FIELD>_INVALID reasons come 'with INVALID_ARGUMENT and a BadRequest violation'",
-)
 @pytest.mark.parametrize("case", BAD_FIELD_CASES)
 def test_bad_amounts_and_fee_rates_name_their_field(wallet_stack: Stack, case: str) -> None:
     rpc, reason, request = _bad_field_requests(wallet_stack)[case]

@@ -122,7 +122,7 @@ async def test_a_retried_send_is_one_transaction(suite: WalletSuite) -> None:
 async def test_every_refusal_has_its_reason_and_stores_nothing(
     suite: WalletSuite, wallet_db: asyncpg.Connection
 ) -> None:
-    account, address = await suite.funded_account(20_000)
+    account, _ = await suite.funded_account(20_000)
     before = await _counts(wallet_db)
     mainnet = "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"
     cases: list[tuple[wallet_pb2.SendRequest, grpc.StatusCode, str]] = [

@@ -87,11 +87,12 @@ class Accounts:
     async def list_accounts(self, caller: Caller, external_id: str, size: int, token: str) -> Page[Account]:
         require_wallet_role(caller)
         limit = page_size(size)
+        external_id = external_id.strip()
         cursor = decode_page_token(token)
         if cursor and cursor.get("x") != external_id:
             raise invalid_argument("PAGE_TOKEN_INVALID", "page_token", "the filters changed since this token")
         after = cursor.get("s", 0)
-        if not isinstance(after, int):
+        if type(after) is not int:
             raise invalid_argument("PAGE_TOKEN_INVALID", "page_token", "not a token this service issued")
         async with self._store.reader() as uow:
             rows = await uow.list_accounts(external_id, after, limit + 1)
@@ -152,7 +153,7 @@ class Accounts:
         if cursor and cursor.get("a") != account_id:
             raise invalid_argument("PAGE_TOKEN_INVALID", "page_token", "the filters changed since this token")
         before = cursor.get("s")
-        if before is not None and not isinstance(before, int):
+        if before is not None and type(before) is not int:
             raise invalid_argument("PAGE_TOKEN_INVALID", "page_token", "not a token this service issued")
         async with self._store.reader() as uow:
             await require_account(uow, account_id)

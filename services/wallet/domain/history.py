@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from datetime import datetime
 
 from proofline_kit.auth import Caller
 from proofline_kit.errors import DomainError, ErrorKind, invalid_argument
@@ -22,6 +22,9 @@ class WaitLimits:
     max_wait_s: float = 300.0
     # How often a waiter re-reads even without a notification.
     poll_s: float = 2.0
+
+
+_TXID = re.compile(r"^[0-9a-f]{64}$")
 
 
 def transaction_not_found(transaction_id: str) -> DomainError:
@@ -68,27 +71,23 @@ class TransactionReader:
         limit = page_size(size)
         if where.start_time and where.end_time and where.start_time >= where.end_time:
             raise invalid_argument("TIME_RANGE_INVALID", "end_time", "must be after start_time")
+        if where.txid and not _TXID.match(where.txid):
+            raise invalid_argument("TXID_INVALID", "txid", "64 lowercase hex characters")
         cursor = decode_page_token(token)
-        after: tuple[datetime, str] | None = None
+        before: int | None = None
         if cursor:
-            if cursor.get("f") != _filter_key(where) or not isinstance(cursor.get("t"), str):
+            if cursor.get("f") != _filter_key(where) or type(cursor.get("s")) is not int:
                 raise invalid_argument("PAGE_TOKEN_INVALID", "page_token", "the filters changed since this token")
-            try:
-                after = (datetime.fromisoformat(cursor["t"]), str(cursor["i"]))
-            except (KeyError, ValueError):
-                raise invalid_argument("PAGE_TOKEN_INVALID", "page_token", "not a token this service issued") from None
+            before = cursor["s"]
         async with self._store.reader() as uow:
             await require_account(uow, where.account_id)
-            rows = await uow.list_transactions(where, after, limit + 1, full=full)
+            rows = await uow.list_transactions(where, before, limit + 1, full=full)
         more = len(rows) > limit
         rows = rows[:limit]
         next_token = ""
         if more and rows:
-            last = rows[-1]
-            next_token = encode_page_token(
-                {"t": last.create_time.isoformat(), "i": last.transaction_id, "f": _filter_key(where)}
-            )
-        return Page(rows, next_token)
+            next_token = encode_page_token({"s": rows[-1][0], "f": _filter_key(where)})
+        return Page([tx for _, tx in rows], next_token)
 
     def wait_budget(self, wait_for: TxStatus | None, requested_s: float | None, time_left_s: float | None) -> float:
         """How long a Send may wait for `wait_for` (0 when it does not wait)."""

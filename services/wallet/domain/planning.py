@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from proofline_kit.errors import DomainError, ErrorKind
+from proofline_kit.errors import DomainError, ErrorKind, FieldViolation
 from services.wallet.domain.chains import ChainRules
-from services.wallet.domain.coin_selection import Coin, InsufficientCoins, SelectionParams, select_coins
+from services.wallet.domain.coin_selection import (
+    AmountBelowDust,
+    Coin,
+    InsufficientCoins,
+    SelectionParams,
+    select_coins,
+)
 from services.wallet.domain.ports import WalletCoin
 
 
@@ -26,11 +32,13 @@ class SendPlan:
 
 
 def below_dust(dust: int) -> DomainError:
+    description = f"the recipient would receive less than the dust limit ({dust} sat)"
     return DomainError(
         ErrorKind.INVALID_ARGUMENT,
         "AMOUNT_BELOW_DUST",
-        f"amount_satoshis: the recipient would receive less than the dust limit ({dust} sat)",
+        f"amount_satoshis: {description}",
         metadata={"field": "amount_satoshis", "dustLimit": str(dust)},
+        field_violations=(FieldViolation("amount_satoshis", description),),
     )
 
 
@@ -63,6 +71,8 @@ def plan_send(
         selection = select_coins([Coin(str(c.outpoint), c.satoshis) for c in ordered], amount, params)
     except InsufficientCoins:
         return None
+    except AmountBelowDust:
+        raise below_dust(chain.dust_limit(to_script)) from None
     if selection.recipient_satoshis < chain.dust_limit(to_script):
         raise below_dust(chain.dust_limit(to_script))
     return SendPlan(

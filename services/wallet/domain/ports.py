@@ -166,8 +166,8 @@ class UnitOfWork(Protocol):
     async def transactions(self, transaction_ids: Sequence[str], *, full: bool = ...) -> dict[str, WalletTx]: ...
 
     async def list_transactions(
-        self, where: TxFilter, after: tuple[datetime, str] | None, limit: int, *, full: bool
-    ) -> list[WalletTx]: ...
+        self, where: TxFilter, before_seq: int | None, limit: int, *, full: bool
+    ) -> list[tuple[int, WalletTx]]: ...
 
     async def claim_sends(
         self, statuses: Sequence[TxStatus], owner: str, limit: int, lease_s: float
@@ -191,7 +191,7 @@ class UnitOfWork(Protocol):
         retry_in_s: float = ...,
         finalized: bool | None = ...,
         block: tuple[str, int, str] | None = ...,
-        release_lease: bool = ...,
+        failure: str = ...,
     ) -> bool:
         """Applies the change when the row still carries `work.fence`; False when it does not."""
         ...

@@ -12,7 +12,7 @@ it is not on the chain).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from proofline_kit.chain import OutcomeKind, PreparedTx, TxChainState
@@ -74,6 +74,7 @@ class SendPipeline:
         change_key: IssuedKey,
         config: PipelineConfig,
         owner: str,
+        on_signed: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._chain = chain
@@ -83,6 +84,7 @@ class SendPipeline:
         self._change_key = change_key
         self._config = config
         self._owner = owner
+        self._on_signed = on_signed
         self._actor = Actor(f"wallet-worker/{owner}")
         self._log = get_logger("wallet.sends")
 
@@ -108,6 +110,8 @@ class SendPipeline:
                     candidates.pop(coin.outpoint, None)
         if built:
             await self._sign(built)
+            if self._on_signed is not None:
+                self._on_signed()
         return len(works)
 
     async def _build(self, work: SendWork, candidates: dict[Outpoint, WalletCoin]) -> _Built | None:
@@ -192,6 +196,7 @@ class SendPipeline:
                         TxStatus.PENDING,
                         self._actor,
                         "INSUFFICIENT_FUNDS",
+                        failure="INSUFFICIENT_FUNDS",
                         detail=f"the fee grew by {extra} sat",
                         retry_in_s=self._retry_in(work.builds),
                     )
@@ -208,7 +213,6 @@ class SendPipeline:
                 fee_satoshis=plan.fee_satoshis,
                 amount_satoshis=plan.recipient_satoshis,
                 builds=work.builds + 1,
-                release_lease=False,
             )
             if not moved:
                 raise _FenceLost()
@@ -236,6 +240,7 @@ class SendPipeline:
                     TxStatus.PENDING,
                     self._actor,
                     "COINS_UNAVAILABLE",
+                    failure="COINS_UNAVAILABLE",
                     detail=detail,
                     builds=work.builds + 1,
                     retry_in_s=self._retry_in(work.builds),
@@ -246,7 +251,7 @@ class SendPipeline:
             await self._fail_unsigned_in(uow, work, reason, detail)
 
     async def _fail_unsigned_in(self, uow: UnitOfWork, work: SendWork, reason: str, detail: str) -> None:
-        if await uow.move_send(work, TxStatus.FAILED, self._actor, reason, detail=detail):
+        if await uow.move_send(work, TxStatus.FAILED, self._actor, reason, failure=reason, detail=detail):
             await uow.post(ledger.release(work.transaction_id, work.account_id, work.debit_satoshis), self._actor)
 
     # --- SENDING -> UNCONFIRMED ------------------------------------------------------------------
@@ -309,6 +314,7 @@ class SendPipeline:
                 TxStatus.SENDING,
                 self._actor,
                 "CHAIN_UNAVAILABLE",
+                failure="CHAIN_UNAVAILABLE",
                 detail=detail,
                 broadcast_attempts=attempts,
                 retry_in_s=self._retry_in(attempts),
@@ -333,7 +339,13 @@ class SendPipeline:
             }.get(kind, FailureReason.DOUBLE_SPEND)
             target = TxStatus.PENDING if rebuild else TxStatus.FAILED
             if not await uow.move_send(
-                work, target, self._actor, reason, detail=detail, broadcast_attempts=work.broadcast_attempts + 1
+                work,
+                target,
+                self._actor,
+                reason,
+                failure=reason,
+                detail=detail,
+                broadcast_attempts=work.broadcast_attempts + 1,
             ):
                 return
             await uow.forget_spends(work.transaction_id, work.txid)

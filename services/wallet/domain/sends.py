@@ -15,7 +15,7 @@ from datetime import timedelta
 import orjson
 
 from proofline_kit.auth import Caller
-from proofline_kit.errors import DomainError, ErrorKind, invalid_argument
+from proofline_kit.errors import DomainError, ErrorKind, FieldViolation, invalid_argument
 from proofline_kit.idempotency import check_request_id, request_fingerprint
 from services.wallet.domain import ledger
 from services.wallet.domain.access import require_wallet_role
@@ -235,14 +235,16 @@ class Sends:
         """Validates what a send asks and prices it against the coins the pool holds now."""
         to_script = self._chain.locking_script_for(to_address, self._network)
         limits = self._limits
-        if amount <= 0:
+        if amount <= 0:  # negative amounts never get here: the contract rules refuse them
             raise invalid_argument("AMOUNT_INVALID", "amount_satoshis", "must be positive")
         if amount > limits.max_send_satoshis:
+            description = f"at most {limits.max_send_satoshis} sat per send"
             raise DomainError(
                 ErrorKind.INVALID_ARGUMENT,
                 "AMOUNT_ABOVE_LIMIT",
-                f"amount_satoshis: at most {limits.max_send_satoshis} sat per send",
+                f"amount_satoshis: {description}",
                 metadata={"field": "amount_satoshis", "maxSatoshis": str(limits.max_send_satoshis)},
+                field_violations=(FieldViolation("amount_satoshis", description),),
             )
         dust = self._chain.dust_limit(to_script)
         if amount < dust:
@@ -251,15 +253,12 @@ class Sends:
         if rate == 0:
             rate = max(await self._gateway.fee_rate_per_kb(), limits.min_fee_rate_per_kb)
         elif not limits.min_fee_rate_per_kb <= rate <= limits.max_fee_rate_per_kb:
-            raise DomainError(
-                ErrorKind.INVALID_ARGUMENT,
+            raise invalid_argument(
                 "FEE_RATE_INVALID",
-                f"fee_policy.fee_rate_satoshis_per_kb: {limits.min_fee_rate_per_kb} to"
-                f" {limits.max_fee_rate_per_kb} sat per 1000 bytes (0 = the network's rate)",
-                metadata={"field": "fee_policy.fee_rate_satoshis_per_kb"},
+                "fee_policy.fee_rate_satoshis_per_kb",
+                f"{limits.min_fee_rate_per_kb} to {limits.max_fee_rate_per_kb} sat per 1000 bytes"
+                " (0 = the network's rate)",
             )
-        if fee.max_fee_satoshis < 0:
-            raise invalid_argument("FEE_LIMIT_INVALID", "fee_policy.max_fee_satoshis", "must not be negative")
         max_fee = min(fee.max_fee_satoshis or limits.max_fee_satoshis, limits.max_fee_satoshis)
         candidates = await self._pool.available_coins(CANDIDATE_WINDOW)
         plan = plan_send(

@@ -52,16 +52,14 @@ class LedgerQueries(Queries):
                )
                INSERT INTO postings (entry_id, book_id, amount)
                SELECT e.entry_id, b.book_id, p.amount
-               FROM e, unnest($5::text[], $6::bigint[]) AS p (kind, amount)
-               JOIN books b ON b.kind = p.kind
-                  AND b.account_id IS NOT DISTINCT FROM
-                      (CASE WHEN p.kind IN ('custody', 'in_flight', 'incoming', 'written_off') THEN NULL ELSE $4 END)""",
+               FROM e, unnest($4::text[], $5::bigint[], $6::text[]) AS p (kind, amount, account_id)
+               JOIN books b ON b.kind = p.kind AND b.account_id IS NOT DISTINCT FROM p.account_id""",
             entry.kind.value,
             entry.transaction_id,
             actor.caller_id,
-            entry.account_id,
             [p.book.value for p in entry.postings],
             [p.amount for p in entry.postings],
+            [None if p.book.of_house else entry.account_id for p in entry.postings],
         )
 
     async def book_totals(self) -> BookTotals:

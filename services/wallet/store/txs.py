@@ -6,7 +6,6 @@ the FSM does not have and a status change without its audit row."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 import asyncpg
 
@@ -84,30 +83,30 @@ class TxQueries(Queries):
         return {r["transaction_id"]: tx_from_row(r) for r in rows}
 
     async def list_transactions(
-        self, where: TxFilter, after: tuple[datetime, str] | None, limit: int, *, full: bool
-    ) -> list[WalletTx]:
+        self, where: TxFilter, before_seq: int | None, limit: int, *, full: bool
+    ) -> list[tuple[int, WalletTx]]:
+        """Newest first (by `seq`, so a transaction recorded later never shifts a later page)."""
         rows = await self._conn.fetch(
-            f"""SELECT {tx_columns(full)} FROM wallet_txs t
+            f"""SELECT t.seq, {tx_columns(full)} FROM wallet_txs t
                 WHERE t.account_id = $1
                   AND ($2 = '' OR t.direction = $2)
                   AND (cardinality($3::text[]) = 0 OR t.status = ANY($3::text[]))
                   AND ($4 = '' OR t.txid = $4)
                   AND ($5::timestamptz IS NULL OR t.created_at >= $5)
                   AND ($6::timestamptz IS NULL OR t.created_at < $6)
-                  AND ($7::timestamptz IS NULL OR (t.created_at, t.transaction_id) < ($7, $8))
-                ORDER BY t.created_at DESC, t.transaction_id DESC
-                LIMIT $9""",
+                  AND ($7::bigint IS NULL OR t.seq < $7)
+                ORDER BY t.seq DESC
+                LIMIT $8""",
             where.account_id,
             where.direction.value if where.direction else "",
             [s.value for s in where.statuses],
             where.txid,
             where.start_time,
             where.end_time,
-            after[0] if after else None,
-            after[1] if after else "",
+            before_seq,
             limit,
         )
-        return [tx_from_row(r) for r in rows]
+        return [(int(r["seq"]), tx_from_row(r)) for r in rows]
 
     async def claim_sends(self, statuses: Sequence[TxStatus], owner: str, limit: int, lease_s: float) -> list[SendWork]:
         """Sends due in `statuses` that nobody holds (or whose holder's lease ran out), each under a
@@ -150,10 +149,12 @@ class TxQueries(Queries):
         retry_in_s: float = 0.0,
         finalized: bool | None = None,
         block: tuple[str, int, str] | None = None,
-        release_lease: bool = True,
+        failure: str = "",
     ) -> bool:
-        """Applies the change when the row still carries `work.fence` (else False, nothing written).
-        A move to the same status updates the row without an audit row."""
+        """Applies the change when the row still carries `work.fence` (else False, nothing written)
+        and lets the row go. `reason` is the audit's; `failure` becomes failure_reason (the failure
+        of a FAILED send, or the transient one being retried). A move to the same status updates the
+        row without an audit row."""
         row = await self._conn.fetchrow(
             """WITH moved AS (
                    UPDATE wallet_txs SET
@@ -165,7 +166,7 @@ class TxQueries(Queries):
                        fee_rate_satoshis_per_kb = coalesce($8, fee_rate_satoshis_per_kb),
                        broadcast_attempts = coalesce($9, broadcast_attempts),
                        builds = coalesce($10, builds),
-                       failure_reason = CASE WHEN $3 IN ('unconfirmed', 'confirmed') THEN '' ELSE $11 END,
+                       failure_reason = $18,
                        failure_detail = CASE WHEN $3 IN ('unconfirmed', 'confirmed') THEN '' ELSE $12 END,
                        next_attempt_at = now() + make_interval(secs => $13),
                        finalized = coalesce($14, finalized),
@@ -178,8 +179,8 @@ class TxQueries(Queries):
                        confirmed_at = CASE WHEN $3 = 'confirmed' THEN coalesce(
                                                CASE WHEN status = 'confirmed' THEN confirmed_at END, now())
                                            WHEN $3 = 'reorging' THEN NULL ELSE confirmed_at END,
-                       lease_owner = CASE WHEN $18 THEN NULL ELSE lease_owner END,
-                       lease_until = CASE WHEN $18 THEN NULL ELSE lease_until END
+                       lease_owner = NULL,
+                       lease_until = NULL
                    WHERE transaction_id = $1 AND fence = $2
                    RETURNING transaction_id, status, txid,
                              (SELECT status FROM wallet_txs o WHERE o.transaction_id = $1) AS from_status
@@ -207,7 +208,7 @@ class TxQueries(Queries):
             block[0] if block else None,
             block[1] if block else 0,
             block[2] if block else "",
-            release_lease,
+            failure if to not in (TxStatus.UNCONFIRMED, TxStatus.CONFIRMED) else "",
             actor.caller_id,
             actor.request_id,
         )

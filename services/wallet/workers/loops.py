@@ -5,6 +5,7 @@ recorded idempotently (one wallet transaction per account and txid, credits guar
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from proofline_kit.loops import Loop
@@ -21,10 +22,24 @@ def _busy(round_: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[bool]]
     return run
 
 
-def wallet_loops(pipeline: SendPipeline, follower: DepositFollower, poll_s: float, follow_poll_s: float) -> list[Loop]:
+def wallet_loops(
+    pipeline: SendPipeline,
+    follower: DepositFollower,
+    poll_s: float,
+    follow_poll_s: float,
+    broadcast_wake: asyncio.Event,
+) -> list[Loop]:
+    """The first loop builds sends (wake it when one is recorded); `broadcast_wake` is set when a
+    round signed some."""
     return [
         Loop("sends-build", _busy(pipeline.build_round), poll_s, error_pause_s=_ERROR_PAUSE_S),
-        Loop("sends-broadcast", _busy(pipeline.broadcast_round), poll_s, error_pause_s=_ERROR_PAUSE_S),
+        Loop(
+            "sends-broadcast",
+            _busy(pipeline.broadcast_round),
+            poll_s,
+            wake=broadcast_wake,
+            error_pause_s=_ERROR_PAUSE_S,
+        ),
         Loop("coins-audit", _busy(pipeline.audit_round), follow_poll_s, error_pause_s=_ERROR_PAUSE_S),
         Loop("deposits-blocks", follower.follow_round, follow_poll_s, error_pause_s=_ERROR_PAUSE_S),
         Loop("deposits-mempool", follower.mempool_round, follow_poll_s, error_pause_s=_ERROR_PAUSE_S),

@@ -16,6 +16,9 @@ _MAINNET_P2PKH = 0x00
 _TESTNET_P2PKH = 0x6F  # testnet and regtest (chainsim)
 _BASE58 = set("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz")
 _MAX_ADDRESS_CHARS = 64
+# P2PKH input: outpoint 36 + script length 1 + <73-byte DER+sighash push><33-byte key push> 107
+# + sequence 4; P2PKH output: value 8 + length 1 + script 25; version + counts + locktime 10.
+_P2PKH_SIZES = TxSizes(input=148, output=34, overhead=10)
 
 
 def _prefix(network: Network) -> int:
@@ -39,9 +42,7 @@ def _address_error(reason: str, description: str) -> DomainError:
 @dataclass(frozen=True, slots=True)
 class BsvRules:
     name: str = "bsv"
-    # P2PKH input: outpoint 36 + script length 1 + <73-byte DER+sighash push><33-byte key push> 107
-    # + sequence 4; P2PKH output: value 8 + length 1 + script 25; version + counts + locktime 10.
-    sizes: TxSizes = TxSizes(input=148, output=34, overhead=10)
+    sizes: TxSizes = _P2PKH_SIZES
     sighash_flavour: str = "SIGHASH_ALL|FORKID"
     coinbase_maturity: int = 100
     default_deposit_confirmations: int = 6

@@ -202,7 +202,7 @@ CREATE TABLE wallet_txs (
 CREATE UNIQUE INDEX wallet_txs_send_request ON wallet_txs (account_id, caller_id, request_id)
     WHERE direction = 'outgoing';
 CREATE UNIQUE INDEX wallet_txs_deposit ON wallet_txs (account_id, txid) WHERE direction = 'incoming';
-CREATE INDEX wallet_txs_by_account ON wallet_txs (account_id, created_at DESC, transaction_id DESC);
+CREATE INDEX wallet_txs_by_account ON wallet_txs (account_id, seq DESC);
 CREATE INDEX wallet_txs_by_txid ON wallet_txs (txid) WHERE txid IS NOT NULL;
 CREATE INDEX wallet_txs_by_block ON wallet_txs (block_hash) WHERE block_hash IS NOT NULL;
 CREATE INDEX wallet_txs_daily ON wallet_txs (account_id, created_at) WHERE direction = 'outgoing';
