@@ -1,6 +1,7 @@
 """`make run` for real: the whole Container A side, a demo pool funded and split on chainsim, a demo
 identity, and the two Publish commands the banner prints, run as a person would (real grpcurl,
-real `proofline-intent`), to SENT and then CONFIRMED."""
+real `proofline-intent`), to SENT and then CONFIRMED; then the wallet's lines (create an account,
+fund its deposit address, mine, read the balance, send) to an UNCONFIRMED send."""
 
 from __future__ import annotations
 
@@ -52,6 +53,32 @@ async def job_status(address: str, job_id: str) -> str:
     return str(job["status"])
 
 
+async def run_wallet_lines(banner: str) -> None:
+    """The wallet's banner lines, in order, as a person would run them: create the account (a replay
+    of the demo's), fund its deposit address, mine, read the balance until the deposit is available,
+    send."""
+    lines = banner.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("wallet (demo account"))
+    create, fund, mine, balance, send = (line.strip() for line in lines[start + 1 : start + 6])
+    account = await run_shell(create)
+    assert isinstance(account["account"], dict) and account["account"]["external_id"] == "make-run-demo"
+    assert "txid" in await run_shell(fund)
+    assert isinstance(await run_shell(mine.split("   #")[0]), list)
+    for _ in range(100):
+        answer = await run_shell(balance)
+        assert isinstance(answer["balance"], dict)
+        if answer["balance"].get("available_satoshis") == "100000":
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise AssertionError(f"the demo deposit never became available: {answer}")
+    sent = await run_shell(send)
+    transaction = sent["transaction"]
+    assert isinstance(transaction, dict)
+    assert transaction["status"] == "TRANSACTION_STATUS_UNCONFIRMED", sent
+    assert transaction["amount_satoshis"] == "10000" and re.fullmatch(r"[0-9a-f]{64}", str(transaction["txid"]))
+
+
 async def test_the_printed_publish_commands_reach_sent_then_confirmed(database_url: str, redis_url: str) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="demo-"))
     ports = {env: str(free_port()) for spec in SERVICES for env in (spec.grpc_port_env, spec.metrics_port_env)}
@@ -97,6 +124,7 @@ async def test_the_printed_publish_commands_reach_sent_then_confirmed(database_u
                 await asyncio.sleep(0.2)
             else:
                 raise AssertionError(f"{job_id} not CONFIRMED after mining:\n{devstack.output[-4000:]}")
+        await run_wallet_lines(banner)
         assert await devstack.stop(signal.SIGTERM) == 0
     finally:
         await devstack.kill()
