@@ -177,8 +177,9 @@ class DepositFollower:
                 for work in due:
                     if await uow.credit_deposit(work, self._actor):
                         credited += 1
+                        _, owed = await uow.lock_available(work.account_id)
                         await uow.post(
-                            ledger.deposit_credited(work.transaction_id, work.account_id, work.amount_satoshis),
+                            ledger.deposit_credited(work.transaction_id, work.account_id, work.amount_satoshis, owed),
                             self._actor,
                         )
             await self._pool.sync(sorted({d.key_id for w in due for d in w.outputs}))

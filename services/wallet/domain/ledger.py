@@ -78,14 +78,17 @@ def deposit_seen(transaction_id: str, account_id: str, satoshis: int) -> Entry:
     )
 
 
-def deposit_credited(transaction_id: str, account_id: str, satoshis: int) -> Entry:
-    """Deep enough: pending becomes available and the coins enter custody (the pool)."""
+def deposit_credited(transaction_id: str, account_id: str, satoshis: int, owed: int = 0) -> Entry:
+    """Deep enough: pending becomes available and the coins enter custody (the pool). An account in
+    deficit (`owed` > 0) covers it first."""
+    cover = min(satoshis, owed)
     return _entry(
         EntryKind.DEPOSIT_CREDITED,
         transaction_id,
         account_id,
         (Book.PENDING, -satoshis),
-        (Book.AVAILABLE, satoshis),
+        (Book.AVAILABLE, satoshis - cover),
+        (Book.DEFICIT, cover),
         (Book.INCOMING, satoshis),
         (Book.CUSTODY, -satoshis),
     )
