@@ -393,7 +393,7 @@ class _Problem:
         self, coins: Sequence[Coin[R]], chosen: Sequence[_Candidate], name: str
     ) -> tuple[Selection[R], int] | int:
         """The exact transaction these inputs make, and its waste in milli-sat; or, when the payee
-        would be left below the dust rule, the fee (an int) that would leave it there."""
+        would be left below the dust rule, the fee (an int) the payee would have paid."""
         params = self.params
         rate = self.rate
         total = sum(c.satoshis for c in chosen)
@@ -414,7 +414,7 @@ class _Problem:
                 waste = input_waste + change * _MILLI
                 change = 0
             if recipient < self.dust_total:
-                return fee_without
+                return self.amount - recipient
         else:
             change = total - self.amount - fee_with
             recipient = self.amount
