@@ -302,6 +302,12 @@ def test_coins_beyond_max_inputs_do_not_count() -> None:
     assert len(select_coins(pool(*([1_000] * 5)), 1_500, params).coins) == 2
 
 
+def test_max_inputs_of_one_makes_every_algorithm_propose_one_coin() -> None:
+    # 20,000 + 10,340 would be an exact pair; with one input allowed, one coin pays with change.
+    selection = select_coins(pool(20_000, 10_340, 55_555), 30_000, SelectionParams(1000, 1000, max_inputs=1))
+    assert values_of(selection) == [55_555]
+
+
 @pytest.mark.parametrize("amount", [0, -1])
 def test_an_amount_must_be_positive(amount: int) -> None:
     with pytest.raises(ValueError, match="amount"):
@@ -449,6 +455,7 @@ coin_lists = st.lists(
     long_term=st.sampled_from([0, 1, 1000, 10_000]),
     min_change=st.sampled_from([1, 1, 546]),
     sffo=st.booleans(),
+    max_inputs=st.sampled_from([1, 2, 3, 1000]),
     seed=st.integers(0, 3),
 )
 def test_every_selection_pays_exactly(
@@ -458,25 +465,26 @@ def test_every_selection_pays_exactly(
     long_term: int,
     min_change: int,
     sffo: bool,
+    max_inputs: int,
     seed: int,
 ) -> None:
     coins = [Coin(("tx", i), value, confirmed, size) for i, (value, confirmed, size) in enumerate(specs)]
-    params = SelectionParams(rate, long_term, min_change_satoshis=min_change, subtract_fee_from_amount=sffo)
+    params = SelectionParams(
+        rate, long_term, min_change_satoshis=min_change, subtract_fee_from_amount=sffo, max_inputs=max_inputs
+    )
     outcome: Selection[tuple[str, int]] | InsufficientCoins | AmountBelowDust
     try:
         outcome = select_coins(coins, amount, params, rng=random.Random(seed))
     except (InsufficientCoins, AmountBelowDust) as refused:
         outcome = refused
     if isinstance(outcome, InsufficientCoins):
-        # Refused only when even every coin worth spending cannot pay.
-        worth = [c.satoshis * 1000 - (c.input_size or 148) * rate for c in coins]
-        if sffo:
-            assert sum(c.satoshis for c, w in zip(coins, worth, strict=True) if w > 0) < amount
-        else:
-            needed = amount * 1000 + 44 * rate + (1000 if rate == 0 else 0)
-            assert sum(w for w in worth if w > 0) < needed
-            assert outcome.required == -(-needed // 1000)
-            assert outcome.available_effective == sum(w for w in worth if w > 0) // 1000
+        # Refused only when even the best `max_inputs` coins worth spending cannot pay.
+        worth = [(c.satoshis * 1000 - (c.input_size or 148) * rate, c.satoshis * 1000) for c in coins]
+        brought = sorted((value if sffo else effective for effective, value in worth if effective > 0), reverse=True)
+        needed = amount * 1000 if sffo else amount * 1000 + 44 * rate + (1000 if rate == 0 else 0)
+        assert sum(brought[:max_inputs]) < needed
+        assert outcome.required == -(-needed // 1000)
+        assert outcome.available_effective == sum(brought[:max_inputs]) // 1000
         return
     if isinstance(outcome, AmountBelowDust):
         assert sffo
@@ -486,6 +494,7 @@ def test_every_selection_pays_exactly(
 
     refs = [coin.ref for coin in selection.coins]
     assert len(refs) == len(set(refs)), "a coin selected twice"
+    assert len(refs) <= max_inputs
     assert set(selection.coins) <= set(coins)
     sizes = [coin.input_size or 148 for coin in selection.coins]
     assert selection.input_total == sum(coin.satoshis for coin in selection.coins)

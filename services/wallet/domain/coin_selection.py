@@ -93,7 +93,7 @@ ALGORITHMS = ("bnb", "pair", "single", "srd", "smallest_single", "largest_first"
 # smallest_first is off by default (the module docstring says why).
 DEFAULT_ALGORITHMS = frozenset(ALGORITHMS) - {"smallest_first"}
 # The seed of the `random.Random` used when the caller passes none (replays repeat).
-DEFAULT_SEED = 20_190_101
+DEFAULT_SEED = 0
 
 # Internally fees and values are in thousandths of a satoshi ("milli-sat"), so that
 # `value * 1000 - size * rate` is exact and a sum of effective values compares exactly with a target.
@@ -140,9 +140,11 @@ class SelectionParams:
     - `min_change_satoshis`: the dust rule; no change output is smaller (BSV: 1);
     - `max_inputs`: the most inputs a transaction may have;
     - `subtract_fee_from_amount`: the payees pay the fee out of `amount`;
-    - `change_target_satoshis`: the change the fallbacks (srd, largest/smallest first) aim for
-      at least, so that they do not make change too small to be of use; 0 = only the dust rule;
-    - `bnb_max_tries`: the step budget of the branch and bound search.
+    - `change_target_satoshis`: the change the fallbacks (srd, smallest_single, largest_first,
+      smallest_first) aim for at least, so that they do not make change too small to be of use
+      (Core's SRD aims for 50,000 sat); 0 = only what is worth an output (`min_viable_change`);
+    - `bnb_max_tries`: the step budget of the branch and bound search;
+    - `algorithms`: which of `ALGORITHMS` propose selections (the module docstring says what each does).
     """
 
     fee_rate_sat_per_kb: int
@@ -216,9 +218,7 @@ class InsufficientCoins(DomainError):
     with the fee subtracted from the amount, the amount alone)."""
 
     def __init__(self, available_effective: int, required: int, *, detail: str = "") -> None:
-        message = (
-            f"the coins are worth {available_effective} sat after their input fees, the payment needs {required} sat"
-        )
+        message = f"the eligible coins bring {available_effective} sat to the payment, which needs {required} sat"
         super().__init__(
             ErrorKind.FAILED_PRECONDITION,
             "INSUFFICIENT_FUNDS",
@@ -343,7 +343,7 @@ class _Problem:
         proposals: list[tuple[str, Sequence[_Candidate]]] = []
         if "single" in enabled:
             proposals.append(("single", _best_single(candidates, self.target, self.upper)))
-        if "pair" in enabled:
+        if "pair" in enabled and params.max_inputs >= 2:
             proposals.append(("pair", _best_pair(candidates, self.target, self.upper)))
         if "srd" in enabled:
             shuffled = candidates[:]
