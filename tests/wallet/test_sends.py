@@ -200,3 +200,31 @@ async def test_concurrent_sends_never_overdraw(suite: WalletSuite) -> None:
     balance = await suite.balance(account.account_id)
     assert balance.available_satoshis == 0 and balance.locked_satoshis == 60 * debit
     await suite.assert_reconciled()
+
+
+async def test_daily_and_rate_limits_refuse_with_their_reasons(
+    suite: WalletSuite, wallet_db: asyncpg.Connection
+) -> None:
+    account, _ = await suite.funded_account(100_000)
+    await suite.stop_wallet()
+    await suite.start_wallet(WALLET_DAILY_LIMIT_SATOSHIS="25000", WALLET_SENDS_PER_MINUTE="3", WALLET_WORKERS="0")
+    first = await suite.stub.Send(send_request(account.account_id, 10_000), metadata=FRONTEND)
+    assert first.transaction.status == wallet_pb2.TRANSACTION_STATUS_PENDING
+    before = await _counts(wallet_db)
+    # 10,226 recorded; another 15,000 + fee would pass 25,000 within 24 hours.
+    await expect_rpc_error(
+        suite.stub.Send(send_request(account.account_id, 15_000), metadata=FRONTEND),
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "DAILY_LIMIT_EXCEEDED",
+    )
+    assert await _counts(wallet_db) == before
+    # Attempts count against the rate, refused ones too: this is the third of the minute.
+    await suite.stub.Send(send_request(account.account_id, 1_000), metadata=FRONTEND)
+    await expect_rpc_error(
+        suite.stub.Send(send_request(account.account_id, 1_000), metadata=FRONTEND),
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "RATE_LIMITED",
+    )
+    balance = await suite.balance(account.account_id)
+    assert balance.locked_satoshis == 10_000 + 1_000 + 2 * ONE_INPUT_FEE
+    await suite.assert_reconciled()
