@@ -68,3 +68,49 @@ async def test_a_coin_spent_outside_the_wallet_is_written_off_and_the_send_recov
         "SELECT spent_txid FROM wallet_coins WHERE txid = $1 AND vout = $2", second.outpoint.txid, second.outpoint.vout
     )
     assert spent_second == done.transaction.txid
+
+
+async def test_an_accepted_send_whose_input_is_spent_elsewhere_is_reversed(
+    suite: WalletSuite, wallet_db: asyncpg.Connection
+) -> None:
+    account, _ = await suite.funded_account(40_000)
+    [coin] = await suite.pool_available()
+    sent = await suite.stub.Send(
+        send_request(account.account_id, 10_000, wait_for=wallet_pb2.TRANSACTION_STATUS_UNCONFIRMED),
+        metadata=FRONTEND,
+        timeout=30,
+    )
+    assert sent.transaction.status == wallet_pb2.TRANSACTION_STATUS_UNCONFIRMED
+    # The network forgets it, and the coin it spent is spent by somebody else.
+    evicted = await suite.sim.http.post(f"{suite.sim.base_url}/_sim/tx/{sent.transaction.txid}/evict", json={})
+    assert evicted.status_code == 200, evicted.text
+    thief = Key(0xBADC0DE + 1)
+    unsigned = serialize(
+        Tx((TxInput(Outpoint(coin.outpoint.txid, coin.outpoint.vout)),), (TxOutput(39_000, thief.lock),))
+    )
+    signed = await suite.signer.stub.SignTransaction(
+        signer_pb2.SignTransactionRequest(
+            request_id=f"outside-{uuid.uuid4().hex}",
+            unsigned_tx=unsigned,
+            spent_outputs=[common_pb2.SpentOutput(satoshis=coin.satoshis, locking_script=coin.locking_script)],
+            input_keys=[signer_pb2.InputKey(input_index=0, key_id=coin.owner_key_id)],
+        ),
+        metadata=ADMIN,
+    )
+    posted = await suite.sim.http.post(f"{suite.sim.base_url}/v1/tx", json={"rawTx": bytes(signed.signed_tx).hex()})
+    assert posted.json()["txStatus"] == "SEEN_ON_NETWORK", posted.text
+    failed = await eventually(
+        lambda: suite.stub.GetTransaction(
+            wallet_pb2.GetTransactionRequest(transaction_id=sent.transaction.transaction_id), metadata=FRONTEND
+        ),
+        lambda r: r.transaction.status == wallet_pb2.TRANSACTION_STATUS_FAILED,
+        timeout_s=30,
+    )
+    assert failed.transaction.failure_reason == "DOUBLE_SPEND"
+    balance = await suite.balance(account.account_id)
+    assert balance.available_satoshis == 40_000 and balance.locked_satoshis == 0
+    # Until the pool has the chain's word the coin is DIRTY (still held); then it is written off.
+    report = await eventually(
+        suite.reconciliation, lambda r: r.balanced and r.written_off_satoshis == coin.satoshis, timeout_s=20
+    )
+    assert report.difference_satoshis == 0 and report.fees_paid_satoshis == 0

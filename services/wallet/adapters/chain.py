@@ -12,9 +12,11 @@ from proofline_kit.chain import (
     FeeRate,
     FeeRateCache,
     PreparedTx,
+    SpendState,
     TxChainState,
     WocClient,
 )
+from proofline_kit.wire import Outpoint
 
 
 class ChainAdapter:
@@ -45,3 +47,7 @@ class ChainAdapter:
     async def chain_states(self, txids: Sequence[str]) -> dict[str, TxChainState]:
         states = await self._woc.tx_statuses(txids, deadline=Deadline.after(2 * self._timeout_s))
         return {t: states[t].state if t in states else TxChainState.UNKNOWN for t in txids}
+
+    async def spenders(self, outpoints: Sequence[Outpoint]) -> dict[Outpoint, str]:
+        found = await self._woc.spenders(outpoints, deadline=Deadline.after(2 * self._timeout_s))
+        return {o: s.spender_txid for o, s in found.items() if s.state is SpendState.SPENT and s.spender_txid}

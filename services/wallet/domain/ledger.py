@@ -147,3 +147,9 @@ def release(transaction_id: str, account_id: str, reserved: int) -> Entry:
 def written_off(coin_ref: str, satoshis: int) -> Entry:
     """A coin of ours spent by a transaction we did not make: the house's loss, not an account's."""
     return _entry(EntryKind.WRITTEN_OFF, coin_ref, "", (Book.CUSTODY, satoshis), (Book.WRITTEN_OFF, -satoshis))
+
+
+def send_reversed(transaction_id: str, account_id: str, leaving: int) -> Entry:
+    """A final send proved dead (its inputs spent by another transaction): the account gets it back,
+    and its coins are custody's again until the chain says whose they are."""
+    return _entry(EntryKind.REVERSAL, transaction_id, account_id, (Book.AVAILABLE, leaving), (Book.CUSTODY, -leaving))

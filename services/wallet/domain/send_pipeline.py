@@ -357,6 +357,68 @@ class SendPipeline:
             if not rebuild:
                 await uow.post(ledger.release(work.transaction_id, work.account_id, work.debit_satoshis), self._actor)
 
+    # --- accepted, not mined yet ---------------------------------------------------------------
+
+    async def recheck_round(self) -> int:
+        """Accepted sends the blocks have not shown yet: still on the chain (mempool) → look again
+        later; gone → the same bytes again; proven dead (an input spent by another transaction) →
+        FAILED with the send credited back (its other coins are custody's again, and the coin spent
+        elsewhere is judged by the audit round)."""
+        async with self._store.unit_of_work() as uow:
+            works = await uow.claim_unmined_sends(self._owner, self._config.batch, self._config.work_lease_s)
+        if not works:
+            return 0
+        states = await self._gateway.chain_states([w.txid for w in works])
+        gone = [w for w in works if states.get(w.txid) is TxChainState.UNKNOWN]
+        for work in works:
+            if work not in gone:
+                await self._look_again(work, "")
+        if not gone:
+            return 0
+        inputs: dict[str, list[Outpoint]] = {}
+        async with self._store.reader() as uow:
+            for work in gone:
+                inputs[work.transaction_id] = [c.outpoint for c in await uow.coins_spent_by(work.transaction_id)]
+        spenders = await self._gateway.spenders([o for os in inputs.values() for o in os])
+        again: list[SendWork] = []
+        for work in gone:
+            others = {spenders[o] for o in inputs[work.transaction_id] if spenders.get(o, work.txid) != work.txid}
+            if others:
+                await self._reverse_final(work, inputs[work.transaction_id], sorted(others))
+            else:
+                again.append(work)
+        if again:
+            outcomes = await self._gateway.broadcast([PreparedTx.from_bytes(w.raw_tx) for w in again])
+            for work in again:
+                outcome = outcomes.get(work.txid)
+                await self._look_again(work, "" if outcome and outcome.accepted else "REBROADCAST_PENDING")
+        return len(gone)
+
+    async def _look_again(self, work: SendWork, failure: str) -> None:
+        async with self._store.unit_of_work() as uow:
+            await uow.move_send(
+                work, TxStatus.UNCONFIRMED, self._actor, "", failure=failure, retry_in_s=self._config.retry_max_s
+            )
+
+    async def _reverse_final(self, work: SendWork, inputs: list[Outpoint], others: list[str]) -> None:
+        await self._pool.report_dead(
+            derived_request_id("wdead", work.txid), work.txid, inputs, True, others, "inputs spent elsewhere"
+        )
+        leaving = work.amount_satoshis + work.fee_satoshis
+        async with self._store.unit_of_work() as uow:
+            if not await uow.move_send(
+                work,
+                TxStatus.FAILED,
+                self._actor,
+                FailureReason.DOUBLE_SPEND,
+                failure=FailureReason.DOUBLE_SPEND,
+                detail=f"an input is spent by {others[0]}",
+            ):
+                return
+            await uow.forget_spends(work.transaction_id, work.txid)
+            await uow.mark_suspect(inputs)
+            await uow.post(ledger.send_reversed(work.transaction_id, work.account_id, leaving), self._actor)
+
     # --- coins a failed send found spent ---------------------------------------------------------
 
     async def audit_round(self) -> int:

@@ -74,7 +74,7 @@ class LedgerQueries(Queries):
                  coalesce(sum(balance) FILTER (WHERE kind = 'incoming'), 0) AS incoming,
                  coalesce(sum(balance) FILTER (WHERE kind = 'written_off'), 0) AS written_off,
                  (SELECT coalesce(sum(fee_satoshis), 0) FROM wallet_txs
-                   WHERE direction = 'outgoing' AND finalized) AS fees_paid,
+                   WHERE direction = 'outgoing' AND finalized AND status <> 'failed') AS fees_paid,
                  (SELECT coalesce(sum(amount_satoshis + fee_satoshis), 0) FROM wallet_txs
                    WHERE direction = 'outgoing' AND status = 'sending') AS sending_value
                FROM books"""

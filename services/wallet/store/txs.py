@@ -151,10 +151,10 @@ class TxQueries(Queries):
         block: tuple[str, int, str] | None = None,
         failure: str = "",
     ) -> bool:
-        """Applies the change when the row still carries `work.fence` (else False, nothing written)
-        and lets the row go. `reason` is the audit's; `failure` becomes failure_reason (the failure
-        of a FAILED send, or the transient one being retried). A move to the same status updates the
-        row without an audit row."""
+        """Applies the change when the row still carries `work.fence` and is still in `work.status`
+        (else False, nothing written), and lets the row go. `reason` is the audit's; `failure`
+        becomes failure_reason (the failure of a FAILED send, or the transient one being retried).
+        A move to the same status updates the row without an audit row."""
         row = await self._conn.fetchrow(
             """WITH moved AS (
                    UPDATE wallet_txs SET
@@ -181,7 +181,7 @@ class TxQueries(Queries):
                                            WHEN $3 = 'reorging' THEN NULL ELSE confirmed_at END,
                        lease_owner = NULL,
                        lease_until = NULL
-                   WHERE transaction_id = $1 AND fence = $2
+                   WHERE transaction_id = $1 AND fence = $2 AND status = $21
                    RETURNING transaction_id, status, txid,
                              (SELECT status FROM wallet_txs o WHERE o.transaction_id = $1) AS from_status
                ), audit AS (
@@ -211,6 +211,7 @@ class TxQueries(Queries):
             failure if to not in (TxStatus.UNCONFIRMED, TxStatus.CONFIRMED) else "",
             actor.caller_id,
             actor.request_id,
+            work.status.value,
         )
         return bool(row and row["n"])
 
@@ -262,6 +263,27 @@ class TxQueries(Queries):
             WalletCoin(Outpoint(r["txid"], int(r["vout"])), int(r["satoshis"]), bytes(r["locking_script"]), r["key_id"])
             for r in rows
         ]
+
+    async def claim_unmined_sends(self, owner: str, limit: int, lease_s: float) -> list[SendWork]:
+        """Accepted sends not in a block yet, due for a look at the chain."""
+        rows = await self._conn.fetch(
+            f"""UPDATE wallet_txs w SET lease_owner = $1, fence = nextval('wallet_fences'),
+                       lease_until = now() + make_interval(secs => $2)
+                FROM (
+                    SELECT transaction_id FROM wallet_txs
+                    WHERE direction = 'outgoing' AND status = 'unconfirmed' AND block_height IS NULL
+                      AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
+                    ORDER BY next_attempt_at
+                    LIMIT $3
+                    FOR UPDATE SKIP LOCKED
+                ) due
+                WHERE w.transaction_id = due.transaction_id
+                RETURNING {", ".join("w." + c.strip() for c in _WORK_COLUMNS.split(","))}""",
+            owner,
+            lease_s,
+            limit,
+        )
+        return [_work(r) for r in rows]
 
     async def top_up(self, transaction_id: str, extra: int) -> None:
         await self._conn.execute(

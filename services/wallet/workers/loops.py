@@ -40,6 +40,7 @@ def wallet_loops(
             wake=broadcast_wake,
             error_pause_s=_ERROR_PAUSE_S,
         ),
+        Loop("sends-recheck", _busy(pipeline.recheck_round), follow_poll_s, error_pause_s=_ERROR_PAUSE_S),
         Loop("coins-audit", _busy(pipeline.audit_round), follow_poll_s, error_pause_s=_ERROR_PAUSE_S),
         Loop("deposits-blocks", follower.follow_round, follow_poll_s, error_pause_s=_ERROR_PAUSE_S),
         Loop("deposits-mempool", follower.mempool_round, follow_poll_s, error_pause_s=_ERROR_PAUSE_S),
