@@ -166,11 +166,12 @@ class PoolClient:
             ),
         )
 
-    async def sync(self, key_ids: Sequence[str]) -> None:
-        """Best effort: another host's maintenance holding the lease is retried a few times, then
-        left to the pool's own maintenance loop, which syncs every key it knows."""
+    async def sync(self, key_ids: Sequence[str]) -> bool:
+        """Best effort: another host's maintenance holding the lease is retried a few times; False
+        when the sync did not happen (the caller tries again later, and the pool's own maintenance
+        loop syncs every key it knows)."""
         if not key_ids:
-            return
+            return True
         for attempt in range(_SYNC_ATTEMPTS):
             try:
                 # Each sync is a new convergence with the chain, never the replay of an earlier one.
@@ -180,9 +181,10 @@ class PoolClient:
                         request_id=f"wsync-{secrets.token_hex(12)}", owner_key_ids=list(key_ids)
                     ),
                 )
-                return
+                return True
             except DomainError as error:
                 if error.reason != "MAINTENANCE_IN_PROGRESS" or attempt == _SYNC_ATTEMPTS - 1:
                     self._log.warning("pool.sync_skipped", reason=error.reason, keys=len(key_ids))
-                    return
+                    return False
                 await asyncio.sleep(0.2 * (attempt + 1))
+        return False

@@ -49,6 +49,8 @@ class DepositFollower:
         self._config = config
         self._actor = Actor("wallet-deposits")
         self._mempool_seen: OrderedDict[str, None] = OrderedDict()
+        # Keys whose coins the pool has not synced yet (a sync that could not run is tried again).
+        self._unsynced: set[str] = set()
         self._log = get_logger("wallet.deposits")
 
     def _required(self, coinbase: bool) -> int:
@@ -114,7 +116,8 @@ class DepositFollower:
             change_keys = await uow.keys_of_coins_in(mined)
         if change_keys:
             # The pool makes our mined change spendable on its own chain evidence.
-            await self._pool.sync(sorted(change_keys))
+            self._unsynced.update(change_keys)
+            await self._sync_pool()
 
     async def mempool_round(self) -> int:
         txids = [t for t in await self._source.mempool_txids() if t not in self._mempool_seen]
@@ -182,7 +185,8 @@ class DepositFollower:
                             ledger.deposit_credited(work.transaction_id, work.account_id, work.amount_satoshis, owed),
                             self._actor,
                         )
-            await self._pool.sync(sorted({d.key_id for w in due for d in w.outputs}))
+            self._unsynced.update(d.key_id for w in due for d in w.outputs)
+        await self._sync_pool()
         async with self._store.unit_of_work() as uow:
             settled = await uow.settle_depths(tip, self._actor)
         return credited + settled + await self._drop_dead_deposits()
@@ -198,6 +202,7 @@ class DepositFollower:
         states = await self._chain.chain_states([w.txid for w in unmined])
         dropped = 0
         keys: set[str] = set()
+        dead_coins: list[Outpoint] = []
         async with self._store.unit_of_work() as uow:
             for work in unmined:
                 if states.get(work.txid) is not TxChainState.UNKNOWN:
@@ -207,6 +212,7 @@ class DepositFollower:
                     continue
                 dropped += 1
                 if work.credited:
+                    dead_coins.extend(d.outpoint for d in work.outputs)
                     available, _ = await uow.lock_available(work.account_id)
                     await uow.post(
                         ledger.reversal(work.transaction_id, work.account_id, work.amount_satoshis, available),
@@ -218,6 +224,20 @@ class DepositFollower:
                         ledger.deposit_dropped(work.transaction_id, work.account_id, work.amount_satoshis),
                         self._actor,
                     )
-        if keys:
-            await self._pool.sync(sorted(keys))
+        if dead_coins:
+            # The pool judges its own rows on the chain's word: reported, they are DIRTY, and a sync
+            # finding their transaction unknown writes them off. (An UNCONFIRMED row cannot be
+            # reported; the pool keeps it until its own rules decide.)
+            held = await self._pool.coin_states(dead_coins)
+            reportable = [c for c in dead_coins if held.get(c, ("", ""))[0] in ("AVAILABLE", "DIRTY")]
+            if reportable:
+                await self._pool.report_dead(
+                    derived_request_id("wdrop", *reportable), "", reportable, True, (), "deposit dropped in a reorg"
+                )
+        self._unsynced.update(keys)
+        await self._sync_pool()
         return dropped
+
+    async def _sync_pool(self) -> None:
+        if self._unsynced and await self._pool.sync(sorted(self._unsynced)):
+            self._unsynced.clear()

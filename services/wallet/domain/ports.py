@@ -369,7 +369,9 @@ class CoinPool(Protocol):
 
     async def add_outputs(self, request_id: str, coins: Sequence[WalletCoin]) -> None: ...
 
-    async def sync(self, key_ids: Sequence[str]) -> None: ...
+    async def sync(self, key_ids: Sequence[str]) -> bool:
+        """The pool converges these keys with the chain; False when it could not now."""
+        ...
 
     async def coin_states(self, coins: Sequence[Outpoint]) -> dict[Outpoint, tuple[str, str]]:
         """(status name, spending txid) of each coin the pool knows: AVAILABLE, DIRTY, SPENT, ..."""
