@@ -17,6 +17,7 @@ from proofline_kit.logging import get_logger
 from proofline_kit.rpc.server import ServiceBinding
 from proofline_kit.runtime import ServiceRuntime
 from services.wallet.adapters.chain import ChainAdapter
+from services.wallet.adapters.coin_window import CachedCoinWindow
 from services.wallet.adapters.pool_client import PoolClient
 from services.wallet.adapters.redis_rate import RedisSendRate
 from services.wallet.adapters.signer_client import SignerClient
@@ -98,7 +99,7 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
         store,
         BSV,
         settings.network,
-        pool,
+        CachedCoinWindow(pool, settings.candidate_ttl_s) if settings.candidate_ttl_s else pool,
         gateway,
         settings.limits,
         reader,

@@ -49,6 +49,8 @@ class WalletSettings:
     worker_id: str
     poll_s: float
     follow_poll_s: float
+    # How long intake prices sends against one reading of the pool's coins; 0 = read every time.
+    candidate_ttl_s: float
 
 
 def _ms(env: EnvReader, name: str, default: int, minimum: int = 1, maximum: int | None = None) -> float:
@@ -143,4 +145,5 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
         worker_id=env.string("WALLET_WORKER_ID", f"{socket.gethostname()}/{os.getpid()}"),
         poll_s=_ms(env, "WALLET_POLL_MS", 500, minimum=10),
         follow_poll_s=_ms(env, "WALLET_FOLLOW_POLL_MS", 1_000, minimum=10),
+        candidate_ttl_s=_ms(env, "WALLET_CANDIDATE_TTL_MS", 500, minimum=0, maximum=60_000),
     )

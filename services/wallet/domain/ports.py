@@ -346,9 +346,13 @@ class PoolSpend:
     change: WalletCoin | None
 
 
-class CoinPool(Protocol):
+class CoinWindow(Protocol):
+    """The pool's AVAILABLE coins, as far as pricing a send needs them."""
+
     async def available_coins(self, limit: int) -> list[WalletCoin]: ...
 
+
+class CoinPool(CoinWindow, Protocol):
     async def lease_outpoints(
         self, request_id: str, outpoints: Sequence[Outpoint], lease_s: float, holder: str
     ) -> PoolLease: ...

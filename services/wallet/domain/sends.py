@@ -24,7 +24,7 @@ from services.wallet.domain.chains import ChainRules
 from services.wallet.domain.history import TransactionReader
 from services.wallet.domain.models import Actor, Network, TxStatus, WalletTx
 from services.wallet.domain.planning import SendPlan, below_dust, plan_send, worst_case_fee
-from services.wallet.domain.ports import ChainGateway, CoinPool, NewSend, RateLimiter, Store, UnitOfWork
+from services.wallet.domain.ports import ChainGateway, CoinWindow, NewSend, RateLimiter, Store, UnitOfWork
 
 MAX_MEMO = 256
 CANDIDATE_WINDOW = 1000
@@ -88,7 +88,7 @@ class Sends:
         store: Store,
         chain: ChainRules,
         network: Network,
-        pool: CoinPool,
+        pool: CoinWindow,
         gateway: ChainGateway,
         limits: SendLimits,
         reader: TransactionReader,
