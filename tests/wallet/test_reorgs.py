@@ -129,7 +129,9 @@ async def test_a_deposit_whose_input_is_double_spent_in_a_reorg_is_reversed(
     )
     [deposit] = history.transactions
     failed = await eventually(
-        lambda: _tx(suite, deposit.transaction_id), lambda t: t.status == wallet_pb2.TRANSACTION_STATUS_FAILED
+        lambda: _tx(suite, deposit.transaction_id),
+        lambda t: t.status == wallet_pb2.TRANSACTION_STATUS_FAILED,
+        timeout_s=40,
     )
     assert failed.failure_reason == "DEPOSIT_DROPPED"
     moves = [(m[0], m[1]) for m in await _statuses(wallet_db, deposit.transaction_id)]

@@ -104,9 +104,14 @@ class PoolClient:
         lease = response.lease
         return PoolLease(lease.lease_id, lease.fencing_token, tuple(_coin(u) for u in lease.utxos))
 
-    async def commit(self, request_id: str, lease: PoolLease, spends: Sequence[PoolSpend]) -> None:
+    async def commit(
+        self, request_id: str, lease: PoolLease, spends: Sequence[PoolSpend], *, release_unspent: bool
+    ) -> None:
         request = utxo_pb2.CommitSpendRequest(
-            request_id=request_id, lease_id=lease.lease_id, fencing_token=lease.fencing_token, release_unspent=True
+            request_id=request_id,
+            lease_id=lease.lease_id,
+            fencing_token=lease.fencing_token,
+            release_unspent=release_unspent,
         )
         for spend in spends:
             item = request.spends.add(txid=spend.txid, inputs=[_outpoint(o) for o in spend.inputs])
@@ -120,9 +125,12 @@ class PoolClient:
                 )
         await self._call(self._stub.CommitSpend, request)
 
-    async def release(self, request_id: str, lease_id: str) -> None:
+    async def release(self, request_id: str, lease_id: str, outpoints: Sequence[Outpoint] = ()) -> None:
         await self._call(
-            self._stub.ReleaseLease, utxo_pb2.ReleaseLeaseRequest(request_id=request_id, lease_id=lease_id)
+            self._stub.ReleaseLease,
+            utxo_pb2.ReleaseLeaseRequest(
+                request_id=request_id, lease_id=lease_id, outpoints=[_outpoint(o) for o in outpoints]
+            ),
         )
 
     async def report_dead(

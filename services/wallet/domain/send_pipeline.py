@@ -101,20 +101,21 @@ class SendPipeline:
         if not works:
             return 0
         candidates = {c.outpoint: c for c in await self._pool.available_coins(CANDIDATE_WINDOW)}
-        built: list[_Built] = []
+        planned: list[tuple[SendWork, SendPlan]] = []
         for work in works:
-            item = await self._build(work, candidates)
-            if item is not None:
-                built.append(item)
-                for coin in item.plan.coins:
+            plan = await self._plan(work, candidates)
+            if plan is not None:
+                planned.append((work, plan))
+                for coin in plan.coins:
                     candidates.pop(coin.outpoint, None)
+        built = await self._lease(planned) if planned else []
         if built:
             await self._sign(built)
             if self._on_signed is not None:
                 self._on_signed()
         return len(works)
 
-    async def _build(self, work: SendWork, candidates: dict[Outpoint, WalletCoin]) -> _Built | None:
+    async def _plan(self, work: SendWork, candidates: dict[Outpoint, WalletCoin]) -> SendPlan | None:
         amount = work.debit_satoshis if work.subtract_fee else work.amount_satoshis
         plan = plan_send(
             self._chain,
@@ -135,33 +136,63 @@ class SendPipeline:
                 f"fee {plan.fee_satoshis} sat above the limit {work.max_fee_satoshis}",
             )
             return None
+        return plan
+
+    async def _lease(self, planned: Sequence[tuple[SendWork, SendPlan]]) -> list[_Built]:
+        """One lease for the round's coins; when one of them was taken meanwhile, one lease per send,
+        so the others go ahead."""
         try:
             lease = await self._pool.lease_outpoints(
-                derived_request_id("wlease", work.transaction_id, work.fence),
-                [c.outpoint for c in plan.coins],
+                derived_request_id("wlease", *(f"{w.transaction_id}/{w.fence}" for w, _ in planned)),
+                [c.outpoint for _, plan in planned for c in plan.coins],
                 self._config.coin_lease_s,
-                f"wallet/{self._owner}/{work.transaction_id}",
+                f"wallet/{self._owner}/{len(planned)} sends",
             )
-        except DomainError as error:
-            await self._wait_for_coins(work, f"coins taken meanwhile ({error.reason})")
-            return None
-        change = None
+            return [self._built(work, plan, lease) for work, plan in planned]
+        except DomainError:
+            if len(planned) == 1:
+                await self._wait_for_coins(planned[0][0], "coins taken meanwhile")
+                return []
+        built: list[_Built] = []
+        for work, plan in planned:
+            try:
+                lease = await self._pool.lease_outpoints(
+                    derived_request_id("wlease", work.transaction_id, work.fence),
+                    [c.outpoint for c in plan.coins],
+                    self._config.coin_lease_s,
+                    f"wallet/{self._owner}/{work.transaction_id}",
+                )
+            except DomainError as error:
+                await self._wait_for_coins(work, f"coins taken meanwhile ({error.reason})")
+                continue
+            built.append(self._built(work, plan, lease))
+        return built
+
+    def _built(self, work: SendWork, plan: SendPlan, lease: PoolLease) -> _Built:
         outputs = [TxOutput(plan.recipient_satoshis, work.to_script)]
+        change = None
         if plan.change_satoshis:
             outputs.append(TxOutput(plan.change_satoshis, self._change_key.locking_script))
-        unsigned = self._chain.unsigned_transaction([c.outpoint for c in plan.coins], outputs)
-        if plan.change_satoshis:
             change = WalletCoin(
                 Outpoint("", 1), plan.change_satoshis, self._change_key.locking_script, self._change_key.key_id
             )
+        unsigned = self._chain.unsigned_transaction([c.outpoint for c in plan.coins], outputs)
         return _Built(work, plan, lease, unsigned, change)
+
+    async def _release(self, item: _Built) -> None:
+        outpoints = [c.outpoint for c in item.plan.coins]
+        await self._pool.release(
+            derived_request_id("wrelease", item.lease.lease_id, *outpoints), item.lease.lease_id, outpoints
+        )
 
     async def _sign(self, built: Sequence[_Built]) -> None:
         request_id = derived_request_id("wsign", *(f"{b.work.transaction_id}/{b.work.fence}" for b in built))
         results = await self._signer.sign_transactions(request_id, [TxToSign(b.unsigned, b.plan.coins) for b in built])
+        spends: dict[str, list[tuple[str, PoolSpend]]] = {}
+        leases: dict[str, PoolLease] = {}
         for item, result in zip(built, results, strict=True):
             if isinstance(result, DomainError):
-                await self._pool.release(derived_request_id("wrelease", item.lease.lease_id), item.lease.lease_id)
+                await self._release(item)
                 await self._fail_unsigned(
                     item.work,
                     FailureReason.POLICY_DENIED if result.reason == "POLICY_DENIED" else result.reason,
@@ -178,11 +209,29 @@ class SendPipeline:
             except _FenceLost:
                 stored = False
             if not stored:
-                await self._pool.release(derived_request_id("wrelease", item.lease.lease_id), item.lease.lease_id)
+                await self._release(item)
                 continue
-            await self._commit_spend(
-                item.work.transaction_id, item.lease, result.txid, tuple(c.outpoint for c in item.plan.coins), change
-            )
+            spend = PoolSpend(result.txid, tuple(c.outpoint for c in item.plan.coins), change)
+            spends.setdefault(item.lease.lease_id, []).append((item.work.transaction_id, spend))
+            leases[item.lease.lease_id] = item.lease
+        for lease_id, committed in spends.items():
+            await self._commit_spends(leases[lease_id], committed, release_unspent=True)
+
+    async def _commit_spends(
+        self, lease: PoolLease, spends: Sequence[tuple[str, PoolSpend]], *, release_unspent: bool
+    ) -> None:
+        """CommitSpend before any broadcast; the round's lease lets go of what no spend used. A repair
+        after a crash commits one send at a time and releases nothing (other sends of the same lease
+        may still be waiting for theirs)."""
+        await self._pool.commit(
+            derived_request_id("wcommit", *(s.txid for _, s in spends)),
+            lease,
+            [s for _, s in spends],
+            release_unspent=release_unspent,
+        )
+        async with self._store.unit_of_work() as uow:
+            for transaction_id, _ in spends:
+                await uow.mark_spend_committed(transaction_id)
 
     async def _store_signed(self, item: _Built, raw: bytes, txid: str, change: WalletCoin | None) -> bool:
         work, plan = item.work, item.plan
@@ -223,13 +272,6 @@ class SendPipeline:
             await uow.post(ledger.signed(work.transaction_id, work.account_id, plan.leaving), self._actor)
         return True
 
-    async def _commit_spend(
-        self, transaction_id: str, lease: PoolLease, txid: str, inputs: tuple[Outpoint, ...], change: WalletCoin | None
-    ) -> None:
-        await self._pool.commit(derived_request_id("wcommit", txid), lease, [PoolSpend(txid, inputs, change)])
-        async with self._store.unit_of_work() as uow:
-            await uow.mark_spend_committed(transaction_id)
-
     async def _wait_for_coins(self, work: SendWork, detail: str) -> None:
         async with self._store.unit_of_work() as uow:
             if work.builds + 1 >= self._config.max_builds:
@@ -265,7 +307,7 @@ class SendPipeline:
         if not works:
             return 0
         for transaction_id, (lease, inputs, change, txid) in uncommitted.items():
-            await self._commit_spend(transaction_id, lease, txid, inputs, change)
+            await self._commit_spends(lease, [(transaction_id, PoolSpend(txid, inputs, change))], release_unspent=False)
         outcomes = await self._gateway.broadcast([PreparedTx.from_bytes(w.raw_tx) for w in works])
         dead: list[tuple[SendWork, OutcomeKind, str]] = []
         for work in works:
