@@ -224,7 +224,8 @@ class SendPipeline:
         after a crash commits one send at a time and releases nothing (other sends of the same lease
         may still be waiting for theirs)."""
         await self._pool.commit(
-            derived_request_id("wcommit", *(s.txid for _, s in spends)),
+            # The lease is part of it: a send rebuilt from the same coin signs the same bytes again.
+            derived_request_id("wcommit", lease.lease_id, lease.fencing_token, *(s.txid for _, s in spends)),
             lease,
             [s for _, s in spends],
             release_unspent=release_unspent,
@@ -370,7 +371,7 @@ class SendPipeline:
             inputs = [c.outpoint for c in await uow.coins_spent_by(work.transaction_id)]
         double_spend = kind in (OutcomeKind.DOUBLE_SPEND, OutcomeKind.MISSING_INPUTS)
         await self._pool.report_dead(
-            derived_request_id("wdead", work.txid), work.txid, inputs, double_spend, (), detail[:1024]
+            derived_request_id("wdead", work.txid, work.fence), work.txid, inputs, double_spend, (), detail[:1024]
         )
         leaving = work.amount_satoshis + work.fee_satoshis
         rebuild = kind is not OutcomeKind.INVALID and work.builds < self._config.max_builds
@@ -444,7 +445,12 @@ class SendPipeline:
 
     async def _reverse_final(self, work: SendWork, inputs: list[Outpoint], others: list[str]) -> None:
         await self._pool.report_dead(
-            derived_request_id("wdead", work.txid), work.txid, inputs, True, others, "inputs spent elsewhere"
+            derived_request_id("wdead", work.txid, work.fence),
+            work.txid,
+            inputs,
+            True,
+            others,
+            "inputs spent elsewhere",
         )
         leaving = work.amount_satoshis + work.fee_satoshis
         async with self._store.unit_of_work() as uow:

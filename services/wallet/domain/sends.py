@@ -172,11 +172,13 @@ class Sends:
         actor = Actor(caller.caller_id, request_id)
         transaction_id = f"wtx_{secrets.token_hex(12)}"
         async with self._store.unit_of_work() as uow:
+            # The account's book lock first: a concurrent attempt of the same request_id holding it
+            # has committed its answer by the time this one reads.
+            available, deficit = await uow.lock_available(account_id)
             answer = await uow.find_answer(caller.caller_id, "Send", request_id, fingerprint)
             if answer is not None:
                 transaction_id = orjson.loads(answer)["transactionId"]
             else:
-                available, deficit = await uow.lock_available(account_id)
                 if deficit:
                     raise DomainError(
                         ErrorKind.FAILED_PRECONDITION,

@@ -85,10 +85,11 @@ class DepositQueries(Queries):
         return created
 
     async def our_txids(self, txids: Sequence[str]) -> set[str]:
-        """Those of `txids` that are sends of the wallet waiting for a block."""
+        """Those of `txids` that are sends of the wallet waiting for a block (SENDING ones too: mined
+        before their acceptance was recorded)."""
         rows = await self._conn.fetch(
             """SELECT DISTINCT txid FROM wallet_txs
-               WHERE txid = ANY($1::text[]) AND status IN ('unconfirmed', 'reorging')""",
+               WHERE txid = ANY($1::text[]) AND status IN ('sending', 'unconfirmed', 'reorging')""",
             list(txids),
         )
         return {r["txid"] for r in rows}
@@ -104,7 +105,7 @@ class DepositQueries(Queries):
         await self._conn.execute(
             """UPDATE wallet_txs t SET block_hash = $2, block_height = $3, merkle_path = p.path, missing_since = NULL
                FROM unnest($1::text[], $4::text[]) AS p (txid, path)
-               WHERE t.txid = p.txid AND t.status IN ('unconfirmed', 'reorging')""",
+               WHERE t.txid = p.txid AND t.status IN ('sending', 'unconfirmed', 'reorging')""",
             list(txids),
             block_hash,
             height,
@@ -295,8 +296,10 @@ class DepositQueries(Queries):
         self, height: int, block_hash: str, previous: str, merkle_root: str, outputs: int, matched: int
     ) -> None:
         await self._conn.execute(
+            # Two replicas may scan one block: what they record from it is idempotent, and so is this.
             """INSERT INTO scanned_blocks (height, block_hash, previous_hash, merkle_root, outputs, matched)
-               VALUES ($1, $2, $3, $4, $5, $6)""",
+               VALUES ($1, $2, $3, $4, $5, $6)
+               ON CONFLICT (height) DO NOTHING""",
             height,
             block_hash,
             previous,
