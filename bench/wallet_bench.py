@@ -24,7 +24,8 @@ services.<name>``) on a fresh PostgreSQL database and this machine's Redis, and 
    deposit address, the rest random P2PKH scripts), mined back to back once the running wallet has
    read them from the mempool; outputs/s from one ``scanned_blocks`` row to the next. Then the wallet
    is stopped and the same round runs in this process (a DepositFollower on the same database and
-   chainsim), timed by stage, and once more under cProfile;
+   chainsim), timed by stage, once more under cProfile, and on a block of BENCH_WALLET_SCAN_SMALL_TXS
+   two-output transactions;
 4. memory: the peak RSS (VmHWM) of every process, read at the end.
 
 BENCH_WALLET_PROFILE=1 runs the wallet under cProfile and stops after the sends (slower: not a
@@ -36,7 +37,8 @@ BENCH_WALLET_COIN_SATOSHIS (100000), BENCH_WALLET_CLIENTS (32), BENCH_WALLET_MAX
 BENCH_WALLET_BLOCK_INTERVAL_S (5), BENCH_WALLET_LATENCY_SECONDS (20), BENCH_WALLET_LATENCY_LOAD
 (0.5), BENCH_WALLET_BALANCE_CALLS (2000), BENCH_WALLET_BALANCE_POSTINGS (1000,1000000),
 BENCH_WALLET_SCAN_SCRIPTS (1000000), BENCH_WALLET_SCAN_BLOCKS (3), BENCH_WALLET_SCAN_TXS (5000),
-BENCH_WALLET_SCAN_OUTPUTS (20), BENCH_WALLET_SCAN_MATCH_EVERY (1000), BENCH_WALLET_BUDGET_S (540: the
+BENCH_WALLET_SCAN_OUTPUTS (20), BENCH_WALLET_SCAN_MATCH_EVERY (1000), BENCH_WALLET_SCAN_SMALL_TXS
+(10000: the in-process round's block of two-output transactions), BENCH_WALLET_BUDGET_S (540: the
 whole run), BENCH_WALLET_PROFILE (0), BENCH_WALLET_PARTS (sends,balance,scan).
 """
 
@@ -113,6 +115,8 @@ SCAN_BLOCKS = int(os.environ.get("BENCH_WALLET_SCAN_BLOCKS", "3"))
 SCAN_TXS = int(os.environ.get("BENCH_WALLET_SCAN_TXS", "5000"))
 SCAN_OUTPUTS = int(os.environ.get("BENCH_WALLET_SCAN_OUTPUTS", "20"))
 SCAN_MATCH_EVERY = int(os.environ.get("BENCH_WALLET_SCAN_MATCH_EVERY", "1000"))
+# The in-process round also scans a block of this many two-output transactions (a common shape).
+SMALL_TXS = int(os.environ.get("BENCH_WALLET_SCAN_SMALL_TXS", "10000"))
 BUDGET_S = float(os.environ.get("BENCH_WALLET_BUDGET_S", "540"))
 PROFILE = os.environ.get("BENCH_WALLET_PROFILE", "0") not in ("", "0")
 PARTS = set(os.environ.get("BENCH_WALLET_PARTS", "sends,balance,scan").split(","))
@@ -160,6 +164,7 @@ class ScanFigures:
     live_outputs_per_s: float = 0.0
     live_block_s: list[float] = field(default_factory=list)
     in_process_outputs_per_s: float = 0.0
+    small_txs_outputs_per_s: float = 0.0
     outputs_per_block: int = 0
 
 
@@ -590,6 +595,7 @@ class Bench:
             f" {len(window_blocks)} blocks mined {sum(window_blocks)} transactions"
             f" ({', '.join(str(n) for n in window_blocks)})"
         )
+        await self.print_pipeline(window_start, window_end)
         if self.errors:
             print(f"  Send refused: {dict(self.errors)}; first: {self.first_errors}")
         print("  CPU over the window (cores busy; each service with its child processes):")
@@ -622,6 +628,59 @@ class Bench:
                         f"    {service:7s} {method:22s} {calls / span:7.1f}/s {seconds / calls * 1000:8.2f} ms"
                         f" {seconds / span:5.2f}"
                     )
+
+    async def print_pipeline(self, window_start: float, window_end: float) -> None:
+        """Where the sends of the window waited (recorded -> SIGNED -> UNCONFIRMED, from tx_audit), and
+        how far apart a round's sends are signed and accepted (the rounds store one send at a time)."""
+        stages = await self.pg.fetchrow(
+            """SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY s.signed - t.created_at) AS to_signed,
+                      percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY t.accepted_at - s.signed) AS to_accepted
+               FROM wallet.wallet_txs t
+               JOIN LATERAL (SELECT max(a.created_at) AS signed FROM wallet.tx_audit a
+                             WHERE a.transaction_id = t.transaction_id AND a.reason = 'SIGNED') s ON true
+               WHERE t.direction = 'outgoing' AND t.accepted_at >= to_timestamp($1)
+                 AND t.accepted_at < to_timestamp($2)""",
+            window_start,
+            window_end,
+        )
+        reasons = await self.pg.fetch(
+            """SELECT reason, count(*) AS n FROM wallet.tx_audit a JOIN wallet.wallet_txs t USING (transaction_id)
+               WHERE t.direction = 'outgoing' AND a.created_at >= to_timestamp($1) AND a.created_at < to_timestamp($2)
+               GROUP BY reason ORDER BY n DESC""",
+            window_start,
+            window_end,
+        )
+        if stages is not None and stages["to_signed"] is not None:
+            signed, accepted = stages["to_signed"], stages["to_accepted"]
+            print(
+                f"  where a send waits: recorded -> SIGNED p50 {signed[0].total_seconds():.2f} s p99"
+                f" {signed[1].total_seconds():.2f} s, SIGNED -> UNCONFIRMED p50 {accepted[0].total_seconds():.2f} s"
+                f" p99 {accepted[1].total_seconds():.2f} s; audit rows in the window: "
+                + ", ".join(f"{r['reason']} {r['n']}" for r in reasons)
+            )
+        gaps = {
+            r["to_status"]: (float(r["p50"]), int(r["n"]))
+            for r in await self.pg.fetch(
+                """SELECT to_status, percentile_cont(0.5) WITHIN GROUP (ORDER BY gap) AS p50, count(*) AS n FROM (
+                       SELECT to_status, extract(epoch FROM created_at - lag(created_at)
+                                                 OVER (PARTITION BY to_status ORDER BY audit_id))::float8 AS gap
+                       FROM wallet.tx_audit
+                       WHERE reason IN ('SIGNED', 'ACCEPTED')
+                         AND created_at >= to_timestamp($1) AND created_at < to_timestamp($2)
+                   ) g
+                   WHERE gap < 0.5 GROUP BY to_status""",
+                window_start,
+                window_end,
+            )
+        }
+        if gaps:
+            signed, accepted = gaps.get("sending", (float("nan"), 0)), gaps.get("unconfirmed", (float("nan"), 0))
+            print(
+                "  the pipeline moves one send at a time within a round (tx_audit): a SIGNED row every"
+                f" {signed[0] * 1000:.1f} ms (the signed-tx transaction, CommitSpend, mark committed), an ACCEPTED"
+                f" row every {accepted[0] * 1000:.1f} ms (medians of the {signed[1]} and {accepted[1]} gaps under"
+                " 0.5 s)"
+            )
 
     async def latency_at(self, rate: float) -> None:
         """Open loop: Sends at a fixed `rate` for LATENCY_SECONDS, well below what the wallet sustains,
@@ -789,14 +848,16 @@ class Bench:
         txid = bytes.fromhex(response.json()["txid"])[::-1]
         return [(txid, vout) for vout in range(count)]
 
-    def block_txs(self, inputs: Sequence[tuple[bytes, int]], issued: Sequence[bytes]) -> list[bytes]:
-        """One transaction per input, SCAN_OUTPUTS outputs each: every SCAN_MATCH_EVERY-th output pays
-        an issued deposit script, the others random P2PKH scripts."""
+    def block_txs(
+        self, inputs: Sequence[tuple[bytes, int]], issued: Sequence[bytes], per_tx: int = SCAN_OUTPUTS
+    ) -> list[bytes]:
+        """One transaction per input, `per_tx` outputs each: every SCAN_MATCH_EVERY-th output pays an
+        issued deposit script, the others random P2PKH scripts."""
         raws = []
         position = 0
         for outpoint in inputs:
             outputs = []
-            for _ in range(SCAN_OUTPUTS):
+            for _ in range(per_tx):
                 position += 1
                 if position % SCAN_MATCH_EVERY == 0:
                     script = issued[self.rng.randrange(len(issued))]
@@ -923,8 +984,11 @@ class Bench:
         )
         try:
             print("deposit scanning, one DepositFollower round in this process (the wallet stopped):", flush=True)
-            for number, profiled in ((SCAN_BLOCKS, False), (SCAN_BLOCKS + 1, True)):
-                raws = self.block_txs(inputs[number * SCAN_TXS : (number + 1) * SCAN_TXS], issued)
+            start = SCAN_BLOCKS * SCAN_TXS
+            rounds = [(SCAN_TXS, SCAN_OUTPUTS, False), (SCAN_TXS, SCAN_OUTPUTS, True), (SMALL_TXS, 2, False)]
+            for txs_wanted, per_tx, profiled in rounds:
+                raws = self.block_txs(inputs[start : start + txs_wanted], issued, per_tx)
+                start += txs_wanted
                 await self.submit(raws)
                 height, txs = await self.mine()
                 TIMES.clear()
@@ -943,12 +1007,15 @@ class Bench:
                 outputs = int(row["outputs"])
                 scan_s = TIMES["scan"]
                 if profiler is None:
-                    self.figures.scan.in_process_outputs_per_s = outputs / scan_s
+                    if per_tx == SCAN_OUTPUTS:
+                        self.figures.scan.in_process_outputs_per_s = outputs / scan_s
+                    else:
+                        self.figures.scan.small_txs_outputs_per_s = outputs / scan_s
                     self.print_stages(source, height, txs, outputs, int(row["matched"]), total)
                 else:
                     print(
-                        f"  under cProfile (block {height}): scan {scan_s:.2f} s = {outputs / scan_s:,.0f} outputs/s;"
-                        " top functions by own time:"
+                        f"  under cProfile (block {height}, as the first): scan {scan_s:.2f} s"
+                        f" = {outputs / scan_s:,.0f} outputs/s"
                     )
                     print_profile(pstats.Stats(profiler), 12, 18)
         finally:
@@ -1113,7 +1180,7 @@ async def run(running: dict[str, Proc], database_url: str) -> Figures:
         if "scan" in PARTS:
             print("deposit scanning set-up:", flush=True)
             await bench.issue_scripts()
-            inputs = await bench.scan_inputs(SCAN_TXS * (SCAN_BLOCKS + 2))
+            inputs = await bench.scan_inputs(SCAN_TXS * (SCAN_BLOCKS + 2) + SMALL_TXS)
             issued = [
                 bytes(r["locking_script"])
                 for r in await bench.pg.fetch(
@@ -1134,50 +1201,66 @@ async def run(running: dict[str, Proc], database_url: str) -> Figures:
 
 
 def report(figures: Figures) -> None:
-    sends, scan = figures.sends, figures.scan
+    """One line per figure, then the summary line."""
+    sends, latency, scan = figures.sends, figures.latency, figures.scan
+    summary = []
 
     def verdict(ok: bool) -> str:
         return "PASS" if ok else "FAIL"
 
-    print(
-        f"wallet sustained sends: {sends.rate:,.0f} sends/s Send -> UNCONFIRMED over {SECONDS:.0f} s from {ACCOUNTS}"
-        f" accounts (coin supply {sends.coins:,}, a block every {BLOCK_INTERVAL_S:g} s); Send p50"
-        f" {sends.send_p50_ms:.1f} ms p99 {sends.send_p99_ms:.1f} ms, UNCONFIRMED p50 {sends.unconfirmed_p50_ms:.0f}"
-        f" ms p99 {sends.unconfirmed_p99_ms:.0f} ms [target >= {TARGET_SENDS_PER_S:,} sends/s:"
-        f" {verdict(sends.rate >= TARGET_SENDS_PER_S)}]"
-    )
+    if "sends" in PARTS:
+        print(
+            f"wallet sustained sends: {sends.rate:,.1f} sends/s Send -> UNCONFIRMED over {SECONDS:.0f} s from"
+            f" {ACCOUNTS:,} accounts (coin supply {sends.coins:,} confirmed coins, a block every"
+            f" {BLOCK_INTERVAL_S:g} s, at most {MAX_IN_FLIGHT} in flight): Send p50 {sends.send_p50_ms:.0f} ms"
+            f" p99 {sends.send_p99_ms:.0f} ms,"
+            f" UNCONFIRMED p50 {sends.unconfirmed_p50_ms / 1000:.1f} s p99 {sends.unconfirmed_p99_ms / 1000:.1f} s"
+            f" [target >= {TARGET_SENDS_PER_S:,} sends/s: {verdict(sends.rate >= TARGET_SENDS_PER_S)}]"
+        )
+        summary.append(
+            f"{sends.rate:,.1f} sends/s (target {TARGET_SENDS_PER_S:,}), Send p99 {sends.send_p99_ms:.0f} ms,"
+            f" UNCONFIRMED p99 {sends.unconfirmed_p99_ms / 1000:.1f} s"
+        )
+    if latency.rate:
+        print(
+            f"wallet send latency at {latency.rate:,.1f} Sends/s: Send p50 {latency.send_p50_ms:.0f} ms p99"
+            f" {latency.send_p99_ms:.0f} ms, recorded -> UNCONFIRMED p50 {latency.unconfirmed_p50_ms:.0f} ms p99"
+            f" {latency.unconfirmed_p99_ms:.0f} ms"
+        )
+        summary.append(f"at {latency.rate:,.1f}/s UNCONFIRMED p99 {latency.unconfirmed_p99_ms:.0f} ms")
     if PROFILE:
-        print("wallet: profile run (BENCH_WALLET_PROFILE=1): the sends phase only, under cProfile; not a figure")
+        print("wallet: profile run (BENCH_WALLET_PROFILE=1, the wallet under cProfile): not a figure")
         return
     if scan.live_block_s:
         print(
-            f"wallet deposit scanning: {scan.live_outputs_per_s:,.0f} outputs/s mined -> scanned (running wallet,"
-            f" {scan.outputs_per_block:,}-output blocks, {SCAN_SCRIPTS:,} issued scripts; the follower alone"
-            f" {scan.in_process_outputs_per_s:,.0f} outputs/s) [target >= {TARGET_SCAN_OUTPUTS_PER_S:,}:"
+            f"wallet deposit scanning: {scan.live_outputs_per_s:,.0f} outputs/s block to block (running wallet,"
+            f" {scan.outputs_per_block:,}-output blocks of {SCAN_OUTPUTS}-output txs, {SCAN_SCRIPTS:,} issued"
+            f" scripts; the follower alone {scan.in_process_outputs_per_s:,.0f} outputs/s, on two-output txs"
+            f" {scan.small_txs_outputs_per_s:,.0f}) [target >= {TARGET_SCAN_OUTPUTS_PER_S:,} outputs/s:"
             f" {verdict(scan.live_outputs_per_s >= TARGET_SCAN_OUTPUTS_PER_S)}]"
         )
-    if figures.balance_ms:
-        (small, (s50, s99)), (large, (l50, l99)) = sorted(figures.balance_ms.items())
+        summary.append(
+            f"scan {scan.live_outputs_per_s:,.0f} outputs/s (target {TARGET_SCAN_OUTPUTS_PER_S:,}; two-output txs"
+            f" {scan.small_txs_outputs_per_s:,.0f})"
+        )
+    if len(figures.balance_ms) >= 2:
+        (small, (s50, s99)), *_, (large, (l50, l99)) = sorted(figures.balance_ms.items())
         flat = l99 <= 1.5 * s99 + 0.5
         print(
             f"wallet GetBalance: p99 {s99:.2f} ms with {small:,} postings, {l99:.2f} ms with {large:,}"
             f" (p50 {s50:.2f} / {l50:.2f} ms) [target flat: {verdict(flat)}]"
         )
-    if figures.rss:
-        services = {n: b for n, b in figures.rss.items() if n != "chainsim"}
+        summary.append(f"GetBalance p99 {s99:.2f} ms @{small:,} / {l99:.2f} ms @{large:,} postings")
+    services = {n: b for n, b in figures.rss.items() if n != "chainsim"}
+    if services:
+        worst = max(services, key=lambda n: services[n])
         print(
             "wallet peak RSS (VmHWM): "
             + ", ".join(f"{n} {b / 2**20:,.0f} MiB" for n, b in figures.rss.items())
-            + f" [target <= 300 MiB per service, chainsim apart: {verdict(max(services.values()) <= MEMORY_LIMIT)}]"
+            + f" [target <= 300 MiB per service, chainsim apart: {verdict(services[worst] <= MEMORY_LIMIT)}]"
         )
-    worst = max(figures.rss.items(), key=lambda kv: kv[1] if kv[0] != "chainsim" else 0, default=("-", 0))
-    print(
-        f"wallet: {sends.rate:,.0f} sends/s (target {TARGET_SENDS_PER_S:,}), Send p99 {sends.send_p99_ms:.0f} ms,"
-        f" UNCONFIRMED p99 {sends.unconfirmed_p99_ms / 1000:.1f} s; scan {scan.live_outputs_per_s:,.0f} outputs/s"
-        f" (target {TARGET_SCAN_OUTPUTS_PER_S:,}); GetBalance p99 "
-        + " / ".join(f"{p99:.2f} ms @{n:,}" for n, (_, p99) in sorted(figures.balance_ms.items()))
-        + f"; peak RSS {worst[1] / 2**20:,.0f} MiB ({worst[0]})"
-    )
+        summary.append(f"peak RSS {services[worst] / 2**20:,.0f} MiB ({worst})")
+    print("wallet: " + "; ".join(summary))
 
 
 async def bounded(running: dict[str, Proc], database_url: str) -> Figures:
