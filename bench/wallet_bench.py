@@ -596,6 +596,15 @@ class Bench:
             f" ({', '.join(str(n) for n in window_blocks)})"
         )
         await self.print_pipeline(window_start, window_end)
+        change = await self.count(
+            """SELECT count(*) FROM utxo.utxos
+               WHERE owner_key_id = $1 AND status IN ('unconfirmed', 'available', 'reserved')""",
+            self.wallet_env.get("WALLET_CHANGE_KEY_ID", "wallet-change"),
+        )
+        print(
+            f"  the change key holds {change:,} unspent outputs at the end of the window (every send's change goes to"
+            " it; the follower's SyncFromChain of it after each block with our sends reads them all)"
+        )
         if self.errors:
             print(f"  Send refused: {dict(self.errors)}; first: {self.first_errors}")
         print("  CPU over the window (cores busy; each service with its child processes):")
@@ -1237,7 +1246,8 @@ def report(figures: Figures) -> None:
             f" {scan.outputs_per_block:,}-output blocks of {SCAN_OUTPUTS}-output txs, {SCAN_SCRIPTS:,} issued"
             f" scripts; the follower alone {scan.in_process_outputs_per_s:,.0f} outputs/s, on two-output txs"
             f" {scan.small_txs_outputs_per_s:,.0f}) [target >= {TARGET_SCAN_OUTPUTS_PER_S:,} outputs/s:"
-            f" {verdict(scan.live_outputs_per_s >= TARGET_SCAN_OUTPUTS_PER_S)}]"
+            f" {verdict(scan.live_outputs_per_s >= TARGET_SCAN_OUTPUTS_PER_S)} on {SCAN_OUTPUTS}-output txs,"
+            f" {verdict(scan.small_txs_outputs_per_s >= TARGET_SCAN_OUTPUTS_PER_S)} on two-output txs]"
         )
         summary.append(
             f"scan {scan.live_outputs_per_s:,.0f} outputs/s (target {TARGET_SCAN_OUTPUTS_PER_S:,}; two-output txs"
