@@ -1288,10 +1288,13 @@ def main() -> None:
         with processes() as running:
             try:
                 figures = asyncio.run(bounded(running, database_url))
-            except BaseException:
+            except BaseException as error:
                 for proc in running.values():
                     if proc.proc.poll() is not None and proc.proc.returncode not in (0, -15):
                         print(f"{proc.name} exited with {proc.proc.returncode}:\n{proc.tail()}", file=sys.stderr)
+                if isinstance(error, TimeoutError):
+                    message = f"wallet bench: over its budget of {BUDGET_S:.0f} s (BENCH_WALLET_BUDGET_S)"
+                    raise SystemExit(message) from None
                 raise
         report(figures)
     finally:
