@@ -15,6 +15,7 @@ BENCHMARKS = {
     "chainsim": "bench.chainsim_bench",
     "utxo": "bench.utxo_bench",
     "publisher": "bench.publisher_bench",
+    "wallet": "bench.wallet_bench",
     "coinsel": "bench.coinsel_bench",
 }
 # Benchmarks whose main() takes the command line after their name; the others take nothing.

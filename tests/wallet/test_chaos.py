@@ -25,10 +25,8 @@ until nothing is left to do, and the run must show:
 - every account's balance is its deposits minus Σ(amount + fee) of its non-FAILED sends, exactly;
 - GetReconciliation balanced, difference 0, no differences.
 
-Three wallet bugs the runs found are pinned as strict xfails at the end of this module, each with
-a deterministic reproduction. The chaos test tolerates an occurrence of the first two only when the
-evidence (the server's traceback; the block's scan time against the send's acceptance) shows it is
-that bug; the third is kept out of its fault menu (see _FAULT_MENU).
+Three wallet bugs the runs found are fixed and pinned at the end of this module, each with a
+deterministic reproduction.
 
 The schedule comes from a seed (`CHAOS_SEED=<n>` replays it; the interleaving is the machine's).
 Loopback only, bounded: about 40 s on two cores.
@@ -52,7 +50,6 @@ from typing import Any
 
 import asyncpg
 import grpc
-import pytest
 from proofline.wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from proofline_kit.rpc.status import error_reason
@@ -93,12 +90,9 @@ _NO_ANSWER = {
     grpc.StatusCode.ABORTED,
 }
 # Request-level faults act before chainsim handles the request (nothing is accepted behind a hang
-# or a dropped connection). The last episode gives verdicts: two sends rejected (FAILED,
-# BROADCAST_REJECTED). A double-spend verdict is left out while finding 3 (pinned at the end of this
-# module) stands: the send built again from the same coin signs the same bytes, its CommitSpend is
-# refused for good and the send stays SENDING with the books off. Put
-# {"face": "arc", "action": "double_spend:<txid>", "times": 3} back in the last episode once the
-# strict xfail passes.
+# or a dropped connection). The last episodes give verdicts: two sends rejected (FAILED,
+# BROADCAST_REJECTED), and false double-spend verdicts (the send is built again, from the same
+# coin once the pool finds it unspent: the same bytes, finding 3).
 _FAULT_MENU: tuple[dict[str, Any], ...] = (
     {"rules": [{"face": "arc", "action": "hang", "times": 4}]},
     {"rules": [{"face": "arc", "action": "http:503", "rate": 0.6}]},
@@ -106,6 +100,7 @@ _FAULT_MENU: tuple[dict[str, Any], ...] = (
     {"woc": {"error_rate": 0.3, "error_statuses": [500, 502]}},
     {"arc": {"latency_ms": 300, "jitter_ms": 400}},
     {"rules": [{"face": "arc", "action": "reject:non-final", "times": 2}]},
+    {"rules": [{"face": "arc", "action": "double_spend:" + "ab" * 32, "times": 3}]},
 )
 FAULT_EPISODES = 4
 
@@ -705,21 +700,12 @@ async def test_chaos_with_kill9_ends_with_the_books_reconciled(
         "failed rounds": dict(_failed_rounds(replicas)),
     }
     print(f"\nchaos seed {seed}: {summary}")
-    # Finding 1 (pinned below): an INTERNAL answer is tolerated only when the server's traceback is
-    # that bug's; the client's retry got the one transaction, as checked above.
-    unexplained = [
-        (rid, crashes.get(server_id, "no rpc.crashed line"))
-        for rid, server_id, _ in journal.internal
-        if _TWIN_CRASH not in crashes.get(server_id, "")
-    ]
-    assert unexplained == [], f"INTERNAL answers: {unexplained}\n{context}"
-    # Finding 2 (pinned below): a send left UNCONFIRMED although mined is tolerated only when the
-    # block holding it was scanned before the send was accepted (it was SENDING then).
-    unexplained_stuck = [s for s in unconfirmed_though_mined if not s["block_scanned_while_sending"]]
-    assert unexplained_stuck == [], f"{len(unexplained_stuck)} sends: {unexplained_stuck}\n{context}"
-
-
-_TWIN_CRASH = 'unique constraint "wallet_txs_send_request"'
+    # Findings 1 and 2 (pinned below): never an INTERNAL answer, never a mined send left UNCONFIRMED.
+    internal = [(rid, crashes.get(server_id, "no rpc.crashed line")) for rid, server_id, _ in journal.internal]
+    assert internal == [], f"INTERNAL answers: {internal}\n{context}"
+    assert unconfirmed_though_mined == [], (
+        f"{len(unconfirmed_though_mined)} sends: {unconfirmed_though_mined}\n{context}"
+    )
 
 
 async def _ready(replicas: list[Replica], lives: list[asyncio.Task[None]]) -> bool:
@@ -732,16 +718,6 @@ async def _ready(replicas: list[Replica], lives: list[asyncio.Task[None]]) -> bo
 # --- findings of the chaos run, pinned ---------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "wallet bug: two attempts of one Send request_id at once (a client retrying a Send that timed out, "
-        "or fired at two replicas) both find no recorded answer, queue on the account's book lock, and the "
-        "second INSERT hits the unique index wallet_txs_send_request: UniqueViolationError -> INTERNAL_ERROR "
-        "instead of the recorded answer or ABORTED REQUEST_IN_PROGRESS (domain/sends.py reads the answer "
-        "before lock_available and not again after it). No money moves twice; a retry gets the answer."
-    ),
-)
 async def test_two_attempts_of_one_send_at_once_never_answer_internal(
     suite: WalletSuite, wallet_db: asyncpg.Connection
 ) -> None:
@@ -784,17 +760,6 @@ async def test_two_attempts_of_one_send_at_once_never_answer_internal(
     assert all(a in ("OK", "ABORTED REQUEST_IN_PROGRESS") for a in answers), answers
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "wallet bug: a send whose transaction is mined while the send is still SENDING (its worker killed after "
-        "the broadcast went through, before recording ACCEPTED; or a batch still being answered) is never "
-        "CONFIRMED once the follower has scanned that block: it matches only UNCONFIRMED/REORGING sends "
-        "(store/deposits.py our_txids, mark_mined), records the block as scanned, and the send then goes "
-        "UNCONFIRMED with no block (ACCEPTED carries none); nothing looks for its block again. The books stay "
-        "right; confirmations, the merkle proof and wait_for/WatchTransaction CONFIRMED never come."
-    ),
-)
 async def test_a_send_mined_while_its_worker_was_dead_is_confirmed(
     suite: WalletSuite, wallet_db: asyncpg.Connection
 ) -> None:
@@ -855,17 +820,6 @@ async def _fault_used(suite: WalletSuite) -> bool:
     return any(rule["used"] for rule in await suite.sim.fault_rules())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "wallet bug: a send proven dead on a double-spend verdict is built again from the same coin once the "
-        "audit round's sync finds it unspent; deterministic signatures give the same bytes and txid, and "
-        "CommitSpend (request id derived from the txid alone, fingerprint naming the new lease) is refused with "
-        "REQUEST_ID_REUSED on every try: the send stays SENDING, every broadcast round that claims it aborts "
-        "(the sends claimed with it wait a lease each time), its change row stays dead, and the reconciliation "
-        "is off by the send's amount + fee (CUSTODY_MISMATCH, COIN_UNKNOWN_TO_WALLET)."
-    ),
-)
 async def test_a_send_built_again_after_a_double_spend_verdict_ends_and_the_books_reconcile(
     suite: WalletSuite, wallet_db: asyncpg.Connection
 ) -> None:

@@ -51,9 +51,7 @@ async def test_a_coin_spent_outside_the_wallet_is_written_off_and_the_send_recov
     balance = await suite.balance(account.account_id)
     assert balance.available_satoshis == 80_000 - 30_000 - ONE_INPUT_FEE and balance.locked_satoshis == 0
     # Until the pool has the chain's word the stolen coin is DIRTY (still held); then it is written off.
-    report = await eventually(
-        suite.reconciliation, lambda r: r.balanced and r.written_off_satoshis > 0, timeout_s=30
-    )
+    report = await eventually(suite.reconciliation, lambda r: r.balanced and r.written_off_satoshis > 0, timeout_s=30)
     picked_first = await wallet_db.fetchval(
         "SELECT count(*) FROM wallet_coins WHERE txid = $1 AND vout = $2 AND spent_by = 'outside'",
         first.outpoint.txid,
