@@ -228,3 +228,24 @@ async def test_daily_and_rate_limits_refuse_with_their_reasons(
     balance = await suite.balance(account.account_id)
     assert balance.locked_satoshis == 10_000 + 1_000 + 2 * ONE_INPUT_FEE
     await suite.assert_reconciled()
+
+
+async def test_a_send_no_broadcaster_answers_fails_after_its_bounded_retries(suite: WalletSuite) -> None:
+    account, _ = await suite.funded_account(30_000)
+    await suite.stop_wallet()
+    await suite.start_wallet(WALLET_MAX_BROADCAST_ATTEMPTS="3", WALLET_WOC_BROADCAST_FALLBACK="0")
+    await suite.sim.faults({"rules": [{"face": "arc", "action": "http:503"}]})
+    sent = await suite.stub.Send(send_request(account.account_id, 10_000), metadata=FRONTEND)
+    failed = await eventually(
+        lambda: suite.stub.GetTransaction(
+            wallet_pb2.GetTransactionRequest(transaction_id=sent.transaction.transaction_id), metadata=FRONTEND
+        ),
+        lambda r: r.transaction.status == wallet_pb2.TRANSACTION_STATUS_FAILED,
+        timeout_s=30,
+    )
+    assert failed.transaction.failure_reason == "RETRIES_EXHAUSTED"
+    assert failed.transaction.broadcast_attempts == 3
+    await suite.sim.clear_faults()
+    balance = await suite.balance(account.account_id)
+    assert balance.available_satoshis == 30_000 and balance.locked_satoshis == 0
+    await suite.assert_reconciled()

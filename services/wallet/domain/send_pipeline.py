@@ -350,7 +350,16 @@ class SendPipeline:
                 )
 
     async def _retry_broadcast(self, work: SendWork, detail: str) -> None:
+        """No verdict: the same bytes again later, a bounded number of times. Then, unless the chain
+        has it after all, the send FAILED with RETRIES_EXHAUSTED and the reservation released."""
         attempts = work.broadcast_attempts + 1
+        if attempts >= self._config.max_broadcast_attempts:
+            state = (await self._gateway.chain_states([work.txid])).get(work.txid)
+            if state in _ACCEPTED_STATES:
+                await self._accepted(work)
+            else:
+                await self._proven_dead(work, OutcomeKind.UNAVAILABLE, detail)
+            return
         async with self._store.unit_of_work() as uow:
             await uow.move_send(
                 work,
@@ -374,11 +383,12 @@ class SendPipeline:
             derived_request_id("wdead", work.txid, work.fence), work.txid, inputs, double_spend, (), detail[:1024]
         )
         leaving = work.amount_satoshis + work.fee_satoshis
-        rebuild = kind is not OutcomeKind.INVALID and work.builds < self._config.max_builds
+        rebuild = kind not in (OutcomeKind.INVALID, OutcomeKind.UNAVAILABLE) and work.builds < self._config.max_builds
         async with self._store.unit_of_work() as uow:
             reason = {
                 OutcomeKind.INVALID: FailureReason.BROADCAST_REJECTED,
                 OutcomeKind.FEE_TOO_LOW: "FEE_TOO_LOW",
+                OutcomeKind.UNAVAILABLE: FailureReason.RETRIES_EXHAUSTED,
             }.get(kind, FailureReason.DOUBLE_SPEND)
             target = TxStatus.PENDING if rebuild else TxStatus.FAILED
             if not await uow.move_send(
