@@ -119,6 +119,9 @@ async def test_a_deposit_whose_input_is_double_spent_in_a_reorg_is_reversed(
     await suite.sim.mine(1)
     credited = await eventually(lambda: suite.balance(account.account_id), lambda b: b.available_satoshis == 59_000)
     assert credited.pending_satoshis == 0
+    # The pool has the credited coin on the chain's word (AVAILABLE) before the chain changes: an
+    # UNCONFIRMED row it never saw mined it would keep (only a report proves such a row dead).
+    await eventually(suite.pool_available, lambda coins: any(c.outpoint.txid == deposit_tx.txid for c in coins))
     await suite.sim.mine(2)
     # The outsider's competing spend, seen once the deposit is mined (an orphan to the node), then
     # mined in a longer branch that replaces the deposit's block.
