@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import cast
 
-from google.protobuf.duration_pb2 import Duration
-from google.protobuf.timestamp_pb2 import Timestamp
 from proofline.common.v1 import common_pb2
 from proofline.publisher.v1 import publisher_pb2
 
 from proofline_kit.rpc.status import to_item_error
+from proofline_kit.rpc.wellknown import datetime_of, timestamp
 from services.publisher.domain.intake_outcomes import Outcome
 from services.publisher.domain.models import Identity, IdentityStatus, Job, JobFilter, JobStatus, SignedIntent
 
@@ -32,18 +30,6 @@ _IDENTITY_STATUSES = {
 _IDENTITY_STATUSES_OUT = {v: k for k, v in _IDENTITY_STATUSES.items()}
 
 
-def _timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
-def _datetime(stamp: Timestamp, present: bool) -> datetime | None:
-    return stamp.ToDatetime(tzinfo=UTC) if present else None
-
-
 def job_status_from_proto(value: int) -> JobStatus | None:
     """None for UNSPECIFIED (and unknown values, which proto3 may carry)."""
     return _JOB_STATUSES.get(cast(publisher_pb2.JobStatus.ValueType, value))
@@ -57,10 +43,6 @@ def full_view(value: int) -> bool:
     return value == publisher_pb2.JOB_VIEW_FULL
 
 
-def duration_seconds(duration: Duration, present: bool) -> float | None:
-    return duration.seconds + duration.nanos / 1e9 if present else None
-
-
 def intent_from_proto(intent: publisher_pb2.SignedIntent) -> SignedIntent:
     return SignedIntent(signed_payload=intent.signed_payload, signature=intent.signature, pubkey=intent.pubkey)
 
@@ -72,8 +54,8 @@ def identity_to_proto(identity: Identity) -> publisher_pb2.Identity:
         owner_ref=identity.owner_ref,
         status=_IDENTITY_STATUSES_OUT[identity.status],
         registered_by=identity.registered_by,
-        create_time=_timestamp(identity.created_at),
-        revoke_time=_timestamp(identity.revoked_at),
+        create_time=timestamp(identity.created_at),
+        revoke_time=timestamp(identity.revoked_at),
         revoke_reason=identity.revoke_reason,
     )
 
@@ -94,12 +76,12 @@ def job_to_proto(job: Job) -> publisher_pb2.Job:
         error_detail=job.error_detail,
         attempts=job.attempts,
         batch_id=job.batch_id,
-        intent_expire_time=_timestamp(job.intent_expires_at),
-        create_time=_timestamp(job.created_at),
-        update_time=_timestamp(job.updated_at),
-        sign_time=_timestamp(job.signed_at),
-        sent_time=_timestamp(job.sent_at),
-        confirm_time=_timestamp(job.confirmed_at),
+        intent_expire_time=timestamp(job.intent_expires_at),
+        create_time=timestamp(job.created_at),
+        update_time=timestamp(job.updated_at),
+        sign_time=timestamp(job.signed_at),
+        sent_time=timestamp(job.sent_at),
+        confirm_time=timestamp(job.confirmed_at),
     )
     if job.status is JobStatus.CONFIRMED:
         message.merkle_proof.CopyFrom(
@@ -130,8 +112,8 @@ def job_filter_from_proto(request: publisher_pb2.ListJobsRequest) -> JobFilter:
     return JobFilter(
         statuses=tuple(sorted(set(statuses), key=lambda s: s.value)),
         identity_pubkey=request.identity_pubkey,
-        start_time=_datetime(request.start_time, request.HasField("start_time")),
-        end_time=_datetime(request.end_time, request.HasField("end_time")),
+        start_time=datetime_of(request.start_time, request.HasField("start_time")),
+        end_time=datetime_of(request.end_time, request.HasField("end_time")),
         txid=request.txid,
         batch_id=request.batch_id,
     )

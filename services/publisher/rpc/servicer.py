@@ -10,6 +10,7 @@ import grpc
 from proofline.publisher.v1 import publisher_pb2, publisher_pb2_grpc
 
 from proofline_kit.auth import current_caller
+from proofline_kit.rpc.wellknown import duration_seconds
 from services.publisher.domain.publisher import Publisher
 from services.publisher.rpc import mappers
 
@@ -58,7 +59,7 @@ class PublisherServicer(publisher_pb2_grpc.PublisherServiceServicer):
             request.request_id,
             mappers.intent_from_proto(request.intent),
             mappers.job_status_from_proto(request.wait_for),
-            mappers.duration_seconds(request.wait_timeout, request.HasField("wait_timeout")),
+            duration_seconds(request.wait_timeout, request.HasField("wait_timeout")),
             context.time_remaining(),
         )
         return publisher_pb2.PublishResponse(job=mappers.job_to_proto(job), deduplicated=deduplicated)
@@ -71,7 +72,7 @@ class PublisherServicer(publisher_pb2_grpc.PublisherServiceServicer):
             request.request_id,
             [mappers.intent_from_proto(i) for i in request.intents],
             mappers.job_status_from_proto(request.wait_for),
-            mappers.duration_seconds(request.wait_timeout, request.HasField("wait_timeout")),
+            duration_seconds(request.wait_timeout, request.HasField("wait_timeout")),
             context.time_remaining(),
         )
         return publisher_pb2.PublishBatchResponse(results=[mappers.result_to_proto(o) for o in outcomes])

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import cast
 
-from google.protobuf.duration_pb2 import Duration
-from google.protobuf.timestamp_pb2 import Timestamp
 from proofline.common.v1 import common_pb2
 from proofline.wallet.v1 import wallet_pb2
 
+from proofline_kit.rpc.wellknown import datetime_of, timestamp
 from services.wallet.domain.models import (
     Account,
     Balance,
@@ -46,18 +44,6 @@ _NETWORKS_OUT = {
 }
 
 
-def _timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
-def _datetime(stamp: Timestamp, present: bool) -> datetime | None:
-    return stamp.ToDatetime(tzinfo=UTC) if present else None
-
-
 def status_from_proto(value: int) -> TxStatus | None:
     """None for UNSPECIFIED (the contract rules refuse unknown values before this)."""
     return _STATUSES.get(cast(wallet_pb2.TransactionStatus.ValueType, value))
@@ -65,10 +51,6 @@ def status_from_proto(value: int) -> TxStatus | None:
 
 def full_view(value: int) -> bool:
     return value == wallet_pb2.TRANSACTION_VIEW_FULL
-
-
-def duration_seconds(duration: Duration, present: bool) -> float | None:
-    return duration.ToTimedelta().total_seconds() if present else None
 
 
 def fee_request(policy: wallet_pb2.FeePolicy) -> FeeRequest:
@@ -80,7 +62,7 @@ def account_to_proto(account: Account) -> wallet_pb2.Account:
         account_id=account.account_id,
         external_id=account.external_id,
         label=account.label,
-        create_time=_timestamp(account.create_time),
+        create_time=timestamp(account.create_time),
     )
 
 
@@ -93,7 +75,7 @@ def address_to_proto(address: DepositAddress) -> wallet_pb2.DepositAddress:
         key_id=address.key_id,
         label=address.label,
         received_satoshis=address.received_satoshis,
-        create_time=_timestamp(address.create_time),
+        create_time=timestamp(address.create_time),
     )
 
 
@@ -104,7 +86,7 @@ def balance_to_proto(balance: Balance, min_confirmations: int) -> wallet_pb2.Bal
         locked_satoshis=balance.locked,
         pending_satoshis=balance.pending,
         min_confirmations=min_confirmations,
-        as_of_time=_timestamp(balance.as_of),
+        as_of_time=timestamp(balance.as_of),
     )
 
 
@@ -144,10 +126,10 @@ def tx_to_proto(tx: WalletTx) -> wallet_pb2.Transaction:
         failure_reason=tx.failure_reason,
         failure_detail=tx.failure_detail,
         broadcast_attempts=tx.broadcast_attempts,
-        create_time=_timestamp(tx.create_time),
-        update_time=_timestamp(tx.update_time),
-        accept_time=_timestamp(tx.accept_time),
-        confirm_time=_timestamp(tx.confirm_time),
+        create_time=timestamp(tx.create_time),
+        update_time=timestamp(tx.update_time),
+        accept_time=timestamp(tx.accept_time),
+        confirm_time=timestamp(tx.confirm_time),
     )
     if tx.merkle_path:
         message.merkle_proof.CopyFrom(
@@ -165,8 +147,8 @@ def tx_filter_from_proto(request: wallet_pb2.ListTransactionsRequest) -> TxFilte
         direction=_DIRECTIONS.get(request.direction),
         statuses=statuses,
         txid=request.txid,
-        start_time=_datetime(request.start_time, request.HasField("start_time")),
-        end_time=_datetime(request.end_time, request.HasField("end_time")),
+        start_time=datetime_of(request.start_time, request.HasField("start_time")),
+        end_time=datetime_of(request.end_time, request.HasField("end_time")),
     )
 
 
@@ -194,5 +176,5 @@ def reconciliation_to_proto(report: Reconciliation) -> wallet_pb2.GetReconciliat
             for d in report.differences
         ],
         differences_omitted=report.omitted,
-        as_of_time=_timestamp(report.as_of),
+        as_of_time=timestamp(report.as_of),
     )

@@ -10,6 +10,7 @@ import grpc
 from proofline.wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from proofline_kit.auth import current_caller
+from proofline_kit.rpc.wellknown import duration_seconds
 from services.wallet.domain.accounts import Accounts
 from services.wallet.domain.history import TransactionReader
 from services.wallet.domain.reconciliation import Reconciler
@@ -98,7 +99,7 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
             mappers.fee_request(request.fee_policy),
             request.memo,
             mappers.status_from_proto(request.wait_for),
-            mappers.duration_seconds(request.wait_timeout, request.HasField("wait_timeout")),
+            duration_seconds(request.wait_timeout, request.HasField("wait_timeout")),
             context.time_remaining(),
         )
         return wallet_pb2.SendResponse(transaction=mappers.tx_to_proto(tx))
