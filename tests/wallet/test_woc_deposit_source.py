@@ -7,15 +7,12 @@ second the WoC-shaped path fetches and scans from a block of 5,000 transactions.
 
 from __future__ import annotations
 
-import os
 import random
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from bsv import P2PKH, Script, Transaction, TransactionInput, TransactionOutput
 
 from proofline_kit.chain import MerkleTree, RetryPolicy, WocClient, WocConfig
 from proofline_kit.chain.merkle import bump_root
@@ -232,56 +229,3 @@ def test_the_scan_refuses_bytes_that_are_not_one_transaction() -> None:
 
 
 # ---- throughput (printed, not asserted) ---------------------------------------------------------
-
-
-def signed_block_txs(funding: dict[str, Any], key: Key, count: int, outputs: int) -> list[str]:
-    """``count`` signed 1-input, ``outputs``-output P2PKH transactions as EF hex."""
-    dests = [Script(Key(0x1000 + i).lock) for i in range(outputs)]
-    unlock = P2PKH().unlock(key.priv)
-    parent = Transaction.from_hex(funding["raw_hex"])
-    txs: list[str] = []
-    for o in funding["outputs"][:count]:
-        inp = TransactionInput(
-            source_transaction=parent, source_output_index=o["vout"], unlocking_script_template=unlock
-        )
-        each = (o["satoshis"] - 1) // outputs
-        tx = Transaction([inp], [TransactionOutput(d, each) for d in dests])
-        tx.sign()
-        txs.append(tx.to_ef().hex())
-    return txs
-
-
-@pytest.mark.skipif(not os.environ.get("WALLET_SCAN_BENCH"), reason="set WALLET_SCAN_BENCH=1 to measure")
-async def test_throughput_of_the_woc_shaped_scan(sim: SimControl, http: httpx.AsyncClient, payer: Key) -> None:
-    n_txs, n_outputs = int(os.environ.get("WALLET_SCAN_TXS", "5000")), 5
-    funding = await sim._post("fund", {"address": payer.address, "satoshis": 10_000, "count": n_txs, "confirm": True})
-    started = time.perf_counter()
-    txs = signed_block_txs(funding, payer, n_txs, n_outputs)
-    print(f"\nbuilt {n_txs} signed txs in {time.perf_counter() - started:.1f}s")
-    for i in range(0, n_txs, 500):
-        r = await http.post(f"{sim.base_url}/v1/txs", json=[{"rawTx": t} for t in txs[i : i + 500]])
-        assert {x["txStatus"] for x in r.json()} == {"SEEN_ON_NETWORK"}
-    mined = await mine(sim)
-    assert len(mined["txids"]) == n_txs + 1
-    deposit_scripts = {Key(0x1000 + 3).lock}
-
-    for concurrency in (1, 4, 8):
-        source = WocDepositSource(woc_client(http, sim.base_url, bulk_concurrency=concurrency), budget_s=300)
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        contents = await source.block_contents(mined["hash"])
-        t1 = time.perf_counter()
-        raws = await source.transactions(contents.txids)
-        t2 = time.perf_counter()
-        tree = MerkleTree(contents.txids)
-        assert tree.root == contents.block.merkle_root
-        t3 = time.perf_counter()
-        found = [o for o in outputs_of(block_transactions(contents, raws)) if o.locking_script in deposit_scripts]
-        t4, cpu1 = time.perf_counter(), time.process_time()
-        outputs = n_txs * n_outputs + 1
-        assert len(found) == n_txs
-        print(
-            f"concurrency {concurrency}: {outputs / (t4 - t0):,.0f} outputs/s end to end "
-            f"({t4 - t0:.2f}s: txids+pages {t1 - t0:.3f}s, {len(raws)} raw txs {t2 - t1:.2f}s "
-            f"= {outputs / (t2 - t1):,.0f} outputs/s, merkle root {t3 - t2:.3f}s, "
-            f"scan {t4 - t3:.3f}s = {outputs / (t4 - t3):,.0f} outputs/s); client CPU {cpu1 - cpu0:.2f}s"
-        )

@@ -288,10 +288,6 @@ class DepositQueries(Queries):
         row = await self._conn.fetchrow("SELECT height, block_hash FROM scanned_blocks ORDER BY height DESC LIMIT 1")
         return (int(row["height"]), row["block_hash"]) if row else None
 
-    async def scanned_hash_at(self, height: int) -> str | None:
-        value: str | None = await self._conn.fetchval("SELECT block_hash FROM scanned_blocks WHERE height = $1", height)
-        return value
-
     async def record_block(
         self, height: int, block_hash: str, previous: str, merkle_root: str, outputs: int, matched: int
     ) -> None:
