@@ -91,15 +91,16 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
     reader = TransactionReader(store, changes, settings.waits)
     follower = DepositFollower(store, WocDepositSource(clients.woc), pool, gateway, settings.follow)
     broadcast_wake = asyncio.Event()
+    window = CachedCoinWindow(pool, settings.candidate_ttl_s)
     pipeline = SendPipeline(
-        store, BSV, pool, signer, gateway, change_key, settings.pipeline, settings.worker_id, broadcast_wake.set
+        store, BSV, pool, window, signer, gateway, change_key, settings.pipeline, settings.worker_id, broadcast_wake.set
     )
     loops = wallet_loops(pipeline, follower, settings.poll_s, settings.follow_poll_s, broadcast_wake)
     sends = Sends(
         store,
         BSV,
         settings.network,
-        CachedCoinWindow(pool, settings.candidate_ttl_s) if settings.candidate_ttl_s else pool,
+        window,
         gateway,
         settings.limits,
         reader,

@@ -1,9 +1,11 @@
-"""The intake's coin window: one reading of the pool per TTL, fresh after it."""
+"""The coin window: one reading of the pool per TTL, coins taken leave it at once and stay out of
+the readings that follow for a while."""
 
 from __future__ import annotations
 
 from proofline_kit.wire import Outpoint
 from services.wallet.adapters.coin_window import CachedCoinWindow
+from services.wallet.domain.planning import Candidates
 from services.wallet.domain.ports import WalletCoin
 
 
@@ -13,18 +15,42 @@ class _CountingPool:
 
     async def available_coins(self, limit: int) -> list[WalletCoin]:
         self.reads += 1
-        return [WalletCoin(Outpoint("ab" * 32, i), 1000 + self.reads, b"\x51", "k") for i in range(3)][:limit]
+        return [WalletCoin(Outpoint("ab" * 32, i), 1000 + i, b"\x51", "k") for i in range(3)][:limit]
 
 
-async def test_reads_once_per_ttl_and_again_for_a_wider_window() -> None:
+async def test_reads_once_per_ttl() -> None:
     now = [100.0]
     pool = _CountingPool()
-    window = CachedCoinWindow(pool, ttl_s=0.5, clock=lambda: now[0])
-    first = await window.available_coins(2)
-    assert len(first) == 2 and pool.reads == 1
-    assert await window.available_coins(1) == first[:1] and pool.reads == 1
-    await window.available_coins(3)  # wider than what was read
-    assert pool.reads == 2
+    window = CachedCoinWindow(pool, ttl_s=0.5, clock=lambda: now[0])  # type: ignore[arg-type]
+    first = await window.candidates()
+    assert len(first) == 3 and pool.reads == 1
+    assert await window.candidates() is first and pool.reads == 1
     now[0] += 0.6
-    fresh = await window.available_coins(3)
-    assert pool.reads == 3 and fresh[0].satoshis == 1003
+    assert len(await window.candidates()) == 3 and pool.reads == 2
+    window.invalidate()
+    await window.candidates()
+    assert pool.reads == 3
+
+
+async def test_taken_coins_leave_now_and_stay_out_of_new_readings() -> None:
+    now = [100.0]
+    pool = _CountingPool()
+    window = CachedCoinWindow(pool, ttl_s=0.5, clock=lambda: now[0])  # type: ignore[arg-type]
+    candidates = await window.candidates()
+    window.take([Outpoint("ab" * 32, 1)])
+    assert [c.outpoint.vout for c in candidates.all()] == [0, 2]
+    now[0] += 1.0  # a new reading still lists it AVAILABLE (a listing under way while it was leased)
+    assert [c.outpoint.vout for c in (await window.candidates()).all()] == [0, 2]
+    now[0] += 60.0  # long after: the pool's word again
+    assert [c.outpoint.vout for c in (await window.candidates()).all()] == [0, 1, 2]
+
+
+def test_candidates_near_an_amount_are_the_closest_by_value() -> None:
+    coins = [WalletCoin(Outpoint(f"{i:064x}", 0), 1000 * i, b"\x51", "k") for i in range(1, 301)]
+    candidates = Candidates(reversed(coins))
+    near = candidates.near(150_500)
+    values = [c.satoshis for c in near]
+    assert values == sorted(values) and len(near) == 96
+    assert values[0] == 87_000 and values[-1] == 182_000  # 64 below 150,500, 32 from it up
+    candidates.take([coins[150].outpoint])  # 151,000 sat
+    assert 151_000 not in [c.satoshis for c in candidates.near(150_500)] and len(candidates) == 299

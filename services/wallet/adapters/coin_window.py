@@ -1,31 +1,59 @@
-"""The pool's AVAILABLE coins for pricing sends at intake, read at most every `ttl_s`: Send and
-EstimateFee price against the same window, and a burst of sends does not list the pool once each.
-The pipeline reads the pool itself (its leases of exact outpoints need the current coins)."""
+"""The pool's AVAILABLE coins as prepared selection candidates, read at most every `ttl_s`.
+
+Intake (Send, EstimateFee) and the send pipeline price against the same reading, and a burst of
+sends does not list the pool once each. Coins the pipeline takes leave the reading at once and stay
+out of the next readings for a while: a listing that was under way while they were leased may
+still show them AVAILABLE."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from services.wallet.domain.ports import CoinWindow, WalletCoin
+from proofline_kit.wire import Outpoint
+from services.wallet.domain.planning import Candidates
+from services.wallet.domain.ports import CoinPool
+
+# How many AVAILABLE coins one reading lists (the pool's first, in its order).
+CANDIDATE_WINDOW = 1000
+# How long a taken coin is kept out of new readings (a reading in flight when it was taken).
+_TAKEN_MEMORY_S = 10.0
 
 
 class CachedCoinWindow:
-    def __init__(self, source: CoinWindow, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        source: CoinPool,
+        ttl_s: float,
+        limit: int = CANDIDATE_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._source = source
+        self._limit = limit
         self._ttl_s = ttl_s
         self._clock = clock
-        self._coins: list[WalletCoin] = []
-        self._limit = 0
+        self._candidates = Candidates(())
         self._read_at: float | None = None
+        self._taken: dict[Outpoint, float] = {}
         self._lock = asyncio.Lock()
 
-    async def available_coins(self, limit: int) -> list[WalletCoin]:
+    async def candidates(self) -> Candidates:
         async with self._lock:
-            fresh = self._read_at is not None and self._clock() - self._read_at < self._ttl_s
-            if not fresh or limit > self._limit:
-                self._coins = await self._source.available_coins(limit)
-                self._limit = limit
-                self._read_at = self._clock()
-            return self._coins[:limit]
+            if self._read_at is None or self._clock() - self._read_at >= self._ttl_s:
+                coins = await self._source.available_coins(self._limit)
+                now = self._clock()
+                self._taken = {o: at for o, at in self._taken.items() if now - at < _TAKEN_MEMORY_S}
+                self._candidates = Candidates(c for c in coins if c.outpoint not in self._taken)
+                self._read_at = now
+            return self._candidates
+
+    def take(self, outpoints: Iterable[Outpoint]) -> None:
+        taken = list(outpoints)
+        now = self._clock()
+        self._taken.update((o, now) for o in taken)
+        self._candidates.take(taken)
+
+    def invalidate(self) -> None:
+        """The next call reads the pool again (a lease found the reading stale)."""
+        self._read_at = None

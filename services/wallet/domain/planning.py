@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from proofline_kit.errors import DomainError, ErrorKind, FieldViolation
+from proofline_kit.wire import Outpoint
 from services.wallet.domain.chains import ChainRules
 from services.wallet.domain.coin_selection import (
     AmountBelowDust,
@@ -15,6 +17,12 @@ from services.wallet.domain.coin_selection import (
     select_coins,
 )
 from services.wallet.domain.ports import WalletCoin
+
+# A selection looks at this many coins below the amount (the largest of them: the ones branch and
+# bound and the pair search can combine into a changeless match) and above it (the smallest: the
+# single coins that pay with the least change). Only when they cannot pay does it look at them all.
+NEAR_BELOW = 64
+NEAR_ABOVE = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,20 +50,70 @@ def below_dust(dust: int) -> DomainError:
     )
 
 
+class Candidates:
+    """Coins prepared for many selections: sorted by value once, so each selection takes the few
+    near its amount (O(log n)), and coins a selection took leave at once (O(n) move, no re-sort).
+    Ties in value are ordered by outpoint, so a selection over the same coins repeats."""
+
+    def __init__(self, coins: Iterable[WalletCoin]) -> None:
+        ordered = sorted(coins, key=_order)
+        self._keys = [_order(c) for c in ordered]
+        self._coins = ordered
+
+    def __len__(self) -> int:
+        return len(self._coins)
+
+    def all(self) -> list[WalletCoin]:
+        return list(self._coins)
+
+    def near(self, satoshis: int) -> list[WalletCoin]:
+        index = bisect.bisect_left(self._keys, (satoshis, "", -1))
+        return self._coins[max(0, index - NEAR_BELOW) : index + NEAR_ABOVE]
+
+    def take(self, outpoints: Iterable[Outpoint]) -> None:
+        """These coins are no longer candidates (leased, spent, or found taken)."""
+        wanted = set(outpoints)
+        if not wanted:
+            return
+        kept = [(k, c) for k, c in zip(self._keys, self._coins, strict=True) if c.outpoint not in wanted]
+        self._keys = [k for k, _ in kept]
+        self._coins = [c for _, c in kept]
+
+
+def _order(coin: WalletCoin) -> tuple[int, str, int]:
+    return (coin.satoshis, coin.outpoint.txid, coin.outpoint.vout)
+
+
 def plan_send(
     chain: ChainRules,
-    candidates: Sequence[WalletCoin],
+    candidates: Candidates,
     to_script: bytes,
     amount: int,
     rate_per_kb: int,
     long_term_rate_per_kb: int,
     subtract_fee: bool,
 ) -> SendPlan | None:
-    """The coins and fee of a send now, or None when the candidates cannot pay it. Deterministic for
-    the same candidates (sorted by outpoint; the selection's random draw has a fixed seed), so
-    EstimateFee and the Send that follows agree."""
-    ordered = sorted(candidates, key=lambda c: c.outpoint)
-    by_ref = {str(c.outpoint): c for c in ordered}
+    """The coins and fee of a send now, or None when the candidates cannot pay it: a selection over
+    the coins near the amount, else over all of them. Deterministic for the same candidates (the
+    selection's random draw has a fixed seed), so EstimateFee and the Send that follows agree."""
+    near = candidates.near(amount)
+    plan = _select(chain, near, to_script, amount, rate_per_kb, long_term_rate_per_kb, subtract_fee)
+    if plan is None and len(near) < len(candidates):
+        plan = _select(chain, candidates.all(), to_script, amount, rate_per_kb, long_term_rate_per_kb, subtract_fee)
+    return plan
+
+
+def _select(
+    chain: ChainRules,
+    coins: Sequence[WalletCoin],
+    to_script: bytes,
+    amount: int,
+    rate_per_kb: int,
+    long_term_rate_per_kb: int,
+    subtract_fee: bool,
+) -> SendPlan | None:
+    if not coins:
+        return None
     sizes = chain.sizes
     params = SelectionParams(
         fee_rate_sat_per_kb=rate_per_kb,
@@ -68,7 +126,7 @@ def plan_send(
         subtract_fee_from_amount=subtract_fee,
     )
     try:
-        selection = select_coins([Coin(str(c.outpoint), c.satoshis) for c in ordered], amount, params)
+        selection = select_coins([Coin(index, c.satoshis) for index, c in enumerate(coins)], amount, params)
     except InsufficientCoins:
         return None
     except AmountBelowDust:
@@ -76,7 +134,7 @@ def plan_send(
     if selection.recipient_satoshis < chain.dust_limit(to_script):
         raise below_dust(chain.dust_limit(to_script))
     return SendPlan(
-        tuple(by_ref[str(c.ref)] for c in selection.coins),
+        tuple(coins[c.ref] for c in selection.coins),
         selection.fee_satoshis,
         selection.change_satoshis,
         selection.recipient_satoshis,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from proofline_kit.chain import BroadcastOutcome, PreparedTx, TxChainState
 from proofline_kit.errors import DomainError
@@ -21,6 +21,9 @@ from services.wallet.domain.models import (
     TxStatus,
     WalletTx,
 )
+
+if TYPE_CHECKING:
+    from services.wallet.domain.planning import Candidates
 
 # --- the database --------------------------------------------------------------------------------
 
@@ -154,6 +157,10 @@ class UnitOfWork(Protocol):
 
     async def post(self, entry: Entry, actor: Actor) -> None: ...
 
+    async def post_many(self, entries: Sequence[Entry], actor: Actor) -> None: ...
+
+    async def lock_books(self, account_ids: Sequence[str]) -> None: ...
+
     async def book_totals(self) -> BookTotals: ...
 
     async def unspent_coins(self) -> list[WalletCoin]: ...
@@ -196,17 +203,17 @@ class UnitOfWork(Protocol):
         """Applies the change when the row still carries `work.fence`; False when it does not."""
         ...
 
-    async def spend_coins(self, transaction_id: str, txid: str, coins: Sequence[Outpoint]) -> None: ...
+    async def spend_coins(self, spends: Sequence[tuple[str, str, Sequence[Outpoint]]]) -> None: ...
 
     async def forget_spends(self, transaction_id: str, txid: str) -> None: ...
 
-    async def add_coins(self, transaction_id: str, origin: str, coins: Sequence[WalletCoin]) -> None: ...
+    async def add_coins(self, origin: str, coins: Sequence[tuple[str, WalletCoin]]) -> None: ...
 
     async def coins_spent_by(self, transaction_id: str) -> list[WalletCoin]: ...
 
     async def claim_unmined_sends(self, owner: str, limit: int, lease_s: float) -> list[SendWork]: ...
 
-    async def top_up(self, transaction_id: str, extra: int) -> None: ...
+    async def top_up(self, work: SendWork, extra: int) -> bool: ...
 
     async def mark_suspect(self, coins: Sequence[Outpoint]) -> None: ...
 
@@ -220,9 +227,11 @@ class UnitOfWork(Protocol):
 
     async def refresh_fee_rate(self, transaction_id: str, rate_per_kb: int) -> None: ...
 
-    async def set_pool_lease(self, transaction_id: str, lease_id: str, token: int) -> None: ...
+    async def mark_spend_committed(self, transaction_ids: Sequence[str]) -> None: ...
 
-    async def mark_spend_committed(self, transaction_id: str) -> None: ...
+    async def mark_signed(self, signed: Sequence[SignedSend], actor: Actor) -> set[str]: ...
+
+    async def mark_accepted(self, works: Sequence[SendWork], actor: Actor) -> set[str]: ...
 
     async def uncommitted_spends(
         self, transaction_ids: Sequence[str]
@@ -338,6 +347,18 @@ class PoolLease:
 
 
 @dataclass(frozen=True, slots=True)
+class SignedSend:
+    """A send signed in a round, ready to be stored SENDING."""
+
+    work: SendWork
+    txid: str
+    raw_tx: bytes
+    fee_satoshis: int
+    amount_satoshis: int
+    lease: PoolLease
+
+
+@dataclass(frozen=True, slots=True)
 class PoolSpend:
     txid: str
     inputs: tuple[Outpoint, ...]
@@ -345,12 +366,20 @@ class PoolSpend:
 
 
 class CoinWindow(Protocol):
-    """The pool's AVAILABLE coins, as far as pricing a send needs them."""
+    """The pool's AVAILABLE coins as selection candidates, as far as pricing a send needs them."""
 
+    async def candidates(self) -> Candidates: ...
+
+    def take(self, outpoints: Iterable[Outpoint]) -> None:
+        """Coins a send took: out of the candidates now and in the next readings for a while."""
+
+    def invalidate(self) -> None:
+        """The next reading asks the pool (a lease found the candidates stale)."""
+
+
+class CoinPool(Protocol):
     async def available_coins(self, limit: int) -> list[WalletCoin]: ...
 
-
-class CoinPool(CoinWindow, Protocol):
     async def lease_outpoints(
         self, request_id: str, outpoints: Sequence[Outpoint], lease_s: float, holder: str
     ) -> PoolLease: ...

@@ -22,14 +22,16 @@ from proofline_kit.wire import Outpoint, TxOutput
 from services.wallet.domain import ledger
 from services.wallet.domain.chains import ChainRules
 from services.wallet.domain.models import Actor, FailureReason, TxStatus, derived_request_id
-from services.wallet.domain.planning import SendPlan, plan_send
+from services.wallet.domain.planning import Candidates, SendPlan, plan_send
 from services.wallet.domain.ports import (
     ChainGateway,
     CoinPool,
+    CoinWindow,
     IssuedKey,
     PoolLease,
     PoolSpend,
     SendWork,
+    SignedSend,
     Signer,
     Store,
     TxToSign,
@@ -37,7 +39,6 @@ from services.wallet.domain.ports import (
     WalletCoin,
 )
 
-CANDIDATE_WINDOW = 1000
 _ACCEPTED_STATES = (TxChainState.MEMPOOL, TxChainState.MINED)
 
 
@@ -69,6 +70,7 @@ class SendPipeline:
         store: Store,
         chain: ChainRules,
         pool: CoinPool,
+        window: CoinWindow,
         signer: Signer,
         gateway: ChainGateway,
         change_key: IssuedKey,
@@ -79,6 +81,7 @@ class SendPipeline:
         self._store = store
         self._chain = chain
         self._pool = pool
+        self._window = window
         self._signer = signer
         self._gateway = gateway
         self._change_key = change_key
@@ -100,14 +103,13 @@ class SendPipeline:
             )
         if not works:
             return 0
-        candidates = {c.outpoint: c for c in await self._pool.available_coins(CANDIDATE_WINDOW)}
+        candidates = await self._window.candidates()
         planned: list[tuple[SendWork, SendPlan]] = []
         for work in works:
             plan = await self._plan(work, candidates)
             if plan is not None:
                 planned.append((work, plan))
-                for coin in plan.coins:
-                    candidates.pop(coin.outpoint, None)
+                self._window.take(c.outpoint for c in plan.coins)
         built = await self._lease(planned) if planned else []
         if built:
             await self._sign(built)
@@ -115,11 +117,11 @@ class SendPipeline:
                 self._on_signed()
         return len(works)
 
-    async def _plan(self, work: SendWork, candidates: dict[Outpoint, WalletCoin]) -> SendPlan | None:
+    async def _plan(self, work: SendWork, candidates: Candidates) -> SendPlan | None:
         amount = work.debit_satoshis if work.subtract_fee else work.amount_satoshis
         plan = plan_send(
             self._chain,
-            list(candidates.values()),
+            candidates,
             work.to_script,
             amount,
             work.fee_rate_satoshis_per_kb,
@@ -150,6 +152,7 @@ class SendPipeline:
             )
             return [self._built(work, plan, lease) for work, plan in planned]
         except DomainError:
+            self._window.invalidate()
             if len(planned) == 1:
                 await self._wait_for_coins(planned[0][0], "coins taken meanwhile")
                 return []
@@ -188,8 +191,7 @@ class SendPipeline:
     async def _sign(self, built: Sequence[_Built]) -> None:
         request_id = derived_request_id("wsign", *(f"{b.work.transaction_id}/{b.work.fence}" for b in built))
         results = await self._signer.sign_transactions(request_id, [TxToSign(b.unsigned, b.plan.coins) for b in built])
-        spends: dict[str, list[tuple[str, PoolSpend]]] = {}
-        leases: dict[str, PoolLease] = {}
+        signed: list[tuple[_Built, SignedSend, WalletCoin | None]] = []
         for item, result in zip(built, results, strict=True):
             if isinstance(result, DomainError):
                 await self._release(item)
@@ -204,14 +206,19 @@ class SendPipeline:
                 change = WalletCoin(
                     Outpoint(result.txid, 1), item.change.satoshis, item.change.locking_script, item.change.key_id
                 )
-            try:
-                stored = await self._store_signed(item, result.raw, result.txid, change)
-            except _FenceLost:
-                stored = False
-            if not stored:
+            plan = item.plan
+            send = SignedSend(
+                item.work, result.txid, result.raw, plan.fee_satoshis, plan.recipient_satoshis, item.lease
+            )
+            signed.append((item, send, change))
+        stored = await self._store_signed(signed) if signed else set()
+        spends: dict[str, list[tuple[str, PoolSpend]]] = {}
+        leases: dict[str, PoolLease] = {}
+        for item, send, change in signed:
+            if item.work.transaction_id not in stored:
                 await self._release(item)
                 continue
-            spend = PoolSpend(result.txid, tuple(c.outpoint for c in item.plan.coins), change)
+            spend = PoolSpend(send.txid, tuple(c.outpoint for c in item.plan.coins), change)
             spends.setdefault(item.lease.lease_id, []).append((item.work.transaction_id, spend))
             leases[item.lease.lease_id] = item.lease
         for lease_id, committed in spends.items():
@@ -231,47 +238,48 @@ class SendPipeline:
             release_unspent=release_unspent,
         )
         async with self._store.unit_of_work() as uow:
-            for transaction_id, _ in spends:
-                await uow.mark_spend_committed(transaction_id)
+            await uow.mark_spend_committed([transaction_id for transaction_id, _ in spends])
 
-    async def _store_signed(self, item: _Built, raw: bytes, txid: str, change: WalletCoin | None) -> bool:
-        work, plan = item.work, item.plan
+    async def _store_signed(self, signed: Sequence[tuple[_Built, SignedSend, WalletCoin | None]]) -> set[str]:
+        """The round's signed sends stored SENDING in one transaction: bytes, txid, spent inputs,
+        change and ledger entry. A send whose fee grew beyond its reservation reserves the rest
+        first, or waits PENDING when the account cannot pay it. The transaction ids stored."""
         async with self._store.unit_of_work() as uow:
-            if not work.subtract_fee and plan.fee_satoshis > work.reserved_fee_satoshis:
-                extra = plan.fee_satoshis - work.reserved_fee_satoshis
-                available, _ = await uow.lock_available(work.account_id)
-                if available < extra:
-                    await uow.move_send(
-                        work,
-                        TxStatus.PENDING,
-                        self._actor,
-                        "INSUFFICIENT_FUNDS",
-                        failure="INSUFFICIENT_FUNDS",
-                        detail=f"the fee grew by {extra} sat",
-                        retry_in_s=self._retry_in(work.builds),
-                    )
-                    return False
-                await uow.post(ledger.reserve(work.transaction_id, work.account_id, extra), self._actor)
-                await uow.top_up(work.transaction_id, extra)
-            moved = await uow.move_send(
-                work,
-                TxStatus.SENDING,
-                self._actor,
-                "SIGNED",
-                txid=txid,
-                raw_tx=raw,
-                fee_satoshis=plan.fee_satoshis,
-                amount_satoshis=plan.recipient_satoshis,
-                builds=work.builds + 1,
+            await uow.lock_books([item.work.account_id for item, _, _ in signed])
+            ready: list[tuple[_Built, SignedSend, WalletCoin | None]] = []
+            for item, send, change in signed:
+                work, plan = item.work, item.plan
+                if not work.subtract_fee and plan.fee_satoshis > work.reserved_fee_satoshis:
+                    extra = plan.fee_satoshis - work.reserved_fee_satoshis
+                    available, _ = await uow.lock_available(work.account_id)
+                    if available < extra:
+                        await uow.move_send(
+                            work,
+                            TxStatus.PENDING,
+                            self._actor,
+                            "INSUFFICIENT_FUNDS",
+                            failure="INSUFFICIENT_FUNDS",
+                            detail=f"the fee grew by {extra} sat",
+                            retry_in_s=self._retry_in(work.builds),
+                        )
+                        continue
+                    if not await uow.top_up(work, extra):
+                        continue
+                    await uow.post(ledger.reserve(work.transaction_id, work.account_id, extra), self._actor)
+                ready.append((item, send, change))
+            moved = await uow.mark_signed([send for _, send, _ in ready], self._actor)
+            stored = [(item, send, change) for item, send, change in ready if item.work.transaction_id in moved]
+            await uow.spend_coins(
+                [(i.work.transaction_id, send.txid, [c.outpoint for c in i.plan.coins]) for i, send, _ in stored]
             )
-            if not moved:
-                raise _FenceLost()
-            await uow.set_pool_lease(work.transaction_id, item.lease.lease_id, item.lease.fencing_token)
-            await uow.spend_coins(work.transaction_id, txid, [c.outpoint for c in plan.coins])
-            if change is not None:
-                await uow.add_coins(work.transaction_id, "change", [change])
-            await uow.post(ledger.signed(work.transaction_id, work.account_id, plan.leaving), self._actor)
-        return True
+            await uow.add_coins(
+                "change", [(item.work.transaction_id, change) for item, _, change in stored if change is not None]
+            )
+            await uow.post_many(
+                [ledger.signed(i.work.transaction_id, i.work.account_id, i.plan.leaving) for i, _, _ in stored],
+                self._actor,
+            )
+        return moved
 
     async def _wait_for_coins(self, work: SendWork, detail: str) -> None:
         async with self._store.unit_of_work() as uow:
@@ -311,11 +319,12 @@ class SendPipeline:
             await self._commit_spends(lease, [(transaction_id, PoolSpend(txid, inputs, change))], release_unspent=False)
         outcomes = await self._gateway.broadcast([PreparedTx.from_bytes(w.raw_tx) for w in works])
         dead: list[tuple[SendWork, OutcomeKind, str]] = []
+        accepted: list[SendWork] = []
         for work in works:
             outcome = outcomes.get(work.txid)
             kind = outcome.kind if outcome else OutcomeKind.UNAVAILABLE
             if kind is OutcomeKind.ACCEPTED:
-                await self._accepted(work)
+                accepted.append(work)
             elif kind in (
                 OutcomeKind.DOUBLE_SPEND,
                 OutcomeKind.MISSING_INPUTS,
@@ -325,29 +334,32 @@ class SendPipeline:
                 dead.append((work, kind, outcome.reason if outcome else ""))
             else:
                 await self._retry_broadcast(work, outcome.reason if outcome else "no answer")
+        await self._accepted(accepted)
         if dead:
             states = await self._gateway.chain_states([w.txid for w, _, _ in dead])
             for work, kind, detail in dead:
                 if states.get(work.txid) in _ACCEPTED_STATES:
-                    await self._accepted(work)
+                    await self._accepted([work])
                 else:
                     await self._proven_dead(work, kind, detail)
         return len(works)
 
-    async def _accepted(self, work: SendWork) -> None:
+    async def _accepted(self, works: Sequence[SendWork]) -> None:
+        """Accepted by the network: UNCONFIRMED (final), each with its finalize entry, in one
+        transaction."""
+        if not works:
+            return
         async with self._store.unit_of_work() as uow:
-            leaving = work.amount_satoshis + work.fee_satoshis
-            if await uow.move_send(
-                work,
-                TxStatus.UNCONFIRMED,
+            await uow.lock_books([w.account_id for w in works])
+            moved = await uow.mark_accepted(works, self._actor)
+            await uow.post_many(
+                [
+                    ledger.finalize(w.transaction_id, w.account_id, w.debit_satoshis, _leaving(w))
+                    for w in works
+                    if w.transaction_id in moved
+                ],
                 self._actor,
-                "ACCEPTED",
-                finalized=True,
-                broadcast_attempts=work.broadcast_attempts + 1,
-            ):
-                await uow.post(
-                    ledger.finalize(work.transaction_id, work.account_id, work.debit_satoshis, leaving), self._actor
-                )
+            )
 
     async def _retry_broadcast(self, work: SendWork, detail: str) -> None:
         """No verdict: the same bytes again later, a bounded number of times. Then, unless the chain
@@ -356,7 +368,7 @@ class SendPipeline:
         if attempts >= self._config.max_broadcast_attempts:
             state = (await self._gateway.chain_states([work.txid])).get(work.txid)
             if state in _ACCEPTED_STATES:
-                await self._accepted(work)
+                await self._accepted([work])
             else:
                 await self._proven_dead(work, OutcomeKind.UNAVAILABLE, detail)
             return
@@ -506,5 +518,6 @@ class SendPipeline:
         return settled
 
 
-class _FenceLost(Exception):
-    """Another worker holds the send now; the round's transaction rolls back."""
+def _leaving(work: SendWork) -> int:
+    """What a signed send takes from custody: the recipient's output and the fee."""
+    return work.amount_satoshis + work.fee_satoshis

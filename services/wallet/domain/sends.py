@@ -27,7 +27,6 @@ from services.wallet.domain.planning import SendPlan, below_dust, plan_send, wor
 from services.wallet.domain.ports import ChainGateway, CoinWindow, NewSend, RateLimiter, Store, UnitOfWork
 
 MAX_MEMO = 256
-CANDIDATE_WINDOW = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +87,7 @@ class Sends:
         store: Store,
         chain: ChainRules,
         network: Network,
-        pool: CoinWindow,
+        window: CoinWindow,
         gateway: ChainGateway,
         limits: SendLimits,
         reader: TransactionReader,
@@ -98,7 +97,7 @@ class Sends:
         self._store = store
         self._chain = chain
         self._network = network
-        self._pool = pool
+        self._window = window
         self._gateway = gateway
         self._limits = limits
         self._reader = reader
@@ -262,10 +261,9 @@ class Sends:
                 " (0 = the network's rate)",
             )
         max_fee = min(fee.max_fee_satoshis or limits.max_fee_satoshis, limits.max_fee_satoshis)
-        candidates = await self._pool.available_coins(CANDIDATE_WINDOW)
         plan = plan_send(
             self._chain,
-            candidates,
+            await self._window.candidates(),
             to_script,
             amount,
             rate,

@@ -3,6 +3,7 @@ balances read from the books."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from proofline_kit.database import Queries
@@ -45,21 +46,45 @@ class LedgerQueries(Queries):
         return int(value)
 
     async def post(self, entry: Entry, actor: Actor) -> None:
-        """One entry and its postings; the books move in the same statement (trigger)."""
+        await self.post_many([entry], actor)
+
+    async def post_many(self, entries: Sequence[Entry], actor: Actor) -> None:
+        """Entries and their postings in one statement (at most one entry per transaction_id); the
+        books move in the same statement (trigger)."""
+        if not entries:
+            return
+        assert len({e.transaction_id for e in entries}) == len(entries), "one entry per transaction in a batch"
+        postings = [(e, p) for e in entries for p in e.postings]
         await self._conn.execute(
             """WITH e AS (
-                   INSERT INTO ledger_entries (kind, transaction_id, actor) VALUES ($1, $2, $3) RETURNING entry_id
+                   INSERT INTO ledger_entries (kind, transaction_id, actor)
+                   SELECT kind, transaction_id, $3 FROM unnest($1::text[], $2::text[]) AS n (kind, transaction_id)
+                   RETURNING entry_id, transaction_id
                )
                INSERT INTO postings (entry_id, book_id, amount)
                SELECT e.entry_id, b.book_id, p.amount
-               FROM e, unnest($4::text[], $5::bigint[], $6::text[]) AS p (kind, amount, account_id)
+               FROM unnest($4::text[], $5::text[], $6::bigint[], $7::text[])
+                    AS p (transaction_id, kind, amount, account_id)
+               JOIN e ON e.transaction_id = p.transaction_id
                JOIN books b ON b.kind = p.kind AND b.account_id IS NOT DISTINCT FROM p.account_id""",
-            entry.kind.value,
-            entry.transaction_id,
+            [e.kind.value for e in entries],
+            [e.transaction_id for e in entries],
             actor.caller_id,
-            [p.book.value for p in entry.postings],
-            [p.amount for p in entry.postings],
-            [None if p.book.of_house else entry.account_id for p in entry.postings],
+            [e.transaction_id for e, _ in postings],
+            [p.book.value for _, p in postings],
+            [p.amount for _, p in postings],
+            [None if p.book.of_house else e.account_id for e, p in postings],
+        )
+
+    async def lock_books(self, account_ids: Sequence[str]) -> None:
+        """The books a batch moves, locked in one order (the house's and these accounts'), so two
+        batches never wait on each other in a cycle."""
+        await self._conn.execute(
+            """SELECT 1 FROM books WHERE book_id IN (
+                   SELECT book_id FROM books WHERE account_id IS NULL
+                   UNION ALL SELECT book_id FROM books WHERE account_id = ANY($1::text[])
+               ) ORDER BY book_id FOR UPDATE""",
+            sorted(set(account_ids)),
         )
 
     async def book_totals(self) -> BookTotals:

@@ -12,7 +12,7 @@ import asyncpg
 from proofline_kit.database import Queries
 from proofline_kit.wire import Outpoint
 from services.wallet.domain.models import Actor, TxFilter, TxStatus, WalletTx
-from services.wallet.domain.ports import NewSend, PoolLease, SendWork, WalletCoin
+from services.wallet.domain.ports import NewSend, PoolLease, SendWork, SignedSend, WalletCoin
 from services.wallet.store.rows import tx_columns, tx_from_row
 
 _WORK_COLUMNS = (
@@ -215,17 +215,20 @@ class TxQueries(Queries):
         )
         return bool(row and row["n"])
 
-    async def spend_coins(self, transaction_id: str, txid: str, coins: Sequence[Outpoint]) -> None:
-        """Marks the inputs spent by the signed transaction (coins the wallet does not know yet, such
-        as a deposit credited meanwhile, are added by their own path)."""
+    async def spend_coins(self, spends: Sequence[tuple[str, str, Sequence[Outpoint]]]) -> None:
+        """Marks the inputs spent by signed transactions, (transaction_id, txid, inputs) each (coins
+        the wallet does not know yet, such as a deposit credited meanwhile, are added by their own
+        path)."""
+        rows = [(transaction_id, txid, o) for transaction_id, txid, inputs in spends for o in inputs]
         await self._conn.execute(
-            """UPDATE wallet_coins c SET spent_by = $1, spent_txid = $2
-               FROM unnest($3::text[], $4::bigint[]) AS o (txid, vout)
+            """UPDATE wallet_coins c SET spent_by = o.transaction_id, spent_txid = o.spent_txid
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+                    AS o (transaction_id, spent_txid, txid, vout)
                WHERE c.txid = o.txid AND c.vout = o.vout""",
-            transaction_id,
-            txid,
-            [c.txid for c in coins],
-            [c.vout for c in coins],
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2].txid for r in rows],
+            [r[2].vout for r in rows],
         )
 
     async def forget_spends(self, transaction_id: str, txid: str) -> None:
@@ -237,20 +240,21 @@ class TxQueries(Queries):
         )
         await self._conn.execute("UPDATE wallet_coins SET dead = true WHERE txid = $1", txid)
 
-    async def add_coins(self, transaction_id: str, origin: str, coins: Sequence[WalletCoin]) -> None:
+    async def add_coins(self, origin: str, coins: Sequence[tuple[str, WalletCoin]]) -> None:
+        """Coins the wallet expects in the pool, each with the wallet transaction it came from."""
         await self._conn.execute(
             """INSERT INTO wallet_coins (txid, vout, satoshis, locking_script, key_id, origin, transaction_id)
-               SELECT c.txid, c.vout, c.satoshis, c.script, c.key_id, $1, $2
-               FROM unnest($3::text[], $4::bigint[], $5::bigint[], $6::bytea[], $7::text[])
-                    AS c (txid, vout, satoshis, script, key_id)
+               SELECT c.txid, c.vout, c.satoshis, c.script, c.key_id, $1, c.transaction_id
+               FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bytea[], $7::text[])
+                    AS c (transaction_id, txid, vout, satoshis, script, key_id)
                ON CONFLICT (txid, vout) DO NOTHING""",
             origin,
-            transaction_id,
-            [c.outpoint.txid for c in coins],
-            [c.outpoint.vout for c in coins],
-            [c.satoshis for c in coins],
-            [c.locking_script for c in coins],
-            [c.key_id for c in coins],
+            [t for t, _ in coins],
+            [c.outpoint.txid for _, c in coins],
+            [c.outpoint.vout for _, c in coins],
+            [c.satoshis for _, c in coins],
+            [c.locking_script for _, c in coins],
+            [c.key_id for _, c in coins],
         )
 
     async def coins_spent_by(self, transaction_id: str) -> list[WalletCoin]:
@@ -285,14 +289,17 @@ class TxQueries(Queries):
         )
         return [_work(r) for r in rows]
 
-    async def top_up(self, transaction_id: str, extra: int) -> None:
-        await self._conn.execute(
-            """UPDATE wallet_txs SET debit_satoshis = debit_satoshis + $2,
-                      reserved_fee_satoshis = reserved_fee_satoshis + $2
-               WHERE transaction_id = $1""",
-            transaction_id,
+    async def top_up(self, work: SendWork, extra: int) -> bool:
+        """A PENDING send's reservation grows by `extra` while its row still carries `work.fence`."""
+        status = await self._conn.execute(
+            """UPDATE wallet_txs SET debit_satoshis = debit_satoshis + $3,
+                      reserved_fee_satoshis = reserved_fee_satoshis + $3
+               WHERE transaction_id = $1 AND fence = $2 AND status = 'pending'""",
+            work.transaction_id,
+            work.fence,
             extra,
         )
+        return status.endswith(" 1")
 
     async def refresh_fee_rate(self, transaction_id: str, rate_per_kb: int) -> None:
         await self._conn.execute(
@@ -302,19 +309,74 @@ class TxQueries(Queries):
             rate_per_kb,
         )
 
-    async def set_pool_lease(self, transaction_id: str, lease_id: str, token: int) -> None:
+    async def mark_spend_committed(self, transaction_ids: Sequence[str]) -> None:
         await self._conn.execute(
-            "UPDATE wallet_txs SET pool_lease_id = $2, pool_lease_token = $3, spend_committed = false"
-            " WHERE transaction_id = $1",
-            transaction_id,
-            lease_id,
-            token,
+            "UPDATE wallet_txs SET spend_committed = true WHERE transaction_id = ANY($1::text[])",
+            list(transaction_ids),
         )
 
-    async def mark_spend_committed(self, transaction_id: str) -> None:
-        await self._conn.execute(
-            "UPDATE wallet_txs SET spend_committed = true WHERE transaction_id = $1", transaction_id
+    async def mark_signed(self, signed: Sequence[SignedSend], actor: Actor) -> set[str]:
+        """PENDING -> SENDING for the sends whose row still carries their fence, with their signed
+        bytes and the pool lease of their coins, and their audit rows; the transaction ids moved."""
+        rows = await self._conn.fetch(
+            """WITH s AS (
+                   SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[], $5::bigint[],
+                                        $6::bigint[], $7::text[], $8::bigint[])
+                       AS s (transaction_id, fence, txid, raw_tx, fee, amount, lease_id, lease_token)
+               ), moved AS (
+                   UPDATE wallet_txs w SET status = 'sending', txid = s.txid, raw_tx = s.raw_tx,
+                       fee_satoshis = s.fee, amount_satoshis = s.amount, builds = w.builds + 1,
+                       failure_reason = '', failure_detail = '', next_attempt_at = now(),
+                       pool_lease_id = s.lease_id, pool_lease_token = s.lease_token, spend_committed = false,
+                       lease_owner = NULL, lease_until = NULL
+                   FROM s
+                   WHERE w.transaction_id = s.transaction_id AND w.fence = s.fence AND w.status = 'pending'
+                   RETURNING w.transaction_id, w.txid
+               ), audit AS (
+                   INSERT INTO tx_audit (transaction_id, from_status, to_status, txid, actor, request_id,
+                                         reason, detail)
+                   SELECT transaction_id, 'pending', 'sending', txid, $9, $10, 'SIGNED', '' FROM moved
+               )
+               SELECT transaction_id FROM moved""",
+            [s.work.transaction_id for s in signed],
+            [s.work.fence for s in signed],
+            [s.txid for s in signed],
+            [s.raw_tx for s in signed],
+            [s.fee_satoshis for s in signed],
+            [s.amount_satoshis for s in signed],
+            [s.lease.lease_id for s in signed],
+            [s.lease.fencing_token for s in signed],
+            actor.caller_id,
+            actor.request_id,
         )
+        return {r["transaction_id"] for r in rows}
+
+    async def mark_accepted(self, works: Sequence[SendWork], actor: Actor) -> set[str]:
+        """SENDING -> UNCONFIRMED (final) for the sends whose row still carries their fence, with
+        their audit rows; the transaction ids moved."""
+        rows = await self._conn.fetch(
+            """WITH s AS (
+                   SELECT * FROM unnest($1::text[], $2::bigint[]) AS s (transaction_id, fence)
+               ), moved AS (
+                   UPDATE wallet_txs w SET status = 'unconfirmed', finalized = true,
+                       broadcast_attempts = w.broadcast_attempts + 1, failure_reason = '', failure_detail = '',
+                       next_attempt_at = now(), accepted_at = coalesce(w.accepted_at, now()),
+                       lease_owner = NULL, lease_until = NULL
+                   FROM s
+                   WHERE w.transaction_id = s.transaction_id AND w.fence = s.fence AND w.status = 'sending'
+                   RETURNING w.transaction_id, w.txid
+               ), audit AS (
+                   INSERT INTO tx_audit (transaction_id, from_status, to_status, txid, actor, request_id,
+                                         reason, detail)
+                   SELECT transaction_id, 'sending', 'unconfirmed', txid, $3, $4, 'ACCEPTED', '' FROM moved
+               )
+               SELECT transaction_id FROM moved""",
+            [w.transaction_id for w in works],
+            [w.fence for w in works],
+            actor.caller_id,
+            actor.request_id,
+        )
+        return {r["transaction_id"] for r in rows}
 
     async def uncommitted_spends(
         self, transaction_ids: Sequence[str]
