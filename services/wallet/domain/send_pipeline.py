@@ -238,18 +238,22 @@ class SendPipeline:
             release_unspent=release_unspent,
         )
         async with self._store.unit_of_work() as uow:
-            await uow.mark_spend_committed([transaction_id for transaction_id, _ in spends])
+            # The round that built them lets them go to the broadcast round; a repair keeps its claim.
+            await uow.mark_spend_committed([t for t, _ in spends], release_claim=release_unspent)
 
     async def _store_signed(self, signed: Sequence[tuple[_Built, SignedSend, WalletCoin | None]]) -> set[str]:
         """The round's signed sends stored SENDING in one transaction: bytes, txid, spent inputs,
         change and ledger entry. A send whose fee grew beyond its reservation reserves the rest
         first, or waits PENDING when the account cannot pay it. The transaction ids stored."""
         async with self._store.unit_of_work() as uow:
-            await uow.lock_books([item.work.account_id for item, _, _ in signed])
+            # The signed entries move only the house's books; a fee top-up moves its account's too.
+            await uow.lock_books(
+                [i.work.account_id for i, _, _ in signed if not i.work.subtract_fee and _fee_grew(i.work, i.plan)]
+            )
             ready: list[tuple[_Built, SignedSend, WalletCoin | None]] = []
             for item, send, change in signed:
                 work, plan = item.work, item.plan
-                if not work.subtract_fee and plan.fee_satoshis > work.reserved_fee_satoshis:
+                if not work.subtract_fee and _fee_grew(work, plan):
                     extra = plan.fee_satoshis - work.reserved_fee_satoshis
                     available, _ = await uow.lock_available(work.account_id)
                     if available < extra:
@@ -351,7 +355,7 @@ class SendPipeline:
             return
         async with self._store.unit_of_work() as uow:
             await uow.lock_books([w.account_id for w in works])
-            moved = await uow.mark_accepted(works, self._actor)
+            moved = await uow.mark_accepted(works, self._actor, self._config.retry_max_s)
             await uow.post_many(
                 [
                     ledger.finalize(w.transaction_id, w.account_id, w.debit_satoshis, _leaving(w))
@@ -435,9 +439,8 @@ class SendPipeline:
             return 0
         states = await self._gateway.chain_states([w.txid for w in works])
         gone = [w for w in works if states.get(w.txid) is TxChainState.UNKNOWN]
-        for work in works:
-            if work not in gone:
-                await self._look_again(work, "")
+        async with self._store.unit_of_work() as uow:
+            await uow.defer_sends([w for w in works if w not in gone], self._config.retry_max_s)
         if not gone:
             return 0
         inputs: dict[str, list[Outpoint]] = {}
@@ -453,17 +456,11 @@ class SendPipeline:
             else:
                 again.append(work)
         if again:
-            outcomes = await self._gateway.broadcast([PreparedTx.from_bytes(w.raw_tx) for w in again])
-            for work in again:
-                outcome = outcomes.get(work.txid)
-                await self._look_again(work, "" if outcome and outcome.accepted else "REBROADCAST_PENDING")
+            # Accepted again or not, the chain is asked again later.
+            await self._gateway.broadcast([PreparedTx.from_bytes(w.raw_tx) for w in again])
+            async with self._store.unit_of_work() as uow:
+                await uow.defer_sends(again, self._config.retry_max_s)
         return len(gone)
-
-    async def _look_again(self, work: SendWork, failure: str) -> None:
-        async with self._store.unit_of_work() as uow:
-            await uow.move_send(
-                work, TxStatus.UNCONFIRMED, self._actor, "", failure=failure, retry_in_s=self._config.retry_max_s
-            )
 
     async def _reverse_final(self, work: SendWork, inputs: list[Outpoint], others: list[str]) -> None:
         await self._pool.report_dead(
@@ -521,3 +518,7 @@ class SendPipeline:
 def _leaving(work: SendWork) -> int:
     """What a signed send takes from custody: the recipient's output and the fee."""
     return work.amount_satoshis + work.fee_satoshis
+
+
+def _fee_grew(work: SendWork, plan: SendPlan) -> bool:
+    return plan.fee_satoshis > work.reserved_fee_satoshis

@@ -309,15 +309,36 @@ class TxQueries(Queries):
             rate_per_kb,
         )
 
-    async def mark_spend_committed(self, transaction_ids: Sequence[str]) -> None:
+    async def mark_spend_committed(self, transaction_ids: Sequence[str], *, release_claim: bool) -> None:
+        """The pool has the spends of these signed sends. `release_claim`: the worker that built them
+        lets them go to the broadcast round now (it held them since signing, so that round does
+        not take them for a crash repair meanwhile)."""
         await self._conn.execute(
-            "UPDATE wallet_txs SET spend_committed = true WHERE transaction_id = ANY($1::text[])",
+            """UPDATE wallet_txs SET spend_committed = true,
+                   lease_owner = CASE WHEN $2 THEN NULL ELSE lease_owner END,
+                   lease_until = CASE WHEN $2 THEN NULL ELSE lease_until END
+               WHERE transaction_id = ANY($1::text[])""",
             list(transaction_ids),
+            release_claim,
+        )
+
+    async def defer_sends(self, works: Sequence[SendWork], retry_in_s: float) -> None:
+        """Claimed sends let go unchanged (those whose row still carries their fence), due again in
+        `retry_in_s`."""
+        await self._conn.execute(
+            """UPDATE wallet_txs w SET next_attempt_at = now() + make_interval(secs => $3),
+                   lease_owner = NULL, lease_until = NULL
+               FROM unnest($1::text[], $2::bigint[]) AS s (transaction_id, fence)
+               WHERE w.transaction_id = s.transaction_id AND w.fence = s.fence""",
+            [w.transaction_id for w in works],
+            [w.fence for w in works],
+            retry_in_s,
         )
 
     async def mark_signed(self, signed: Sequence[SignedSend], actor: Actor) -> set[str]:
         """PENDING -> SENDING for the sends whose row still carries their fence, with their signed
-        bytes and the pool lease of their coins, and their audit rows; the transaction ids moved."""
+        bytes and the pool lease of their coins, and their audit rows; the transaction ids moved.
+        The worker keeps its claim until their spends are committed (`mark_spend_committed`)."""
         rows = await self._conn.fetch(
             """WITH s AS (
                    SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[], $5::bigint[],
@@ -327,8 +348,7 @@ class TxQueries(Queries):
                    UPDATE wallet_txs w SET status = 'sending', txid = s.txid, raw_tx = s.raw_tx,
                        fee_satoshis = s.fee, amount_satoshis = s.amount, builds = w.builds + 1,
                        failure_reason = '', failure_detail = '', next_attempt_at = now(),
-                       pool_lease_id = s.lease_id, pool_lease_token = s.lease_token, spend_committed = false,
-                       lease_owner = NULL, lease_until = NULL
+                       pool_lease_id = s.lease_id, pool_lease_token = s.lease_token, spend_committed = false
                    FROM s
                    WHERE w.transaction_id = s.transaction_id AND w.fence = s.fence AND w.status = 'pending'
                    RETURNING w.transaction_id, w.txid
@@ -351,16 +371,18 @@ class TxQueries(Queries):
         )
         return {r["transaction_id"] for r in rows}
 
-    async def mark_accepted(self, works: Sequence[SendWork], actor: Actor) -> set[str]:
+    async def mark_accepted(self, works: Sequence[SendWork], actor: Actor, recheck_in_s: float) -> set[str]:
         """SENDING -> UNCONFIRMED (final) for the sends whose row still carries their fence, with
-        their audit rows; the transaction ids moved."""
+        their audit rows; the transaction ids moved. A send no block has shown `recheck_in_s` later
+        gets a look at the chain."""
         rows = await self._conn.fetch(
             """WITH s AS (
                    SELECT * FROM unnest($1::text[], $2::bigint[]) AS s (transaction_id, fence)
                ), moved AS (
                    UPDATE wallet_txs w SET status = 'unconfirmed', finalized = true,
                        broadcast_attempts = w.broadcast_attempts + 1, failure_reason = '', failure_detail = '',
-                       next_attempt_at = now(), accepted_at = coalesce(w.accepted_at, now()),
+                       next_attempt_at = now() + make_interval(secs => $5),
+                       accepted_at = coalesce(w.accepted_at, now()),
                        lease_owner = NULL, lease_until = NULL
                    FROM s
                    WHERE w.transaction_id = s.transaction_id AND w.fence = s.fence AND w.status = 'sending'
@@ -375,6 +397,7 @@ class TxQueries(Queries):
             [w.fence for w in works],
             actor.caller_id,
             actor.request_id,
+            recheck_in_s,
         )
         return {r["transaction_id"] for r in rows}
 
