@@ -66,7 +66,13 @@ class LedgerQueries(Queries):
                FROM unnest($4::text[], $5::text[], $6::bigint[], $7::text[])
                     AS p (transaction_id, kind, amount, account_id)
                JOIN e ON e.transaction_id = p.transaction_id
-               JOIN books b ON b.kind = p.kind AND b.account_id IS NOT DISTINCT FROM p.account_id""",
+               -- Each branch reads its own index (an account's books; the house's).
+               JOIN LATERAL (
+                   SELECT a.book_id FROM books a
+                   WHERE p.account_id IS NOT NULL AND a.account_id = p.account_id AND a.kind = p.kind
+                   UNION ALL
+                   SELECT h.book_id FROM books h WHERE p.account_id IS NULL AND h.account_id IS NULL AND h.kind = p.kind
+               ) b ON true""",
             [e.kind.value for e in entries],
             [e.transaction_id for e in entries],
             actor.caller_id,
