@@ -37,7 +37,7 @@ async def test_taken_coins_leave_now_and_stay_out_of_new_readings() -> None:
     pool = _CountingPool()
     window = CachedCoinWindow(pool, ttl_s=0.5, clock=lambda: now[0])  # type: ignore[arg-type]
     candidates = await window.candidates()
-    window.take([Outpoint("ab" * 32, 1)])
+    window.take([c for c in candidates.all() if c.outpoint.vout == 1])
     assert [c.outpoint.vout for c in candidates.all()] == [0, 2]
     now[0] += 1.0  # a new reading still lists it AVAILABLE (a listing under way while it was leased)
     assert [c.outpoint.vout for c in (await window.candidates()).all()] == [0, 2]
@@ -52,5 +52,5 @@ def test_candidates_near_an_amount_are_the_closest_by_value() -> None:
     values = [c.satoshis for c in near]
     assert values == sorted(values) and len(near) == 96
     assert values[0] == 87_000 and values[-1] == 182_000  # 64 below 150,500, 32 from it up
-    candidates.take([coins[150].outpoint])  # 151,000 sat
+    candidates.take([coins[150]])  # 151,000 sat
     assert 151_000 not in [c.satoshis for c in candidates.near(150_500)] and len(candidates) == 299

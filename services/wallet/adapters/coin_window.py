@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 
 from proofline_kit.wire import Outpoint
 from services.wallet.domain.planning import Candidates
-from services.wallet.domain.ports import CoinPool
+from services.wallet.domain.ports import CoinPool, WalletCoin
 
 # How many AVAILABLE coins one reading lists (the pool's first, in its order).
 CANDIDATE_WINDOW = 1000
@@ -48,10 +48,10 @@ class CachedCoinWindow:
                 self._read_at = now
             return self._candidates
 
-    def take(self, outpoints: Iterable[Outpoint]) -> None:
-        taken = list(outpoints)
+    def take(self, coins: Iterable[WalletCoin]) -> None:
+        taken = list(coins)
         now = self._clock()
-        self._taken.update((o, now) for o in taken)
+        self._taken.update((c.outpoint, now) for c in taken)
         self._candidates.take(taken)
 
     def invalidate(self) -> None:

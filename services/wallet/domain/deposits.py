@@ -102,7 +102,7 @@ class DepositFollower:
         tree = MerkleTree(contents.txids)
         if tree.root != merkle_root:
             raise ValueError(f"block {block_hash}: its txids do not hash to the header's merkle root")
-        seen = block_transactions(contents, await self._source.transactions(contents.txids))
+        seen = block_transactions(contents, await self._raw_transactions(contents.txids))
         found, outputs = await self._match(seen)
         index = {txid: i for i, txid in enumerate(contents.txids)}
         async with self._store.unit_of_work() as uow:
@@ -123,7 +123,7 @@ class DepositFollower:
         txids = [t for t in await self._source.mempool_txids() if t not in self._mempool_seen]
         if not txids:
             return 0
-        raws = await self._source.transactions(txids)
+        raws = await self._raw_transactions(txids)
         found, _ = await self._match([SeenTransaction(t, raw, False) for t, raw in raws.items()])
         if found:
             async with self._store.unit_of_work() as uow:
@@ -134,6 +134,14 @@ class DepositFollower:
         while len(self._mempool_seen) > _SEEN_MEMPOOL:
             self._mempool_seen.popitem(last=False)
         return len(found)
+
+    async def _raw_transactions(self, txids: Sequence[str]) -> dict[str, bytes]:
+        """Raw bytes of the transactions: our own sends from the database (we signed them), the
+        others from the source."""
+        async with self._store.reader() as uow:
+            ours = await uow.raw_sends(txids)
+        rest = [t for t in txids if t not in ours]
+        return ours | (await self._source.transactions(rest) if rest else {})
 
     async def _record(self, uow: UnitOfWork, tx: SeenTransaction, deposits: Sequence[ScannedDeposit]) -> None:
         """First sight: UNCONFIRMED and pending, once per account and transaction."""
@@ -180,7 +188,7 @@ class DepositFollower:
                 for work in due:
                     if await uow.credit_deposit(work, self._actor):
                         credited += 1
-                        _, owed = await uow.lock_available(work.account_id)
+                        _, owed = await uow.lock_available(work.account_id) or (0, 0)
                         await uow.post(
                             ledger.deposit_credited(work.transaction_id, work.account_id, work.amount_satoshis, owed),
                             self._actor,
@@ -213,7 +221,7 @@ class DepositFollower:
                 dropped += 1
                 if work.credited:
                     dead_coins.extend(d.outpoint for d in work.outputs)
-                    available, _ = await uow.lock_available(work.account_id)
+                    available, _ = await uow.lock_available(work.account_id) or (0, 0)
                     await uow.post(
                         ledger.reversal(work.transaction_id, work.account_id, work.amount_satoshis, available),
                         self._actor,

@@ -7,7 +7,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from proofline_kit.errors import DomainError, ErrorKind, FieldViolation
-from proofline_kit.wire import Outpoint
 from services.wallet.domain.chains import ChainRules
 from services.wallet.domain.coin_selection import (
     AmountBelowDust,
@@ -70,14 +69,14 @@ class Candidates:
         index = bisect.bisect_left(self._keys, (satoshis, "", -1))
         return self._coins[max(0, index - NEAR_BELOW) : index + NEAR_ABOVE]
 
-    def take(self, outpoints: Iterable[Outpoint]) -> None:
+    def take(self, coins: Iterable[WalletCoin]) -> None:
         """These coins are no longer candidates (leased, spent, or found taken)."""
-        wanted = set(outpoints)
-        if not wanted:
-            return
-        kept = [(k, c) for k, c in zip(self._keys, self._coins, strict=True) if c.outpoint not in wanted]
-        self._keys = [k for k, _ in kept]
-        self._coins = [c for _, c in kept]
+        for coin in coins:
+            key = _order(coin)
+            index = bisect.bisect_left(self._keys, key)
+            if index < len(self._keys) and self._keys[index] == key:
+                del self._keys[index]
+                del self._coins[index]
 
 
 def _order(coin: WalletCoin) -> tuple[int, str, int]:

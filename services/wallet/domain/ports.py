@@ -149,8 +149,8 @@ class UnitOfWork(Protocol):
     # --- the ledger
     async def balance(self, account_id: str) -> Balance: ...
 
-    async def lock_available(self, account_id: str) -> tuple[int, int]:
-        """(available, deficit) of the account, its books locked until commit."""
+    async def lock_available(self, account_id: str) -> tuple[int, int] | None:
+        """(available, deficit) of the account, its books locked until commit; None: no such account."""
         ...
 
     async def debited_since(self, account_id: str, since: datetime) -> int: ...
@@ -247,6 +247,8 @@ class UnitOfWork(Protocol):
     async def record_deposits(
         self, txid: str, deposits: Sequence[ScannedDeposit], coinbase: bool, required: int, actor: Actor
     ) -> list[tuple[str, str, int]]: ...
+
+    async def raw_sends(self, txids: Sequence[str]) -> dict[str, bytes]: ...
 
     async def our_txids(self, txids: Sequence[str]) -> set[str]: ...
 
@@ -372,7 +374,7 @@ class CoinWindow(Protocol):
 
     async def candidates(self) -> Candidates: ...
 
-    def take(self, outpoints: Iterable[Outpoint]) -> None:
+    def take(self, coins: Iterable[WalletCoin]) -> None:
         """Coins a send took: out of the candidates now and in the next readings for a while."""
 
     def invalidate(self) -> None:

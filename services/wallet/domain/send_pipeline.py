@@ -109,7 +109,7 @@ class SendPipeline:
             plan = await self._plan(work, candidates)
             if plan is not None:
                 planned.append((work, plan))
-                self._window.take(c.outpoint for c in plan.coins)
+                self._window.take(plan.coins)
         built = await self._lease(planned) if planned else []
         if built:
             await self._sign(built)
@@ -255,7 +255,7 @@ class SendPipeline:
                 work, plan = item.work, item.plan
                 if not work.subtract_fee and _fee_grew(work, plan):
                     extra = plan.fee_satoshis - work.reserved_fee_satoshis
-                    available, _ = await uow.lock_available(work.account_id)
+                    available, _ = await uow.lock_available(work.account_id) or (0, 0)
                     if available < extra:
                         await uow.move_send(
                             work,

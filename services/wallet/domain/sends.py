@@ -19,7 +19,7 @@ from proofline_kit.errors import DomainError, ErrorKind, FieldViolation, invalid
 from proofline_kit.idempotency import check_request_id, request_fingerprint
 from services.wallet.domain import ledger
 from services.wallet.domain.access import require_wallet_role
-from services.wallet.domain.accounts import require_account
+from services.wallet.domain.accounts import account_not_found, require_account
 from services.wallet.domain.chains import ChainRules
 from services.wallet.domain.history import TransactionReader
 from services.wallet.domain.models import Actor, Network, TxStatus, WalletTx
@@ -154,30 +154,38 @@ class Sends:
             fee.subtract_fee_from_amount,
             memo,
         )
-        async with self._store.reader() as uow:
-            await require_account(uow, account_id)
-            answer = await uow.find_answer(caller.caller_id, "Send", request_id, fingerprint)
-        if answer is not None:
+        if not account_id:
+            raise invalid_argument("ACCOUNT_ID_INVALID", "account_id", "required")
+        if len(account_id) > 64:
+            raise account_not_found(account_id)
+        try:
+            priced = await self._price(to_address, amount, fee)
+            if self._rate_limiter is not None and not await self._rate_limiter.allow(account_id):
+                raise DomainError(
+                    ErrorKind.RESOURCE_EXHAUSTED,
+                    "RATE_LIMITED",
+                    "too many sends from this account; retry later",
+                    metadata={"accountId": account_id},
+                    retry_after_ms=1000,
+                )
+        except DomainError:
+            # A retry of a recorded send gets its answer, whatever pricing or the rate say now.
+            async with self._store.reader() as uow:
+                answer = await uow.find_answer(caller.caller_id, "Send", request_id, fingerprint)
+            if answer is None:
+                raise
             return await self._reader.settle(orjson.loads(answer)["transactionId"], wait_for, wait_s)
-        priced = await self._price(to_address, amount, fee)
-        if self._rate_limiter is not None and not await self._rate_limiter.allow(account_id):
-            raise DomainError(
-                ErrorKind.RESOURCE_EXHAUSTED,
-                "RATE_LIMITED",
-                "too many sends from this account; retry later",
-                metadata={"accountId": account_id},
-                retry_after_ms=1000,
-            )
         actor = Actor(caller.caller_id, request_id)
-        transaction_id = f"wtx_{secrets.token_hex(12)}"
+        recorded: WalletTx | None = None
         async with self._store.unit_of_work() as uow:
             # The account's book lock first: a concurrent attempt of the same request_id holding it
             # has committed its answer by the time this one reads.
-            available, deficit = await uow.lock_available(account_id)
+            books = await uow.lock_available(account_id)
+            if books is None:
+                raise account_not_found(account_id)
+            available, deficit = books
             answer = await uow.find_answer(caller.caller_id, "Send", request_id, fingerprint)
-            if answer is not None:
-                transaction_id = orjson.loads(answer)["transactionId"]
-            else:
+            if answer is None:
                 if deficit:
                     raise DomainError(
                         ErrorKind.FAILED_PRECONDITION,
@@ -188,7 +196,8 @@ class Sends:
                 await self._check_daily_limit(uow, account_id, priced.debit)
                 if available < priced.debit:
                     raise insufficient_funds(available, priced.debit)
-                await uow.insert_send(
+                transaction_id = f"wtx_{secrets.token_hex(12)}"
+                recorded = await uow.insert_send(
                     NewSend(
                         transaction_id=transaction_id,
                         account_id=account_id,
@@ -215,9 +224,14 @@ class Sends:
                     fingerprint,
                     orjson.dumps({"transactionId": transaction_id}),
                 )
+        if recorded is None:
+            assert answer is not None
+            return await self._reader.settle(orjson.loads(answer)["transactionId"], wait_for, wait_s)
         if self._on_recorded is not None:
             self._on_recorded()
-        return await self._reader.settle(transaction_id, wait_for, wait_s)
+        if wait_for is None or wait_s <= 0:
+            return recorded
+        return await self._reader.settle(recorded.transaction_id, wait_for, wait_s)
 
     async def _check_daily_limit(self, uow: UnitOfWork, account_id: str, debit: int) -> None:
         limit = self._limits.daily_limit_satoshis

@@ -94,6 +94,15 @@ class DepositQueries(Queries):
         )
         return {r["txid"] for r in rows}
 
+    async def raw_sends(self, txids: Sequence[str]) -> dict[str, bytes]:
+        """The signed bytes of those of `txids` that are the wallet's own sends."""
+        rows = await self._conn.fetch(
+            """SELECT txid, raw_tx FROM wallet_txs
+               WHERE txid = ANY($1::text[]) AND direction = 'outgoing' AND raw_tx IS NOT NULL""",
+            list(txids),
+        )
+        return {r["txid"]: bytes(r["raw_tx"]) for r in rows}
+
     async def keys_of_coins_in(self, txids: Sequence[str]) -> set[str]:
         """The keys of the wallet's coins that these transactions created (send change)."""
         rows = await self._conn.fetch(

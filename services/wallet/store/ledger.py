@@ -27,12 +27,16 @@ class LedgerQueries(Queries):
             at,
         )
 
-    async def lock_available(self, account_id: str) -> tuple[int, int]:
+    async def lock_available(self, account_id: str) -> tuple[int, int] | None:
+        """The account's available and owed (deficit) satoshis, its books locked until the end of the
+        transaction; None when there is no such account."""
         rows = await self._conn.fetch(
             """SELECT kind, balance FROM books WHERE account_id = $1 AND kind IN ('available', 'deficit')
                ORDER BY kind FOR UPDATE""",
             account_id,
         )
+        if not rows:
+            return None
         books = {r["kind"]: int(r["balance"]) for r in rows}
         return books.get("available", 0), -books.get("deficit", 0)
 

@@ -47,17 +47,19 @@ def _work(row: asyncpg.Record) -> SendWork:
 
 class TxQueries(Queries):
     async def insert_send(self, send: NewSend, actor: Actor) -> WalletTx:
-        await self._conn.execute(
-            """WITH inserted AS (
-                   INSERT INTO wallet_txs (transaction_id, account_id, direction, status, amount_satoshis,
+        row = await self._conn.fetchrow(
+            f"""WITH inserted AS (
+                   INSERT INTO wallet_txs AS t (transaction_id, account_id, direction, status, amount_satoshis,
                        debit_satoshis, reserved_fee_satoshis, fee_satoshis, fee_rate_satoshis_per_kb,
                        max_fee_satoshis, subtract_fee, address, to_script, memo, request_id, caller_id,
                        required_confirmations)
                    VALUES ($1, $2, 'outgoing', 'pending', $3, $4, $5, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-                   RETURNING transaction_id
+                   RETURNING {tx_columns(False)}
+               ), audit AS (
+                   INSERT INTO tx_audit (transaction_id, from_status, to_status, actor, request_id, reason)
+                   SELECT transaction_id, NULL, 'pending', $13, $12, 'SEND_RECORDED' FROM inserted
                )
-               INSERT INTO tx_audit (transaction_id, from_status, to_status, actor, request_id, reason)
-               SELECT transaction_id, NULL, 'pending', $13, $12, 'SEND_RECORDED' FROM inserted""",
+               SELECT * FROM inserted""",
             send.transaction_id,
             send.account_id,
             send.amount_satoshis,
@@ -73,7 +75,8 @@ class TxQueries(Queries):
             send.caller_id,
             send.required_confirmations,
         )
-        return (await self.transactions([send.transaction_id]))[send.transaction_id]
+        assert row is not None
+        return tx_from_row(row)
 
     async def transactions(self, transaction_ids: Sequence[str], *, full: bool = False) -> dict[str, WalletTx]:
         rows = await self._conn.fetch(
