@@ -4,8 +4,10 @@
 
 A scenario (the format of github.com/achow101/coin-selection-simulation, `scenarios/*.csv`) is one
 line per payment, ``amount_BTC,feerate_BTC_per_kvB``: a positive amount is a deposit (a new coin of
-the wallet), a negative one a withdrawal, paid with `select_coins` at that fee rate to one payee;
-its change, if any, is a new coin. The simulation's conventions, kept here:
+the wallet), a negative one a withdrawal, paid at that fee rate to one payee as the wallet pays it:
+`select_near`, the selection over the coins near the amount (and over all of them only when those
+cannot pay); ``--whole-pool`` replays `select_coins` over every coin instead. Its change, if any,
+is a new coin. The simulation's conventions, kept here:
 
 - amounts and rates are BTC with 8 decimals; Core reads both as exact satoshi amounts, so an amount
   is ``round(BTC * 1e8)`` sat and a rate ``round(BTC/kvB * 1e8)`` sat per 1000 (v)bytes, the unit
@@ -76,6 +78,7 @@ from services.wallet.domain.coin_selection import (
     InsufficientCoins,
     SelectionParams,
     select_coins,
+    select_near,
 )
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
@@ -149,6 +152,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--initial-btc", default="0", help="a coin the wallet holds before the first payment")
     parser.add_argument("--seed", type=int, default=1, help="seed of the random draw")
     parser.add_argument("--ops", type=int, default=0, help="stop after this many payments (0: all)")
+    parser.add_argument(
+        "--whole-pool", action="store_true", help="select over every coin (select_coins), not the wallet's window"
+    )
     return parser.parse_args(list(argv))
 
 
@@ -197,7 +203,11 @@ def main(argv: Sequence[str] = ()) -> None:
                 algorithms=frozenset(args.algorithms.split(",")),
             )
             try:
-                selection = select_coins(pool.values(), -amount, params, rng=rng)
+                if args.whole_pool:
+                    selection = select_coins(pool.values(), -amount, params, rng=rng)
+                else:
+                    ascending = sorted(pool.values(), key=lambda c: (c.satoshis, c.ref))
+                    selection = select_near(ascending, -amount, params, rng=rng)
             except InsufficientCoins:
                 tally.failed += 1
             else:

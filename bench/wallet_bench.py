@@ -1151,6 +1151,8 @@ async def run(running: dict[str, Proc], database_url: str) -> Figures:
         # The wallet creates keys (signer) and syncs its coins (utxo): admin calls, as in `make run`.
         "WALLET_UTXO_TOKEN": TOKENS["admin"],
         "WALLET_SIGNER_TOKEN": TOKENS["admin"],
+        # The wallet's own settings (WALLET_SEND_BATCH, WALLET_DB_POOL_SIZE, ...) pass through.
+        **{k: v for k, v in os.environ.items() if k.startswith("WALLET_")},
     }
     profile_path = Path(tempfile.gettempdir()) / f"wallet-bench-{uuid.uuid4().hex[:8]}.prof"
     argv = ["-m", "services.wallet"]

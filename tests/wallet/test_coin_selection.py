@@ -17,7 +17,9 @@ from services.wallet.domain.coin_selection import (
     Selection,
     SelectionParams,
     fee_for_size,
+    near_window,
     select_coins,
+    select_near,
 )
 
 # At 1000 sat/kB a fee is the size in bytes: the arithmetic below can be read off the sizes.
@@ -523,3 +525,29 @@ def test_every_selection_pays_exactly(
         confirmed = [coin for coin in coins if coin.confirmed]
         with pytest.raises((InsufficientCoins, AmountBelowDust)):
             select_coins(confirmed, amount, params)
+
+
+# --- the window near the amount -------------------------------------------------------------------
+
+
+def test_the_window_is_the_largest_coins_below_the_amount_and_the_smallest_from_it_up() -> None:
+    values = list(range(0, 2_000_000, 1000))  # 2,000 coins
+    window = values[near_window(values, 1_500_500)]
+    assert len(window) == cs.NEAR_BELOW + cs.NEAR_ABOVE
+    assert window[cs.NEAR_BELOW - 1] == 1_500_000 and window[cs.NEAR_BELOW] == 1_501_000
+    assert values[near_window(values, 10**12)] == values[-cs.NEAR_BELOW :]
+
+
+def test_select_near_looks_at_every_coin_when_those_near_cannot_pay() -> None:
+    coins = pool(*([100] * (cs.NEAR_BELOW + 500)))
+    params = SelectionParams(fee_rate_sat_per_kb=0, long_term_fee_rate_sat_per_kb=0, max_inputs=5_000)
+    with pytest.raises(InsufficientCoins):
+        select_coins(coins[near_window([c.satoshis for c in coins], 120_000)], 120_000, params)
+    assert sum(c.satoshis for c in select_near(coins, 120_000, params).coins) >= 120_000
+
+
+def test_select_near_prefers_confirmed_coins_outside_the_window() -> None:
+    near_but_unconfirmed = pool(*([1_000] * cs.NEAR_ABOVE), confirmed=False, prefix="u")
+    far_but_confirmed = pool(50_000, prefix="f")
+    selection = select_near(near_but_unconfirmed + far_but_confirmed, 900, ONE_SAT_PER_BYTE)
+    assert [c.ref for c in selection.coins] == ["f0"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from proofline_kit.wire import Outpoint
 from services.wallet.adapters.coin_window import CachedCoinWindow
+from services.wallet.domain.coin_selection import SelectionParams
 from services.wallet.domain.planning import Candidates
 from services.wallet.domain.ports import WalletCoin
 
@@ -45,12 +46,11 @@ async def test_taken_coins_leave_now_and_stay_out_of_new_readings() -> None:
     assert [c.outpoint.vout for c in (await window.candidates()).all()] == [0, 1, 2]
 
 
-def test_candidates_near_an_amount_are_the_closest_by_value() -> None:
+def test_candidates_are_sorted_by_value_and_forget_taken_coins() -> None:
     coins = [WalletCoin(Outpoint(f"{i:064x}", 0), 1000 * i, b"\x51", "k") for i in range(1, 301)]
     candidates = Candidates(reversed(coins))
-    near = candidates.near(150_500)
-    values = [c.satoshis for c in near]
-    assert values == sorted(values) and len(near) == 96
-    assert values[0] == 87_000 and values[-1] == 182_000  # 64 below 150,500, 32 from it up
-    candidates.take([coins[150]])  # 151,000 sat
-    assert 151_000 not in [c.satoshis for c in candidates.near(150_500)] and len(candidates) == 299
+    assert [c.satoshis for c in candidates.all()] == [c.satoshis for c in coins]
+    candidates.take([coins[150], coins[0]])  # 151,000 and 1,000 sat
+    assert len(candidates) == 298 and {151_000, 1_000}.isdisjoint(c.satoshis for c in candidates.all())
+    exact = candidates.select(100_000 - 10 - 34 - 148, SelectionParams(1000, 1000))
+    assert candidates.coins_of(exact) == (coins[99],) and not exact.has_change

@@ -284,6 +284,45 @@ def select_coins(
     raise failure
 
 
+# A wallet with many coins selects over those near the amount first (`select_near`): the largest
+# NEAR_BELOW below it (what branch and bound and the pair search combine into a changeless match)
+# and the smallest NEAR_ABOVE from it up (the single coins that pay with the least change). On
+# Core's bustabit scenario that keeps the changeless ratio of a selection over every coin (0.407
+# against 0.413, Core 0.391) while bounding the work of one selection; 64 / 32 gave 0.180.
+NEAR_BELOW = 1000
+NEAR_ABOVE = 100
+
+
+def near_window(values_ascending: Sequence[int], amount: int) -> slice:
+    """Where the coins near `amount` are in a list of coin values sorted ascending."""
+    index = bisect.bisect_left(values_ascending, amount)
+    return slice(max(0, index - NEAR_BELOW), index + NEAR_ABOVE)
+
+
+def select_near(
+    coins_ascending: Sequence[Coin[R]],
+    amount: int,
+    params: SelectionParams,
+    *,
+    rng: random.Random | None = None,
+) -> Selection[R]:
+    """`select_coins` over the coins near `amount` (`coins_ascending`: sorted by value), and over all
+    of them only when those cannot pay; confirmed coins first, as `select_coins` does."""
+    confirmed = [c for c in coins_ascending if c.confirmed]
+    tiers = (confirmed, coins_ascending) if len(confirmed) < len(coins_ascending) else (coins_ascending,)
+    failure: InsufficientCoins | None = None
+    for tier in tiers:
+        window = tier[near_window([c.satoshis for c in tier], amount)]
+        for chosen in (window, tier) if len(window) < len(tier) else (tier,):
+            try:
+                return select_coins(chosen, amount, params, rng=rng)
+            except InsufficientCoins as error:
+                failure = error
+    if failure is None:
+        raise InsufficientCoins(0, amount, detail="no coins")
+    raise failure
+
+
 class _Candidate(NamedTuple):
     """One eligible coin, in milli-sat: what it brings to the search and what its input wastes."""
 

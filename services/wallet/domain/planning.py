@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from proofline_kit.errors import DomainError, ErrorKind, FieldViolation
@@ -12,16 +12,11 @@ from services.wallet.domain.coin_selection import (
     AmountBelowDust,
     Coin,
     InsufficientCoins,
+    Selection,
     SelectionParams,
-    select_coins,
+    select_near,
 )
 from services.wallet.domain.ports import WalletCoin
-
-# A selection looks at this many coins below the amount (the largest of them: the ones branch and
-# bound and the pair search can combine into a changeless match) and above it (the smallest: the
-# single coins that pay with the least change). Only when they cannot pay does it look at them all.
-NEAR_BELOW = 64
-NEAR_ABOVE = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,24 +45,20 @@ def below_dust(dust: int) -> DomainError:
 
 
 class Candidates:
-    """Coins prepared for many selections: sorted by value once, so each selection takes the few
-    near its amount (O(log n)), and coins a selection took leave at once (O(n) move, no re-sort).
-    Ties in value are ordered by outpoint, so a selection over the same coins repeats."""
+    """Coins prepared for many selections: converted and sorted by value once (ties by outpoint, so
+    a selection over the same coins repeats); coins a selection took leave at once (no re-sort)."""
 
     def __init__(self, coins: Iterable[WalletCoin]) -> None:
         ordered = sorted(coins, key=_order)
         self._keys = [_order(c) for c in ordered]
-        self._coins = ordered
+        self._coins = {index: coin for index, coin in enumerate(ordered)}
+        self._choices = [Coin(index, coin.satoshis) for index, coin in enumerate(ordered)]
 
     def __len__(self) -> int:
-        return len(self._coins)
+        return len(self._choices)
 
     def all(self) -> list[WalletCoin]:
-        return list(self._coins)
-
-    def near(self, satoshis: int) -> list[WalletCoin]:
-        index = bisect.bisect_left(self._keys, (satoshis, "", -1))
-        return self._coins[max(0, index - NEAR_BELOW) : index + NEAR_ABOVE]
+        return [self._coins[c.ref] for c in self._choices]
 
     def take(self, coins: Iterable[WalletCoin]) -> None:
         """These coins are no longer candidates (leased, spent, or found taken)."""
@@ -76,7 +67,14 @@ class Candidates:
             index = bisect.bisect_left(self._keys, key)
             if index < len(self._keys) and self._keys[index] == key:
                 del self._keys[index]
-                del self._coins[index]
+                del self._coins[self._choices.pop(index).ref]
+
+    def select(self, amount: int, params: SelectionParams) -> Selection[int]:
+        """`select_near` over these coins (raises as `select_coins` does)."""
+        return select_near(self._choices, amount, params)
+
+    def coins_of(self, selection: Selection[int]) -> tuple[WalletCoin, ...]:
+        return tuple(self._coins[c.ref] for c in selection.coins)
 
 
 def _order(coin: WalletCoin) -> tuple[int, str, int]:
@@ -92,27 +90,9 @@ def plan_send(
     long_term_rate_per_kb: int,
     subtract_fee: bool,
 ) -> SendPlan | None:
-    """The coins and fee of a send now, or None when the candidates cannot pay it: a selection over
-    the coins near the amount, else over all of them. Deterministic for the same candidates (the
-    selection's random draw has a fixed seed), so EstimateFee and the Send that follows agree."""
-    near = candidates.near(amount)
-    plan = _select(chain, near, to_script, amount, rate_per_kb, long_term_rate_per_kb, subtract_fee)
-    if plan is None and len(near) < len(candidates):
-        plan = _select(chain, candidates.all(), to_script, amount, rate_per_kb, long_term_rate_per_kb, subtract_fee)
-    return plan
-
-
-def _select(
-    chain: ChainRules,
-    coins: Sequence[WalletCoin],
-    to_script: bytes,
-    amount: int,
-    rate_per_kb: int,
-    long_term_rate_per_kb: int,
-    subtract_fee: bool,
-) -> SendPlan | None:
-    if not coins:
-        return None
+    """The coins and fee of a send now, or None when the candidates cannot pay it (a selection over
+    the coins near the amount, `coin_selection.select_near`). Deterministic for the same candidates
+    (the selection's random draw has a fixed seed), so EstimateFee and the Send that follows agree."""
     sizes = chain.sizes
     params = SelectionParams(
         fee_rate_sat_per_kb=rate_per_kb,
@@ -125,7 +105,7 @@ def _select(
         subtract_fee_from_amount=subtract_fee,
     )
     try:
-        selection = select_coins([Coin(index, c.satoshis) for index, c in enumerate(coins)], amount, params)
+        selection = candidates.select(amount, params)
     except InsufficientCoins:
         return None
     except AmountBelowDust:
@@ -133,7 +113,7 @@ def _select(
     if selection.recipient_satoshis < chain.dust_limit(to_script):
         raise below_dust(chain.dust_limit(to_script))
     return SendPlan(
-        tuple(coins[c.ref] for c in selection.coins),
+        candidates.coins_of(selection),
         selection.fee_satoshis,
         selection.change_satoshis,
         selection.recipient_satoshis,
