@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 from proofline.common.v1 import common_pb2
 from proofline.wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
-from proofline_kit.chain import Broadcaster, open_chain_clients
+from proofline_kit.chain import ArcSubmitOptions, ArcTxStatus, Broadcaster, open_chain_clients
+from proofline_kit.chain.callback_server import CallbackServer
 from proofline_kit.changes import ChangeHub
 from proofline_kit.logging import get_logger
 from proofline_kit.rpc.server import ServiceBinding
@@ -23,6 +24,7 @@ from services.wallet.adapters.redis_rate import RedisSendRate
 from services.wallet.adapters.signer_client import SignerClient
 from services.wallet.adapters.woc_deposit_source import WocDepositSource
 from services.wallet.domain.accounts import Accounts
+from services.wallet.domain.callbacks import CallbackHints
 from services.wallet.domain.chains import BSV
 from services.wallet.domain.deposits import DepositFollower
 from services.wallet.domain.history import TransactionReader
@@ -33,7 +35,7 @@ from services.wallet.domain.send_pipeline import SendPipeline
 from services.wallet.domain.sends import Sends
 from services.wallet.rpc.mappers import ERROR_DOMAIN
 from services.wallet.rpc.servicer import WalletAdminServicer, WalletServicer
-from services.wallet.settings import WalletSettings
+from services.wallet.settings import CallbackSettings, WalletSettings
 from services.wallet.store import MIGRATIONS, WalletStore
 from services.wallet.workers import wallet_loops
 
@@ -54,6 +56,9 @@ class RunningWallet:
     follower: DepositFollower
     registry: CollectorRegistry
     stop: Callable[[], Awaitable[None]]
+    # The ARC callback endpoint and the URL ARC is given (None: callbacks off, or no workers).
+    callbacks: CallbackServer | None = None
+    callback_url: str | None = None
 
 
 async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True) -> RunningWallet:
@@ -64,7 +69,20 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
     await changes.start()
     runtime.on_stop(changes.close)
     runtime.on_drain(changes.drain)
-    clients = open_chain_clients(settings.chain, max_connections=32)
+    # Bound before the chain clients are built: ARC is told the URL with every broadcast.
+    callbacks = await _start_callbacks(settings.callbacks) if settings.workers and settings.callbacks.enabled else None
+    if callbacks is not None:
+        runtime.on_stop(callbacks.stop)
+    callback_url = callbacks.url(settings.callbacks.public_url) if callbacks is not None else None
+    clients = open_chain_clients(
+        settings.chain,
+        max_connections=32,
+        arc_submit=ArcSubmitOptions(
+            callback_url=callback_url,
+            callback_token=settings.callbacks.token if callback_url else None,
+            callback_batch=settings.callbacks.batch and callback_url is not None,
+        ),
+    )
     runtime.on_stop(clients.aclose)
     assert clients.woc is not None
     providers = [p for p in (clients.arc, clients.woc if settings.woc_fallback else None) if p is not None]
@@ -90,12 +108,27 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
     key_limits = KeyLimits(settings.limits.max_send_satoshis, settings.key_max_per_day_satoshis, change_key.address)
     reader = TransactionReader(store, changes, settings.waits)
     follower = DepositFollower(store, WocDepositSource(clients.woc), pool, gateway, settings.follow)
-    broadcast_wake = asyncio.Event()
+    broadcast_wake, recheck_wake, follow_wake = asyncio.Event(), asyncio.Event(), asyncio.Event()
     window = CachedCoinWindow(pool, settings.candidate_ttl_s)
     pipeline = SendPipeline(
         store, BSV, pool, window, signer, gateway, change_key, settings.pipeline, settings.worker_id, broadcast_wake.set
     )
-    loops = wallet_loops(pipeline, follower, settings.poll_s, settings.follow_poll_s, broadcast_wake)
+    loops = wallet_loops(
+        pipeline,
+        follower,
+        settings.poll_s,
+        settings.follow_poll_s,
+        broadcast_wake,
+        recheck_wake=recheck_wake,
+        follow_wake=follow_wake,
+    )
+    if callbacks is not None:
+
+        def wake_sends() -> None:
+            broadcast_wake.set()
+            recheck_wake.set()
+
+        _attach_hints(callbacks, CallbackHints(store, wake_sends=wake_sends, wake_follower=follow_wake.set), runtime)
     sends = Sends(
         store,
         BSV,
@@ -130,6 +163,36 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
         for loop in loops:
             runtime.loops.add(loop)
     get_logger("wallet.app").info(
-        "wallet.started", port=port, metrics_port=service.metrics_port, migrations_applied=runtime.migrations_applied
+        "wallet.started",
+        port=port,
+        metrics_port=service.metrics_port,
+        migrations_applied=runtime.migrations_applied,
+        callback_url=callback_url,
     )
-    return RunningWallet(port, store, pipeline, follower, runtime.registry, runtime.stop)
+    return RunningWallet(port, store, pipeline, follower, runtime.registry, runtime.stop, callbacks, callback_url)
+
+
+async def _start_callbacks(settings: CallbackSettings) -> CallbackServer:
+    server = CallbackServer(settings.host, settings.port, settings.token, logger_name="wallet.callbacks")
+    await server.start()
+    return server
+
+
+def _attach_hints(server: CallbackServer, hints: CallbackHints, runtime: ServiceRuntime) -> None:
+    """Callbacks go to the hints; counted by status received and by send nudged."""
+    received = Counter(
+        "wallet_arc_callback_statuses_total", "Transaction statuses ARC called back with", registry=runtime.registry
+    )
+    nudged = Counter(
+        "wallet_arc_callback_nudges_total",
+        "Sends an ARC callback made due for their round (a hint: the rounds decide on the chain's word)",
+        registry=runtime.registry,
+    )
+
+    async def on_callback(statuses: Sequence[ArcTxStatus], _request_id: str) -> int:
+        received.inc(len(statuses))
+        sends = await hints.on_statuses(statuses)
+        nudged.inc(sends)
+        return sends
+
+    server.attach(on_callback)

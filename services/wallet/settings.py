@@ -23,6 +23,19 @@ _KEY_ID_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 
 
 @dataclass(frozen=True, slots=True)
+class CallbackSettings:
+    """The ARC callback endpoint (X-CallbackUrl): hints that make the workers look now."""
+
+    enabled: bool
+    host: str
+    port: int
+    # What ARC is told to call; None = http://<host>:<bound port>/v1/arc/callback.
+    public_url: str | None
+    token: str = field(repr=False)
+    batch: bool
+
+
+@dataclass(frozen=True, slots=True)
 class WalletSettings:
     service: ServiceSettings
     network: Network
@@ -51,6 +64,7 @@ class WalletSettings:
     follow_poll_s: float
     # How long intake prices sends against one reading of the pool's coins; 0 = read every time.
     candidate_ttl_s: float
+    callbacks: CallbackSettings
 
 
 def _ms(env: EnvReader, name: str, default: int, minimum: int = 1, maximum: int | None = None) -> float:
@@ -73,8 +87,18 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
     production = service.run_mode is RunMode.PRODUCTION
     utxo_token = env.optional_string("WALLET_UTXO_TOKEN")
     signer_token = env.optional_string("WALLET_SIGNER_TOKEN")
+    callbacks_on = env.flag("WALLET_CALLBACK_ENABLED", True)
+    callback_token = env.optional_string("WALLET_CALLBACK_TOKEN")
     if production:
-        missing = [n for n, v in (("WALLET_UTXO_TOKEN", utxo_token), ("WALLET_SIGNER_TOKEN", signer_token)) if not v]
+        missing = [
+            name
+            for name, value in (
+                ("WALLET_UTXO_TOKEN", utxo_token),
+                ("WALLET_SIGNER_TOKEN", signer_token),
+                ("WALLET_CALLBACK_TOKEN", callback_token if callbacks_on else "-"),
+            )
+            if not value
+        ]
         if missing:
             raise SettingsError(f"{', '.join(missing)} required in production mode")
     change_key_id = env.string("WALLET_CHANGE_KEY_ID", "wallet-change")
@@ -146,4 +170,15 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
         poll_s=_ms(env, "WALLET_POLL_MS", 500, minimum=10),
         follow_poll_s=_ms(env, "WALLET_FOLLOW_POLL_MS", 1_000, minimum=10),
         candidate_ttl_s=_ms(env, "WALLET_CANDIDATE_TTL_MS", 500, minimum=0, maximum=60_000),
+        callbacks=CallbackSettings(
+            enabled=callbacks_on,
+            host=env.string("WALLET_CALLBACK_HOST", service.grpc_host),
+            # Not the publisher's 8753: `make run` starts both on one host.
+            port=env.integer("WALLET_CALLBACK_PORT", 8754, minimum=0, maximum=65535),
+            public_url=env.optional_string("WALLET_CALLBACK_URL"),
+            # Outside production a random token per process: callbacks for an earlier process's
+            # sends are refused, and the rounds' own intervals look at those.
+            token=callback_token or os.urandom(16).hex(),
+            batch=env.flag("WALLET_CALLBACK_BATCH", True),
+        ),
     )

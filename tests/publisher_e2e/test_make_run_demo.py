@@ -89,6 +89,7 @@ async def test_the_printed_publish_commands_reach_sent_then_confirmed(database_u
         REDIS_URL=redis_url,
         REDIS_KEY_PREFIX=f"demo-{uuid.uuid4().hex[:8]}",
         PUBLISHER_CALLBACK_PORT=str(free_port()),
+        WALLET_CALLBACK_PORT=str(free_port()),
         **ports,
     )
     devstack = await Devstack.start(REPO_ROOT, env)

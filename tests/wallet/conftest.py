@@ -83,6 +83,8 @@ def wallet_env(
         "WALLET_RETRY_MAX_MS": "500",
         "WALLET_WORK_LEASE_MS": "3000",
         "WALLET_CHAIN_TIMEOUT_MS": "3000",
+        # Any free port: tests run two replicas at once, and other suites may hold 8754.
+        "WALLET_CALLBACK_PORT": "0",
     }
     env.update(overrides)
     return env

@@ -18,8 +18,8 @@ from proofline_kit.chain import (
     RetryPolicy,
     open_chain_clients,
 )
+from proofline_kit.chain.callback_server import CallbackServer
 from proofline_kit.logging import get_logger
-from services.publisher.adapters.callback_server import CALLBACK_PATH, CallbackServer
 from services.publisher.adapters.chain import ChainAdapter
 from services.publisher.adapters.signer_client import SignerClient
 from services.publisher.adapters.utxo_client import UtxoPoolClient
@@ -68,9 +68,9 @@ async def start_pipeline(
     callback_url: str | None = None
     cb = settings.callbacks
     if cb.enabled:
-        callbacks = CallbackServer(cb.host, cb.port, cb.token)
-        port = await callbacks.start()
-        callback_url = cb.public_url or f"http://{cb.host}:{port}{CALLBACK_PATH}"
+        callbacks = CallbackServer(cb.host, cb.port, cb.token, logger_name="publisher.callbacks")
+        await callbacks.start()
+        callback_url = callbacks.url(cb.public_url)
     timeout_s = chain_settings.timeout_s
     clients = open_chain_clients(
         chain_settings,

@@ -279,6 +279,12 @@ class UnitOfWork(Protocol):
 
     async def tip_height(self) -> int: ...
 
+    # --- ARC callbacks (hints only)
+    async def nudge_sends(self, txids: Sequence[str]) -> dict[str, tuple[TxStatus, bool]]:
+        """txid -> (status, now due) of our sends among `txids`: SENDING, and UNCONFIRMED not in a
+        block yet, become due for their round now."""
+        ...
+
 
 class Store(Protocol):
     def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]: ...

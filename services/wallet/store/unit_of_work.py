@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from proofline_kit.idempotency import RecordedAnswers
 from services.wallet.store.accounts import AccountQueries
+from services.wallet.store.callbacks import CallbackQueries
 from services.wallet.store.deposits import DepositQueries
 from services.wallet.store.ledger import LedgerQueries
 from services.wallet.store.txs import TxQueries
 
 
-class WalletUnitOfWork(RecordedAnswers, AccountQueries, LedgerQueries, TxQueries, DepositQueries):
+class WalletUnitOfWork(RecordedAnswers, AccountQueries, LedgerQueries, TxQueries, DepositQueries, CallbackQueries):
     """One database transaction of the wallet (or autocommit reads, from `WalletStore.reader`)."""

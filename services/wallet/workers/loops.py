@@ -28,9 +28,13 @@ def wallet_loops(
     poll_s: float,
     follow_poll_s: float,
     broadcast_wake: asyncio.Event,
+    *,
+    recheck_wake: asyncio.Event | None = None,
+    follow_wake: asyncio.Event | None = None,
 ) -> list[Loop]:
     """The first loop builds sends (wake it when one is recorded); `broadcast_wake` is set when a
-    round signed some."""
+    round signed some. `recheck_wake` and `follow_wake` start the recheck round and the block scan
+    before their interval is out (an ARC callback named one of our sends)."""
     return [
         Loop("sends-build", _busy(pipeline.build_round), poll_s, error_pause_s=_ERROR_PAUSE_S),
         Loop(
@@ -40,8 +44,20 @@ def wallet_loops(
             wake=broadcast_wake,
             error_pause_s=_ERROR_PAUSE_S,
         ),
-        Loop("sends-recheck", _busy(pipeline.recheck_round), follow_poll_s, error_pause_s=_ERROR_PAUSE_S),
+        Loop(
+            "sends-recheck",
+            _busy(pipeline.recheck_round),
+            follow_poll_s,
+            wake=recheck_wake or asyncio.Event(),
+            error_pause_s=_ERROR_PAUSE_S,
+        ),
         Loop("coins-audit", _busy(pipeline.audit_round), follow_poll_s, error_pause_s=_ERROR_PAUSE_S),
-        Loop("deposits-blocks", follower.follow_round, follow_poll_s, error_pause_s=_ERROR_PAUSE_S),
+        Loop(
+            "deposits-blocks",
+            follower.follow_round,
+            follow_poll_s,
+            wake=follow_wake or asyncio.Event(),
+            error_pause_s=_ERROR_PAUSE_S,
+        ),
         Loop("deposits-mempool", follower.mempool_round, follow_poll_s, error_pause_s=_ERROR_PAUSE_S),
     ]
