@@ -90,7 +90,7 @@ async def test_a_mined_callback_wakes_the_follower_and_the_send_confirms_at_once
     assert delivered[0]["url"] == suite.wallet.callback_url and delivered[0]["token"] == TOKEN
     assert suite.wallet.callbacks.received >= 1 and suite.wallet.callbacks.unauthorized == 0
     received, nudged = _callback_metrics(suite)
-    assert received >= 1 and nudged >= 1
+    assert received >= 1 and nudged == 0  # MINED wakes the follower; it makes no send due
     # The follower decided, on the block it scanned (merkle root checked against the header).
     actors = await wallet_db.fetch(
         "SELECT actor FROM tx_audit WHERE transaction_id = $1 AND to_status = 'confirmed'", tx.transaction_id
@@ -137,10 +137,18 @@ async def test_a_callback_needs_the_token_and_is_a_hint_not_evidence(
         # The right token and our txid, but a false claim: the send is in no block. The follower
         # wakes and scans the block now (not in a minute), finds no send in it and confirms nothing.
         answer = await http.post(url, json=claim, headers=auth)
-        assert answer.status_code == 200 and answer.json() == {"received": 1, "changed": 1}
+        assert answer.status_code == 200 and answer.json() == {"received": 1, "changed": 0}
     await eventually(lambda: _scanned_tip(wallet_db), lambda height: height == empty["height"], timeout_s=PROMPT_S)
     after = await _row(wallet_db, tx.transaction_id)
     assert (after["status"], after["block_hash"]) == ("unconfirmed", None)
     assert (await _status(suite, tx.transaction_id)).status == UNCONFIRMED
-    assert _callback_metrics(suite) == (2.0, 1.0)
+    assert _callback_metrics(suite) == (2.0, 0.0)
+    # News of trouble (a double spend attempted) makes the accepted send due for a recheck now; the
+    # recheck finds it on the chain and leaves it UNCONFIRMED.
+    trouble = {**claim, "txStatus": "DOUBLE_SPEND_ATTEMPTED", "competingTxs": [os.urandom(32).hex()]}
+    async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
+        answer = await http.post(url, json=trouble, headers=auth)
+    assert answer.status_code == 200 and answer.json() == {"received": 1, "changed": 1}
+    assert _callback_metrics(suite) == (3.0, 1.0)
+    assert (await _status(suite, tx.transaction_id)).status == UNCONFIRMED
     await suite.assert_reconciled()

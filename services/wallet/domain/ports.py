@@ -280,9 +280,9 @@ class UnitOfWork(Protocol):
     async def tip_height(self) -> int: ...
 
     # --- ARC callbacks (hints only)
-    async def nudge_sends(self, txids: Sequence[str]) -> dict[str, tuple[TxStatus, bool]]:
-        """txid -> (status, now due) of our sends among `txids`: SENDING, and UNCONFIRMED not in a
-        block yet, become due for their round now."""
+    async def nudge_sends(self, txids: Sequence[str], recheck: Sequence[str]) -> dict[str, tuple[TxStatus, bool]]:
+        """txid -> (status, now due) of our sends among `txids`: SENDING ones, and UNCONFIRMED ones
+        not in a block yet whose txid is in `recheck`, become due for their round now."""
         ...
 
 
