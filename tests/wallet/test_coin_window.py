@@ -46,6 +46,16 @@ async def test_taken_coins_leave_now_and_stay_out_of_new_readings() -> None:
     assert [c.outpoint.vout for c in (await window.candidates()).all()] == [0, 1, 2]
 
 
+async def test_a_coin_its_send_let_go_of_is_listed_again_at_once() -> None:
+    now = [100.0]
+    window = CachedCoinWindow(_CountingPool(), ttl_s=0.5, clock=lambda: now[0])  # type: ignore[arg-type]
+    candidates = await window.candidates()
+    window.take([c for c in candidates.all() if c.outpoint.vout == 1])
+    window.forget([Outpoint("ab" * 32, 1)])  # released, or its send proven dead
+    now[0] += 1.0
+    assert [c.outpoint.vout for c in (await window.candidates()).all()] == [0, 1, 2]
+
+
 def test_candidates_are_sorted_by_value_and_forget_taken_coins() -> None:
     coins = [WalletCoin(Outpoint(f"{i:064x}", 0), 1000 * i, b"\x51", "k") for i in range(1, 301)]
     candidates = Candidates(reversed(coins))

@@ -54,6 +54,11 @@ class CachedCoinWindow:
         self._taken.update((c.outpoint, now) for c in taken)
         self._candidates.take(taken)
 
+    def forget(self, outpoints: Iterable[Outpoint]) -> None:
+        """Their send let go of these coins: a reading may list them again (when the pool does)."""
+        for outpoint in outpoints:
+            self._taken.pop(outpoint, None)
+
     def invalidate(self) -> None:
         """The next call reads the pool again (a lease found the reading stale)."""
         self._read_at = None

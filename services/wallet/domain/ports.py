@@ -383,6 +383,9 @@ class CoinWindow(Protocol):
     def take(self, coins: Iterable[WalletCoin]) -> None:
         """Coins a send took: out of the candidates now and in the next readings for a while."""
 
+    def forget(self, outpoints: Iterable[Outpoint]) -> None:
+        """Their send let go of these coins: a reading may list them again (when the pool does)."""
+
     def invalidate(self) -> None:
         """The next reading asks the pool (a lease found the candidates stale)."""
 

@@ -154,6 +154,7 @@ class SendPipeline:
         except DomainError:
             self._window.invalidate()
             if len(planned) == 1:
+                self._window.forget(c.outpoint for c in planned[0][1].coins)
                 await self._wait_for_coins(planned[0][0], "coins taken meanwhile")
                 return []
         built: list[_Built] = []
@@ -166,6 +167,7 @@ class SendPipeline:
                     f"wallet/{self._owner}/{work.transaction_id}",
                 )
             except DomainError as error:
+                self._window.forget(c.outpoint for c in plan.coins)
                 await self._wait_for_coins(work, f"coins taken meanwhile ({error.reason})")
                 continue
             built.append(self._built(work, plan, lease))
@@ -184,6 +186,7 @@ class SendPipeline:
 
     async def _release(self, item: _Built) -> None:
         outpoints = [c.outpoint for c in item.plan.coins]
+        self._window.forget(outpoints)
         await self._pool.release(
             derived_request_id("wrelease", item.lease.lease_id, *outpoints), item.lease.lease_id, outpoints
         )
@@ -394,6 +397,7 @@ class SendPipeline:
         remain, else FAILED with the reservation released."""
         async with self._store.reader() as uow:
             inputs = [c.outpoint for c in await uow.coins_spent_by(work.transaction_id)]
+        self._window.forget(inputs)
         double_spend = kind in (OutcomeKind.DOUBLE_SPEND, OutcomeKind.MISSING_INPUTS)
         await self._pool.report_dead(
             derived_request_id("wdead", work.txid, work.fence), work.txid, inputs, double_spend, (), detail[:1024]
@@ -463,6 +467,7 @@ class SendPipeline:
         return len(gone)
 
     async def _reverse_final(self, work: SendWork, inputs: list[Outpoint], others: list[str]) -> None:
+        self._window.forget(inputs)
         await self._pool.report_dead(
             derived_request_id("wdead", work.txid, work.fence),
             work.txid,
