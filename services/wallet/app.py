@@ -111,7 +111,7 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
     broadcast_wake, recheck_wake, follow_wake = asyncio.Event(), asyncio.Event(), asyncio.Event()
     window = CachedCoinWindow(pool, settings.candidate_ttl_s)
     pipeline = SendPipeline(
-        store, BSV, pool, window, signer, gateway, change_key, settings.pipeline, settings.worker_id, broadcast_wake.set
+        store, BSV, pool, window, signer, gateway, change_key, settings.pipeline, settings.worker_id
     )
     loops = wallet_loops(
         pipeline,

@@ -12,8 +12,8 @@ it is not on the chain).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from proofline_kit.chain import OutcomeKind, PreparedTx, TxChainState
 from proofline_kit.errors import DomainError
@@ -76,7 +76,6 @@ class SendPipeline:
         change_key: IssuedKey,
         config: PipelineConfig,
         owner: str,
-        on_signed: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._chain = chain
@@ -87,7 +86,6 @@ class SendPipeline:
         self._change_key = change_key
         self._config = config
         self._owner = owner
-        self._on_signed = on_signed
         self._actor = Actor(f"wallet-worker/{owner}")
         self._log = get_logger("wallet.sends")
 
@@ -112,9 +110,7 @@ class SendPipeline:
                 self._window.take(plan.coins)
         built = await self._lease(planned) if planned else []
         if built:
-            await self._sign(built)
-            if self._on_signed is not None:
-                self._on_signed()
+            await self._broadcast(await self._sign(built))
         return len(works)
 
     async def _plan(self, work: SendWork, candidates: Candidates) -> SendPlan | None:
@@ -191,7 +187,9 @@ class SendPipeline:
             derived_request_id("wrelease", item.lease.lease_id, *outpoints), item.lease.lease_id, outpoints
         )
 
-    async def _sign(self, built: Sequence[_Built]) -> None:
+    async def _sign(self, built: Sequence[_Built]) -> list[SendWork]:
+        """Signs the round, stores it SENDING and commits its spends; the sends as they now are (the
+        worker still holds them: it broadcasts them next)."""
         request_id = derived_request_id("wsign", *(f"{b.work.transaction_id}/{b.work.fence}" for b in built))
         results = await self._signer.sign_transactions(request_id, [TxToSign(b.unsigned, b.plan.coins) for b in built])
         signed: list[tuple[_Built, SignedSend, WalletCoin | None]] = []
@@ -214,7 +212,7 @@ class SendPipeline:
                 item.work, result.txid, result.raw, plan.fee_satoshis, plan.recipient_satoshis, item.lease
             )
             signed.append((item, send, change))
-        stored = await self._store_signed(signed) if signed else set()
+        stored = await self._store_signed(signed) if signed else {}
         spends: dict[str, list[tuple[str, PoolSpend]]] = {}
         leases: dict[str, PoolLease] = {}
         for item, send, change in signed:
@@ -226,36 +224,49 @@ class SendPipeline:
             leases[item.lease.lease_id] = item.lease
         for lease_id, committed in spends.items():
             await self._commit_spends(leases[lease_id], committed, release_unspent=True)
+        return list(stored.values())
 
     async def _commit_spends(
         self, lease: PoolLease, spends: Sequence[tuple[str, PoolSpend]], *, release_unspent: bool
     ) -> None:
-        """CommitSpend before any broadcast; the round's lease lets go of what no spend used. A repair
-        after a crash commits one send at a time and releases nothing (other sends of the same lease
-        may still be waiting for theirs)."""
+        """CommitSpend before any broadcast; the round's lease lets go of what no spend used. The
+        round's own sends are marked committed when accepted (`mark_accepted`); a repair after a
+        crash commits one send at a time, releases nothing (other sends of the same lease may still
+        be waiting for theirs) and marks it committed at once."""
         await self._pool.commit(
-            # The lease is part of it: a send rebuilt from the same coin signs the same bytes again.
-            derived_request_id("wcommit", lease.lease_id, lease.fencing_token, *(s.txid for _, s in spends)),
+            # The lease is part of it: a send rebuilt from the same coin signs the same bytes again. A
+            # repair asks anew (it releases nothing); an input already committed to the same txid is
+            # the pool's "done before", whatever the request.
+            derived_request_id(
+                "wcommit" if release_unspent else "wcommit-repair",
+                lease.lease_id,
+                lease.fencing_token,
+                *(s.txid for _, s in spends),
+            ),
             lease,
             [s for _, s in spends],
             release_unspent=release_unspent,
         )
-        async with self._store.unit_of_work() as uow:
-            # The round that built them lets them go to the broadcast round; a repair keeps its claim.
-            await uow.mark_spend_committed([t for t, _ in spends], release_claim=release_unspent)
+        if not release_unspent:
+            async with self._store.unit_of_work() as uow:
+                await uow.mark_spend_committed([t for t, _ in spends])
 
-    async def _store_signed(self, signed: Sequence[tuple[_Built, SignedSend, WalletCoin | None]]) -> set[str]:
+    async def _store_signed(
+        self, signed: Sequence[tuple[_Built, SignedSend, WalletCoin | None]]
+    ) -> dict[str, SendWork]:
         """The round's signed sends stored SENDING in one transaction: bytes, txid, spent inputs,
         change and ledger entry. A send whose fee grew beyond its reservation reserves the rest
-        first, or waits PENDING when the account cannot pay it. The transaction ids stored."""
+        first, or waits PENDING when the account cannot pay it. The sends stored, as they now are."""
         async with self._store.unit_of_work() as uow:
             # The signed entries move only the house's books; a fee top-up moves its account's too.
             await uow.lock_books(
                 [i.work.account_id for i, _, _ in signed if not i.work.subtract_fee and _fee_grew(i.work, i.plan)]
             )
             ready: list[tuple[_Built, SignedSend, WalletCoin | None]] = []
+            debits: dict[str, int] = {}
             for item, send, change in signed:
                 work, plan = item.work, item.plan
+                debits[work.transaction_id] = work.debit_satoshis
                 if not work.subtract_fee and _fee_grew(work, plan):
                     extra = plan.fee_satoshis - work.reserved_fee_satoshis
                     available, _ = await uow.lock_available(work.account_id) or (0, 0)
@@ -273,6 +284,7 @@ class SendPipeline:
                     if not await uow.top_up(work, extra):
                         continue
                     await uow.post(ledger.reserve(work.transaction_id, work.account_id, extra), self._actor)
+                    debits[work.transaction_id] += extra
                 ready.append((item, send, change))
             moved = await uow.mark_signed([send for _, send, _ in ready], self._actor)
             stored = [(item, send, change) for item, send, change in ready if item.work.transaction_id in moved]
@@ -286,7 +298,22 @@ class SendPipeline:
                 [ledger.signed(i.work.transaction_id, i.work.account_id, i.plan.leaving) for i, _, _ in stored],
                 self._actor,
             )
-        return moved
+        return {
+            item.work.transaction_id: replace(
+                item.work,
+                status=TxStatus.SENDING,
+                txid=send.txid,
+                raw_tx=send.raw_tx,
+                fee_satoshis=send.fee_satoshis,
+                amount_satoshis=send.amount_satoshis,
+                debit_satoshis=debits[item.work.transaction_id],
+                reserved_fee_satoshis=item.work.reserved_fee_satoshis
+                + debits[item.work.transaction_id]
+                - item.work.debit_satoshis,
+                builds=item.work.builds + 1,
+            )
+            for item, send, _ in stored
+        }
 
     async def _wait_for_coins(self, work: SendWork, detail: str) -> None:
         async with self._store.unit_of_work() as uow:
@@ -324,6 +351,13 @@ class SendPipeline:
             return 0
         for transaction_id, (lease, inputs, change, txid) in uncommitted.items():
             await self._commit_spends(lease, [(transaction_id, PoolSpend(txid, inputs, change))], release_unspent=False)
+        await self._broadcast(works)
+        return len(works)
+
+    async def _broadcast(self, works: Sequence[SendWork]) -> None:
+        """The same bytes to the network; the verdicts decide: accepted, proven dead, or later again."""
+        if not works:
+            return
         outcomes = await self._gateway.broadcast([PreparedTx.from_bytes(w.raw_tx) for w in works])
         dead: list[tuple[SendWork, OutcomeKind, str]] = []
         accepted: list[SendWork] = []
@@ -349,7 +383,6 @@ class SendPipeline:
                     await self._accepted([work])
                 else:
                     await self._proven_dead(work, kind, detail)
-        return len(works)
 
     async def _accepted(self, works: Sequence[SendWork]) -> None:
         """Accepted by the network: UNCONFIRMED (final), each with its finalize entry, in one

@@ -312,17 +312,11 @@ class TxQueries(Queries):
             rate_per_kb,
         )
 
-    async def mark_spend_committed(self, transaction_ids: Sequence[str], *, release_claim: bool) -> None:
-        """The pool has the spends of these signed sends. `release_claim`: the worker that built them
-        lets them go to the broadcast round now (it held them since signing, so that round does
-        not take them for a crash repair meanwhile)."""
+    async def mark_spend_committed(self, transaction_ids: Sequence[str]) -> None:
+        """The pool has the spends of these signed sends (a repair after a crash)."""
         await self._conn.execute(
-            """UPDATE wallet_txs SET spend_committed = true,
-                   lease_owner = CASE WHEN $2 THEN NULL ELSE lease_owner END,
-                   lease_until = CASE WHEN $2 THEN NULL ELSE lease_until END
-               WHERE transaction_id = ANY($1::text[])""",
+            "UPDATE wallet_txs SET spend_committed = true WHERE transaction_id = ANY($1::text[])",
             list(transaction_ids),
-            release_claim,
         )
 
     async def defer_sends(self, works: Sequence[SendWork], retry_in_s: float) -> None:
@@ -341,7 +335,7 @@ class TxQueries(Queries):
     async def mark_signed(self, signed: Sequence[SignedSend], actor: Actor) -> set[str]:
         """PENDING -> SENDING for the sends whose row still carries their fence, with their signed
         bytes and the pool lease of their coins, and their audit rows; the transaction ids moved.
-        The worker keeps its claim until their spends are committed (`mark_spend_committed`)."""
+        The worker keeps its claim: it commits their spends and broadcasts them next."""
         rows = await self._conn.fetch(
             """WITH s AS (
                    SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[], $5::bigint[],
@@ -382,7 +376,7 @@ class TxQueries(Queries):
             """WITH s AS (
                    SELECT * FROM unnest($1::text[], $2::bigint[]) AS s (transaction_id, fence)
                ), moved AS (
-                   UPDATE wallet_txs w SET status = 'unconfirmed', finalized = true,
+                   UPDATE wallet_txs w SET status = 'unconfirmed', finalized = true, spend_committed = true,
                        broadcast_attempts = w.broadcast_attempts + 1, failure_reason = '', failure_detail = '',
                        next_attempt_at = now() + make_interval(secs => $5),
                        accepted_at = coalesce(w.accepted_at, now()),
