@@ -28,15 +28,25 @@ class ChainSettings:
     woc_network: str
     # Per attempt; a call's whole budget is twice this unless its caller gives a deadline.
     timeout_s: float
+    # WhatsOnChain requests of one bulk call (20 ids each) or one block's txid pages in flight at
+    # once. 1 = one after the other; a real WoC limits the request rate (3/s without an API key).
+    woc_bulk_concurrency: int = 1
 
 
-def read_chain_settings(env: EnvReader, prefix: str) -> ChainSettings:
-    """`{prefix}_ARC_URL` or `ARC_URL`, likewise WOC_URL, the API keys and WOC_NETWORK (main, test or
-    stn; default test); `{prefix}_CHAIN_TIMEOUT_MS` (default 10 s). WOC_URL may also be the API root
-    (`.../v1/bsv/<network>`), which names the network too."""
+def read_chain_settings(env: EnvReader, prefix: str, *, default_woc_bulk_concurrency: int = 1) -> ChainSettings:
+    """`{prefix}_ARC_URL` or `ARC_URL`, likewise WOC_URL, the API keys, WOC_NETWORK (main, test or
+    stn; default test) and WOC_BULK_CONCURRENCY (1-64; the service's default); `{prefix}_CHAIN_TIMEOUT_MS`
+    (default 10 s). WOC_URL may also be the API root (`.../v1/bsv/<network>`), which names the
+    network too."""
 
     def either(name: str) -> str | None:
         return env.optional_string(f"{prefix}_{name}") or env.optional_string(name)
+
+    def either_integer(name: str, default: int, minimum: int, maximum: int) -> int:
+        own = f"{prefix}_{name}"
+        if env.optional_string(own) is not None:
+            return env.integer(own, default, minimum=minimum, maximum=maximum)
+        return env.integer(name, default, minimum=minimum, maximum=maximum)
 
     network = either("WOC_NETWORK") or "test"
     woc_url = either("WOC_URL")
@@ -53,6 +63,7 @@ def read_chain_settings(env: EnvReader, prefix: str) -> ChainSettings:
         woc_api_key=either("WOC_API_KEY"),
         woc_network=network,
         timeout_s=env.integer(f"{prefix}_CHAIN_TIMEOUT_MS", 10_000, minimum=100) / 1000,
+        woc_bulk_concurrency=either_integer("WOC_BULK_CONCURRENCY", default_woc_bulk_concurrency, 1, 64),
     )
 
 
@@ -107,6 +118,7 @@ def open_chain_clients(
                 attempt_timeout_s=settings.timeout_s,
                 default_budget_s=budget_s,
                 retry=retry,
+                bulk_concurrency=settings.woc_bulk_concurrency,
             ),
         )
         if settings.woc_url

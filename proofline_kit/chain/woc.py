@@ -85,8 +85,9 @@ class WocConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # Pause between consecutive requests of one paged/bulk call (the free tier allows ~3 req/s).
     page_pause_s: float = 0.0
-    # Requests of one bulk call (chunks of WOC_BULK_LIMIT ids) in flight at once. 1 keeps them in
-    # sequence with page_pause_s between; more needs a plan whose rate allows it.
+    # Requests of one bulk call (chunks of WOC_BULK_LIMIT ids), or of one block's txid pages, in
+    # flight at once. 1 keeps them in sequence with page_pause_s between; more needs a plan whose
+    # rate allows it.
     bulk_concurrency: int = 1
 
 
@@ -240,14 +241,21 @@ class WocClient:
         summary = await self.block(block, deadline=budget)
         if summary is None:
             return None
-        pages: list[tuple[str, ...]] = []
-        for number, page in enumerate(summary.pages):
-            if number and self.config.page_pause_s:
-                await self._sleep(self.config.page_pause_s)
+
+        async def fetch(page: int) -> tuple[str, ...]:
             txids = await self.block_page(summary.header.block_hash, page, deadline=budget)
             if txids is None:
                 raise ChainResponseError(Provider.WOC, f"block {summary.header.block_hash} links page {page}: 404")
-            pages.append(txids)
+            return txids
+
+        pages: list[tuple[str, ...]] = []
+        if self.config.bulk_concurrency <= 1 or len(summary.pages) <= 1:
+            for number, page in enumerate(summary.pages):
+                if number and self.config.page_pause_s:
+                    await self._sleep(self.config.page_pause_s)
+                pages.append(await fetch(page))
+        else:
+            pages = await _bounded(fetch, list(summary.pages), self.config.bulk_concurrency)
         try:
             return BlockTxids(summary.header, assemble_block_txids(summary, pages))
         except ShapeError as exc:

@@ -21,10 +21,13 @@ from proofline_kit.chain import (
     Provider,
     TxFormatError,
     callback_authorized,
+    open_chain_clients,
     parse_callback,
+    read_chain_settings,
 )
 from proofline_kit.chain.jsonshape import ShapeError
 from proofline_kit.chain.txbytes import require_txid
+from proofline_kit.settings import EnvReader, SettingsError
 from tests.chain_clients.wallet import Coin, Key, coins_of, pay
 
 ALICE = Key(0xA11CE)
@@ -165,6 +168,30 @@ def test_callback_token_check() -> None:
     assert not callback_authorized("Bearer s3cre", "s3cret")
     assert not callback_authorized("s3cret", "s3cret")
     assert not callback_authorized(None, "s3cret")
+
+
+# ---- settings -------------------------------------------------------------------------------
+
+
+async def test_woc_bulk_concurrency_reaches_the_woc_client() -> None:
+    def read(default: int = 1, **env: str) -> int:
+        base = {"WOC_URL": "http://127.0.0.1:1"}
+        return read_chain_settings(
+            EnvReader({**base, **env}), "SVC", default_woc_bulk_concurrency=default
+        ).woc_bulk_concurrency
+
+    assert read() == 1 and read(4) == 4
+    assert read(4, WOC_BULK_CONCURRENCY="2") == 2
+    assert read(4, WOC_BULK_CONCURRENCY="2", SVC_WOC_BULK_CONCURRENCY="8") == 8
+    for bad in ("0", "65", "many"):
+        with pytest.raises(SettingsError, match="SVC_WOC_BULK_CONCURRENCY"):
+            read(SVC_WOC_BULK_CONCURRENCY=bad)
+    settings = read_chain_settings(EnvReader({"WOC_URL": "http://127.0.0.1:1", "SVC_WOC_BULK_CONCURRENCY": "6"}), "SVC")
+    clients = open_chain_clients(settings, max_connections=4)
+    try:
+        assert clients.woc is not None and clients.woc.config.bulk_concurrency == 6
+    finally:
+        await clients.aclose()
 
 
 # ---- broadcaster ----------------------------------------------------------------------------

@@ -234,7 +234,7 @@ async def test_a_small_block_by_height_and_hash(paged: SimControl, paged_woc: Wo
 
 
 async def test_a_big_block_is_read_whole_through_its_pages(
-    paged: SimControl, paged_woc: WocClient, request_log: RequestLog, alice: Key
+    paged: SimControl, paged_woc: WocClient, http: httpx.AsyncClient, request_log: RequestLog, alice: Key
 ) -> None:
     pending = await fill_mempool(paged, alice, 1_000)
     [mined] = await paged.mine()
@@ -251,6 +251,11 @@ async def test_a_big_block_is_read_whole_through_its_pages(
     full = await paged_woc.block_txids(mined["height"])
     assert full is not None and list(full.txids) == mined["txids"]
     assert request_log.count("GET", f"/block/height/{mined['height']}") == 1
+    assert sum(1 for r in request_log.requests if "/page/" in r.url.path) == 4
+    # WOC_BULK_CONCURRENCY > 1: the pages in flight together, assembled in block order all the same.
+    concurrent = WocClient(http, woc_config(paged.base_url, bulk_concurrency=3))
+    request_log.requests.clear()
+    assert await concurrent.block_txids(mined["hash"]) == full
     assert sum(1 for r in request_log.requests if "/page/" in r.url.path) == 4
     tree = MerkleTree(full.txids)
     assert tree.root == full.header.merkle_root
@@ -299,13 +304,15 @@ async def test_mempool_txids_and_raw_txs_in_chunks_of_20(
 
 
 async def test_a_page_the_block_links_but_woc_lacks_is_a_bad_answer(
-    paged: SimControl, paged_woc: WocClient, alice: Key
+    paged: SimControl, paged_woc: WocClient, http: httpx.AsyncClient, alice: Key
 ) -> None:
     await fill_mempool(paged, alice, 1_000)
     [mined] = await paged.mine()
     await paged.faults({"rules": [{"face": "woc", "match": {"path": "/page/3"}, "action": "http:404"}]})
     with pytest.raises(ChainResponseError, match="page 3"):
         await paged_woc.block_txids(mined["hash"])
+    with pytest.raises(ChainResponseError, match="page 3"):
+        await WocClient(http, woc_config(paged.base_url, bulk_concurrency=4)).block_txids(mined["hash"])
     await paged.clear_faults()
     full = await paged_woc.block_txids(mined["hash"])
     assert full is not None and list(full.txids) == mined["txids"]

@@ -11,10 +11,13 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 from google.protobuf.duration_pb2 import Duration
 from proofline.wallet.v1 import wallet_pb2
 
-from tests.wallet.conftest import FRONTEND, WalletSuite, eventually
+from proofline_kit.settings import EnvReader, SettingsError
+from services.wallet.settings import read_wallet_settings
+from tests.wallet.conftest import AUTH_TOKENS, FRONTEND, WalletSuite, eventually
 from tests.wallet.test_sends import send_request
 
 TOKEN = "wallet-callback-token-0123456789"
@@ -152,3 +155,39 @@ async def test_a_callback_needs_the_token_and_is_a_hint_not_evidence(
     assert _callback_metrics(suite) == (3.0, 1.0)
     assert (await _status(suite, tx.transaction_id)).status == UNCONFIRMED
     await suite.assert_reconciled()
+
+
+def test_the_callback_settings_follow_the_publishers_rules() -> None:
+    base = {"DATABASE_URL": "postgresql://x@127.0.0.1/x", "WOC_URL": "http://127.0.0.1:1"}
+    dev = read_wallet_settings(EnvReader(base))
+    again = read_wallet_settings(EnvReader(base))
+    assert dev.callbacks.enabled and dev.callbacks.batch and dev.callbacks.port == 8754
+    assert dev.callbacks.host == dev.service.grpc_host and dev.callbacks.public_url is None
+    assert len(dev.callbacks.token) == 32 and dev.callbacks.token != again.callbacks.token  # random per process
+    assert dev.chain.woc_bulk_concurrency == 4
+    production = {
+        **base,
+        "PROOFLINE_ENV": "production",
+        "AUTH_TOKENS": AUTH_TOKENS,
+        "WALLET_UTXO_TOKEN": "utxo-token-0001",
+        "WALLET_SIGNER_TOKEN": "signer-token-0001",
+    }
+    with pytest.raises(SettingsError, match="WALLET_CALLBACK_TOKEN required in production"):
+        read_wallet_settings(EnvReader(production))
+    assert not read_wallet_settings(EnvReader({**production, "WALLET_CALLBACK_ENABLED": "0"})).callbacks.enabled
+    set_up = read_wallet_settings(
+        EnvReader(
+            {
+                **production,
+                "WALLET_CALLBACK_TOKEN": TOKEN,
+                "WALLET_CALLBACK_PORT": "0",
+                "WALLET_CALLBACK_URL": "https://wallet.example/v1/arc/callback",
+                "WALLET_CALLBACK_BATCH": "0",
+                "WALLET_WOC_BULK_CONCURRENCY": "1",
+            }
+        )
+    )
+    assert (set_up.callbacks.token, set_up.callbacks.port, set_up.callbacks.batch) == (TOKEN, 0, False)
+    assert set_up.callbacks.public_url == "https://wallet.example/v1/arc/callback"
+    assert set_up.chain.woc_bulk_concurrency == 1
+    assert TOKEN not in repr(set_up)
