@@ -9,7 +9,9 @@ services.<name>``) on a fresh PostgreSQL database and this machine's Redis, and 
    turn (1,000-5,000 sat to an outside address; answered once recorded) for a warm-up and
    BENCH_WALLET_SECONDS, holding back while BENCH_WALLET_MAX_IN_FLIGHT sends are PENDING or SENDING,
    and chainsim mines a block every BENCH_WALLET_BLOCK_INTERVAL_S so that change comes back (the
-   wallet spends confirmed pool coins only). Printed: sends that reached UNCONFIRMED per second over
+   wallet spends confirmed pool coins only). The wallet runs rounds of 500 sends with 16 database
+   connections (WALLET_SEND_BATCH, WALLET_DB_POOL_SIZE; any WALLET_* variable set for the bench
+   passes through to the wallet). Printed: sends that reached UNCONFIRMED per second over
    the window (accepted_at in PostgreSQL), Send latency p50/p99 (this client), Send recorded ->
    UNCONFIRMED p50/p99 (created_at -> accepted_at), the coin supply, CPU per process (and what else
    kept this machine busy) and the server time of every RPC the services answered (their Prometheus
@@ -33,7 +35,7 @@ figure), printing where its time went. BENCH_WALLET_PARTS (sends,balance,scan) p
 
 Environment: BENCH_DATABASE_SERVER_URL, BENCH_REDIS_URL, BENCH_WALLET_SECONDS (60),
 BENCH_WALLET_WARMUP_SECONDS (10), BENCH_WALLET_ACCOUNTS (1000), BENCH_WALLET_COINS (10),
-BENCH_WALLET_COIN_SATOSHIS (100000), BENCH_WALLET_CLIENTS (32), BENCH_WALLET_MAX_IN_FLIGHT (200),
+BENCH_WALLET_COIN_SATOSHIS (100000), BENCH_WALLET_CLIENTS (64), BENCH_WALLET_MAX_IN_FLIGHT (1000),
 BENCH_WALLET_BLOCK_INTERVAL_S (5), BENCH_WALLET_LATENCY_SECONDS (20), BENCH_WALLET_LATENCY_LOAD
 (0.5), BENCH_WALLET_BALANCE_CALLS (2000), BENCH_WALLET_BALANCE_POSTINGS (1000,1000000),
 BENCH_WALLET_SCAN_SCRIPTS (1000000), BENCH_WALLET_SCAN_BLOCKS (3), BENCH_WALLET_SCAN_TXS (5000),
@@ -103,8 +105,8 @@ WARMUP_S = float(os.environ.get("BENCH_WALLET_WARMUP_SECONDS", "10"))
 ACCOUNTS = int(os.environ.get("BENCH_WALLET_ACCOUNTS", "1000"))
 COINS = int(os.environ.get("BENCH_WALLET_COINS", "10"))
 COIN_SATOSHIS = int(os.environ.get("BENCH_WALLET_COIN_SATOSHIS", "100000"))
-CLIENTS = int(os.environ.get("BENCH_WALLET_CLIENTS", "32"))
-MAX_IN_FLIGHT = int(os.environ.get("BENCH_WALLET_MAX_IN_FLIGHT", "200"))
+CLIENTS = int(os.environ.get("BENCH_WALLET_CLIENTS", "64"))
+MAX_IN_FLIGHT = int(os.environ.get("BENCH_WALLET_MAX_IN_FLIGHT", "1000"))
 BLOCK_INTERVAL_S = float(os.environ.get("BENCH_WALLET_BLOCK_INTERVAL_S", "5"))
 LATENCY_SECONDS = float(os.environ.get("BENCH_WALLET_LATENCY_SECONDS", "20"))
 LATENCY_LOAD = float(os.environ.get("BENCH_WALLET_LATENCY_LOAD", "0.5"))
@@ -541,10 +543,12 @@ class Bench:
                     hold.set()
                 else:
                     hold.clear()
-                await asyncio.sleep(0.25)
+                await asyncio.sleep(0.5)
 
         print(
-            f"sustained sends: {CLIENTS} clients over {len(self.accounts)} accounts, at most {MAX_IN_FLIGHT}"
+            f"sustained sends: {CLIENTS} clients over {len(self.accounts)} accounts, wallet rounds of"
+            f" {self.wallet_env['WALLET_SEND_BATCH']} sends and {self.wallet_env['WALLET_DB_POOL_SIZE']} database"
+            f" connections, at most {MAX_IN_FLIGHT}"
             f" PENDING/SENDING, a block every {BLOCK_INTERVAL_S:g} s; coin supply {figures.coins:,} AVAILABLE"
             f" coins of {COIN_SATOSHIS:,} sat",
             flush=True,
@@ -1151,7 +1155,10 @@ async def run(running: dict[str, Proc], database_url: str) -> Figures:
         # The wallet creates keys (signer) and syncs its coins (utxo): admin calls, as in `make run`.
         "WALLET_UTXO_TOKEN": TOKENS["admin"],
         "WALLET_SIGNER_TOKEN": TOKENS["admin"],
-        # The wallet's own settings (WALLET_SEND_BATCH, WALLET_DB_POOL_SIZE, ...) pass through.
+        # Rounds of 500 sends and 16 database connections (the defaults are 100 and 8); the wallet's
+        # own settings in this process's environment pass through and win.
+        "WALLET_SEND_BATCH": "500",
+        "WALLET_DB_POOL_SIZE": "16",
         **{k: v for k, v in os.environ.items() if k.startswith("WALLET_")},
     }
     profile_path = Path(tempfile.gettempdir()) / f"wallet-bench-{uuid.uuid4().hex[:8]}.prof"
