@@ -21,9 +21,10 @@ _UTXO_PORT_ENV, _UTXO_PORT = "UTXO_GRPC_PORT", 50052
 _SIGNER_PORT_ENV, _SIGNER_PORT = "SIGNER_GRPC_PORT", 50051
 _KEY_ID_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
 # WhatsOnChain bulk requests in flight at once (WALLET_WOC_BULK_CONCURRENCY / WOC_BULK_CONCURRENCY):
-# the follower reads every transaction of a block 20 a request. Measured against chainsim on this
-# 2-core machine, 2-4 at once read a block of 10,000 transactions about 1.4x faster than 1, and 6 or
-# more slower again (the client's own CPU per request is the limit then). A real WoC limits the rate.
+# the follower reads every transaction of a block 20 a request. Measured against chainsim on a
+# 2-core machine, 2-4 at once read a block of 10,000 transactions 1.2-1.35x faster than 1 (medians),
+# 6 or more slower again: the wallet's own CPU per request (the HTTP client) is the limit there, not
+# chainsim's. A real WoC limits the request rate (services/wallet/README.md).
 _WOC_BULK_CONCURRENCY = 4
 
 
