@@ -1157,6 +1157,7 @@ async def run(running: dict[str, Proc], database_url: str) -> Figures:
         "WALLET_SIGNER_TOKEN": TOKENS["admin"],
         # Rounds of 500 sends and 16 database connections (the defaults are 100 and 8); the wallet's
         # own settings in this process's environment pass through and win.
+        "WALLET_CALLBACK_PORT": "0",
         "WALLET_SEND_BATCH": "500",
         "WALLET_DB_POOL_SIZE": "16",
         **{k: v for k, v in os.environ.items() if k.startswith("WALLET_")},
