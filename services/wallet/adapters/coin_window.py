@@ -2,8 +2,8 @@
 
 Intake (Send, EstimateFee) and the send pipeline price against the same reading, and a burst of
 sends does not list the pool once each. Coins the pipeline takes leave the reading at once and stay
-out of the next readings for a while: a listing that was under way while they were leased may
-still show them AVAILABLE."""
+out of the next readings for a while (a listing that was under way while they were leased may
+still show them AVAILABLE), unless their send lets go of them first (`forget`)."""
 
 from __future__ import annotations
 
