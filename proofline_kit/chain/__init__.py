@@ -33,7 +33,14 @@ from .merkle import (
     verify_tsc_proof,
 )
 from .outcomes import ArcStatus, Attempt, BroadcastOutcome, BroadcastReport, OutcomeKind, Provider
-from .settings import ChainClients, ChainSettings, open_chain_clients, read_chain_settings
+from .settings import (
+    CallbackSettings,
+    ChainClients,
+    ChainSettings,
+    open_chain_clients,
+    read_callback_settings,
+    read_chain_settings,
+)
 from .txbytes import PreparedTx, TxFormatError
 from .woc import WocClient, WocConfig
 from .woc_results import (
@@ -68,6 +75,7 @@ __all__ = [
     "BroadcastProvider",
     "BroadcastReport",
     "Broadcaster",
+    "CallbackSettings",
     "ChainClients",
     "ChainResponseError",
     "ChainSettings",
@@ -101,6 +109,7 @@ __all__ = [
     "merkle_root",
     "open_chain_clients",
     "parse_callback",
+    "read_callback_settings",
     "read_chain_settings",
     "verify_merkle_path",
     "verify_tsc_proof",

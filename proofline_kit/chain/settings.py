@@ -3,6 +3,7 @@ built from it: one definition for every service that talks to the chain."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import httpx
@@ -31,6 +32,36 @@ class ChainSettings:
     # WhatsOnChain requests of one bulk call (20 ids each) or one block's txid pages in flight at
     # once. 1 = one after the other; a real WoC limits the request rate (3/s without an API key).
     woc_bulk_concurrency: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackSettings:
+    """The ARC callback endpoint a service serves (X-CallbackUrl)."""
+
+    enabled: bool
+    host: str
+    port: int
+    # What ARC is told to call; None = http://<host>:<bound port>/v1/arc/callback.
+    public_url: str | None
+    token: str = field(repr=False)
+    batch: bool
+
+
+def read_callback_settings(
+    env: EnvReader, prefix: str, *, enabled: bool, token: str | None, default_host: str, default_port: int
+) -> CallbackSettings:
+    """`<prefix>_CALLBACK_HOST/PORT/URL/BATCH`; `enabled` and `token` are read by the caller (its
+    production check names a missing token with its other required settings). Without a token, a
+    random one per process: callbacks meant for an earlier process are refused, and the service's
+    own polling looks at those transactions."""
+    return CallbackSettings(
+        enabled=enabled,
+        host=env.string(f"{prefix}_CALLBACK_HOST", default_host),
+        port=env.integer(f"{prefix}_CALLBACK_PORT", default_port, minimum=0, maximum=65535),
+        public_url=env.optional_string(f"{prefix}_CALLBACK_URL"),
+        token=token or os.urandom(16).hex(),
+        batch=env.flag(f"{prefix}_CALLBACK_BATCH", True),
+    )
 
 
 def read_chain_settings(env: EnvReader, prefix: str, *, default_woc_bulk_concurrency: int = 1) -> ChainSettings:

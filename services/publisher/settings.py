@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
-from proofline_kit.chain import ChainSettings, FeeRate, read_chain_settings
+from proofline_kit.chain import CallbackSettings, ChainSettings, FeeRate, read_callback_settings, read_chain_settings
 from proofline_kit.settings import EnvReader, RunMode, ServiceSettings, SettingsError, read_service_settings
 from services.publisher.domain.confirmations import FollowConfig
 from services.publisher.domain.intents import IntakePolicy
@@ -31,17 +30,6 @@ class BroadcastSettings:
     # Fixed fee rate; None = ARC's policy rate, cached `fee_ttl_s`.
     fee_rate: FeeRate | None
     fee_ttl_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class CallbackSettings:
-    enabled: bool
-    host: str
-    port: int
-    # What ARC is told to call; None = http://<host>:<bound port>/v1/arc/callback.
-    public_url: str | None
-    token: str = field(repr=False)
-    batch: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,15 +196,13 @@ def _read_workers(env: EnvReader, service: ServiceSettings) -> WorkerSettings:
             fee_rate=FeeRate(fixed_rate, 1000) if fixed_rate else None,
             fee_ttl_s=_ms(env, "PUBLISHER_FEE_RATE_TTL_MS", 300_000, minimum=100),
         ),
-        callbacks=CallbackSettings(
+        callbacks=read_callback_settings(
+            env,
+            "PUBLISHER",
             enabled=callbacks_on,
-            host=env.string("PUBLISHER_CALLBACK_HOST", service.grpc_host),
-            port=env.integer("PUBLISHER_CALLBACK_PORT", 8753, minimum=0, maximum=65535),
-            public_url=env.optional_string("PUBLISHER_CALLBACK_URL"),
-            # Outside production a random token per process: callbacks for an earlier process's
-            # transactions are refused, and polling confirms those.
-            token=callback_token or os.urandom(16).hex(),
-            batch=env.flag("PUBLISHER_CALLBACK_BATCH", True),
+            token=callback_token,
+            default_host=service.grpc_host,
+            default_port=8753,
         ),
         pipeline=pipeline,
         follow=follow,

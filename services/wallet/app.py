@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter
 from proofline.common.v1 import common_pb2
 from proofline.wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
-from proofline_kit.chain import ArcSubmitOptions, ArcTxStatus, Broadcaster, open_chain_clients
+from proofline_kit.chain import ArcSubmitOptions, ArcTxStatus, Broadcaster, CallbackSettings, open_chain_clients
 from proofline_kit.chain.callback_server import CallbackServer
 from proofline_kit.changes import ChangeHub
 from proofline_kit.logging import get_logger
@@ -35,7 +35,7 @@ from services.wallet.domain.send_pipeline import SendPipeline
 from services.wallet.domain.sends import Sends
 from services.wallet.rpc.mappers import ERROR_DOMAIN
 from services.wallet.rpc.servicer import WalletAdminServicer, WalletServicer
-from services.wallet.settings import CallbackSettings, WalletSettings
+from services.wallet.settings import WalletSettings
 from services.wallet.store import MIGRATIONS, WalletStore
 from services.wallet.workers import wallet_loops
 

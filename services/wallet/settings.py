@@ -6,7 +6,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 
-from proofline_kit.chain import ChainSettings, FeeRate, read_chain_settings
+from proofline_kit.chain import CallbackSettings, ChainSettings, FeeRate, read_callback_settings, read_chain_settings
 from proofline_kit.settings import EnvReader, RunMode, ServiceSettings, SettingsError, read_service_settings
 from proofline_kit.wire import MAX_SATOSHIS
 from services.wallet.domain.chains import BSV
@@ -26,19 +26,6 @@ _KEY_ID_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 # 6 or more slower again: the wallet's own CPU per request (the HTTP client) is the limit there, not
 # chainsim's. A real WoC limits the request rate (services/wallet/README.md).
 _WOC_BULK_CONCURRENCY = 4
-
-
-@dataclass(frozen=True, slots=True)
-class CallbackSettings:
-    """The ARC callback endpoint (X-CallbackUrl): hints that make the workers look now."""
-
-    enabled: bool
-    host: str
-    port: int
-    # What ARC is told to call; None = http://<host>:<bound port>/v1/arc/callback.
-    public_url: str | None
-    token: str = field(repr=False)
-    batch: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,15 +163,13 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
         poll_s=_ms(env, "WALLET_POLL_MS", 500, minimum=10),
         follow_poll_s=_ms(env, "WALLET_FOLLOW_POLL_MS", 1_000, minimum=10),
         candidate_ttl_s=_ms(env, "WALLET_CANDIDATE_TTL_MS", 500, minimum=0, maximum=60_000),
-        callbacks=CallbackSettings(
+        callbacks=read_callback_settings(
+            env,
+            "WALLET",
             enabled=callbacks_on,
-            host=env.string("WALLET_CALLBACK_HOST", service.grpc_host),
+            token=callback_token,
+            default_host=service.grpc_host,
             # Not the publisher's 8753: `make run` starts both on one host.
-            port=env.integer("WALLET_CALLBACK_PORT", 8754, minimum=0, maximum=65535),
-            public_url=env.optional_string("WALLET_CALLBACK_URL"),
-            # Outside production a random token per process: callbacks for an earlier process's
-            # sends are refused, and the rounds' own intervals look at those.
-            token=callback_token or os.urandom(16).hex(),
-            batch=env.flag("WALLET_CALLBACK_BATCH", True),
+            default_port=8754,
         ),
     )
