@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 
 import asyncpg
 import orjson
@@ -25,6 +26,17 @@ WHERE caller_id = $1 AND method = $2 AND request_id = $3
 _INSERT = """
 INSERT INTO idempotency_keys (caller_id, method, request_id, request_hash, response)
 VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT DO NOTHING
+"""
+_SELECT_MANY = """
+SELECT k.caller_id, k.request_id, k.request_hash, k.response
+FROM unnest($2::text[], $3::text[]) AS r (caller_id, request_id)
+JOIN idempotency_keys k ON k.caller_id = r.caller_id AND k.method = $1 AND k.request_id = r.request_id
+"""
+_INSERT_MANY = """
+INSERT INTO idempotency_keys (caller_id, method, request_id, request_hash, response)
+SELECT r.caller_id, $1, r.request_id, r.request_hash, r.response
+FROM unnest($2::text[], $3::text[], $4::bytea[], $5::bytea[]) AS r (caller_id, request_id, request_hash, response)
 ON CONFLICT DO NOTHING
 """
 # Oldest first, at most $2 rows; rows another transaction holds are left for the next round.
@@ -58,14 +70,7 @@ async def find_answer(
     row = await conn.fetchrow(_SELECT, caller_id, method, request_id)
     if row is None:
         return None
-    if bytes(row["request_hash"]) != fingerprint:
-        raise DomainError(
-            ErrorKind.FAILED_PRECONDITION,
-            "REQUEST_ID_REUSED",
-            "request_id was already used for a different request",
-            metadata={"requestId": request_id},
-        )
-    return bytes(row["response"])
+    return answer_for((bytes(row["request_hash"]), bytes(row["response"])), request_id, fingerprint)
 
 
 async def record_answer(
@@ -80,6 +85,49 @@ async def record_answer(
             "REQUEST_IN_PROGRESS",
             "a request with this request_id completed concurrently; retry to get its answer",
             metadata={"requestId": request_id},
+        )
+
+
+async def find_answers(
+    conn: DbConnection, method: str, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[bytes, bytes]]:
+    """The recorded (fingerprint, answer) of each (caller_id, request_id) that has one, in one
+    statement; the caller compares fingerprints (`answer_for`)."""
+    rows = await conn.fetch(_SELECT_MANY, method, [c for c, _ in keys], [r for _, r in keys])
+    return {(r["caller_id"], r["request_id"]): (bytes(r["request_hash"]), bytes(r["response"])) for r in rows}
+
+
+def answer_for(recorded: tuple[bytes, bytes], request_id: str, fingerprint: bytes) -> bytes:
+    """The recorded answer, if it answered this very request; REQUEST_ID_REUSED if not."""
+    request_hash, response = recorded
+    if request_hash != fingerprint:
+        raise DomainError(
+            ErrorKind.FAILED_PRECONDITION,
+            "REQUEST_ID_REUSED",
+            "request_id was already used for a different request",
+            metadata={"requestId": request_id},
+        )
+    return response
+
+
+async def record_answers(conn: DbConnection, method: str, answers: Sequence[tuple[str, str, bytes, bytes]]) -> None:
+    """`record_answer` for many (caller_id, request_id, fingerprint, answer) in one statement; if
+    any was recorded concurrently, ABORTED and the caller's transaction rolls back."""
+    if not answers:
+        return
+    status = await conn.execute(
+        _INSERT_MANY,
+        method,
+        [a[0] for a in answers],
+        [a[1] for a in answers],
+        [a[2] for a in answers],
+        [a[3] for a in answers],
+    )
+    if int(status.rsplit(" ", 1)[1]) != len(answers):
+        raise DomainError(
+            ErrorKind.ABORTED,
+            "REQUEST_IN_PROGRESS",
+            "a request with one of these request_ids completed concurrently; retry to get its answer",
         )
 
 
@@ -125,3 +173,11 @@ class RecordedAnswers(Queries):
         self, caller_id: str, method: str, request_id: str, fingerprint: bytes, answer: bytes
     ) -> None:
         await record_answer(self._conn, caller_id, method, request_id, fingerprint, answer)
+
+    async def find_answers(
+        self, method: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[bytes, bytes]]:
+        return await find_answers(self._conn, method, keys)
+
+    async def record_answers(self, method: str, answers: Sequence[tuple[str, str, bytes, bytes]]) -> None:
+        await record_answers(self._conn, method, answers)

@@ -31,6 +31,7 @@ from services.wallet.domain.history import TransactionReader
 from services.wallet.domain.models import Network
 from services.wallet.domain.ports import KeyLimits
 from services.wallet.domain.reconciliation import Reconciler
+from services.wallet.domain.send_intake import SendIntake
 from services.wallet.domain.send_pipeline import SendPipeline
 from services.wallet.domain.sends import Sends
 from services.wallet.rpc.mappers import ERROR_DOMAIN
@@ -137,10 +138,15 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
         gateway,
         settings.limits,
         reader,
-        RedisSendRate(runtime.redis, service.redis_key_prefix, settings.sends_per_minute)
-        if settings.sends_per_minute
-        else None,
-        on_recorded=loops[0].wake.set,
+        SendIntake(
+            store,
+            RedisSendRate(runtime.redis, service.redis_key_prefix, settings.sends_per_minute)
+            if settings.sends_per_minute
+            else None,
+            settings.limits.daily_limit_satoshis,
+            settings.pipeline.batch,
+            on_recorded=loops[0].wake.set,
+        ),
     )
     accounts = Accounts(store, signer, settings.network, key_limits)
     port = await runtime.serve(

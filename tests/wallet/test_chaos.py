@@ -723,8 +723,9 @@ async def test_two_attempts_of_one_send_at_once_never_answer_internal(
 ) -> None:
     account, _ = await suite.funded_account(50_000)
     request = send_request(account.account_id, 5_000, request_id=f"twin-{uuid.uuid4().hex[:12]}")
-    # Hold the account's book rows, so both attempts get past the answer lookup and wait on the lock
-    # the intake takes: deterministically what the chaos run hits by timing.
+    # Hold the account's book rows, so the attempts wait on the lock the intake takes: what the chaos
+    # run hits by timing. (One wallet puts both in one group and decides the second after the
+    # first, so one of them waits on the database; the other waits in the group.)
     holder = await asyncpg.connect(suite.database_url, server_settings={"search_path": "wallet"})
     try:
         hold = holder.transaction()
@@ -739,7 +740,7 @@ async def test_two_attempts_of_one_send_at_once_never_answer_internal(
                 """SELECT count(*) FROM pg_stat_activity
                    WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'"""
             ),
-            lambda waiting: waiting == 2,
+            lambda waiting: waiting >= 1,
         )
         await hold.rollback()
         outcomes = await asyncio.gather(*attempts, return_exceptions=True)

@@ -4,7 +4,8 @@ rate limit, is what keeps money safe)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -22,15 +23,23 @@ class RedisSendRate:
         self._clock = clock
         self._log = get_logger("wallet.rate")
 
-    async def allow(self, key: str) -> bool:
+    async def allow(self, keys: Sequence[str]) -> list[bool]:
         window = int(self._clock() // 60)
-        name = f"{self._prefix}{key}:{window}"
+        counts = Counter(keys)
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.incr(name)
-                pipe.expire(name, 120)
-                count, _ = await pipe.execute()
+                for key, n in counts.items():
+                    name = f"{self._prefix}{key}:{window}"
+                    pipe.incrby(name, n)
+                    pipe.expire(name, 120)
+                replies = await pipe.execute()
         except (RedisError, OSError) as exc:
             self._log.warning("rate_limiter.unavailable", error=type(exc).__name__)
-            return True
-        return int(count) <= self._limit
+            return [True] * len(keys)
+        # The k-th of a key's n sends in this call is the (after - n + k)-th of its window.
+        seen = {key: int(after) - n for (key, n), after in zip(counts.items(), replies[::2], strict=True)}
+        allowed = []
+        for key in keys:
+            seen[key] += 1
+            allowed.append(seen[key] <= self._limit)
+        return allowed

@@ -106,12 +106,11 @@ class DepositFollower:
         found, outputs = await self._match(seen)
         index = {txid: i for i, txid in enumerate(contents.txids)}
         async with self._store.unit_of_work() as uow:
-            for tx, deposits in found.items():
-                await self._record(uow, tx, deposits)
+            await self._record(uow, found)
             # Our own sends are confirmed the same way: found in a scanned block, BUMP from its tree.
             mined = sorted({tx.txid for tx in found} | await uow.our_txids(contents.txids), key=index.__getitem__)
             paths = tree.bumps([index[t] for t in mined], height)
-            await uow.mark_mined(mined, block_hash, height, {t: paths[index[t]] for t in mined})
+            await uow.mark_mined(mined, block_hash, height, {t: paths[index[t]] for t in mined}, self._actor)
             await uow.record_block(height, block_hash, previous, merkle_root, outputs, len(found))
             change_keys = await uow.keys_of_coins_in(mined)
         if change_keys:
@@ -127,8 +126,7 @@ class DepositFollower:
         found, _ = await self._match([SeenTransaction(t, raw, False) for t, raw in raws.items()])
         if found:
             async with self._store.unit_of_work() as uow:
-                for tx, deposits in found.items():
-                    await self._record(uow, tx, deposits)
+                await self._record(uow, found)
         for txid in txids:
             self._mempool_seen[txid] = None
         while len(self._mempool_seen) > _SEEN_MEMPOOL:
@@ -143,11 +141,17 @@ class DepositFollower:
         rest = [t for t in txids if t not in ours]
         return ours | (await self._source.transactions(rest) if rest else {})
 
-    async def _record(self, uow: UnitOfWork, tx: SeenTransaction, deposits: Sequence[ScannedDeposit]) -> None:
+    async def _record(self, uow: UnitOfWork, found: dict[SeenTransaction, list[ScannedDeposit]]) -> None:
         """First sight: UNCONFIRMED and pending, once per account and transaction."""
-        created = await uow.record_deposits(tx.txid, deposits, tx.coinbase, self._required(tx.coinbase), self._actor)
-        for transaction_id, account_id, satoshis in created:
-            await uow.post(ledger.deposit_seen(transaction_id, account_id, satoshis), self._actor)
+        if not found:
+            return
+        await uow.lock_books([d.account_id for deposits in found.values() for d in deposits])
+        for tx, deposits in found.items():
+            created = await uow.record_deposits(
+                tx.txid, deposits, tx.coinbase, self._required(tx.coinbase), self._actor
+            )
+            for transaction_id, account_id, satoshis in created:
+                await uow.post(ledger.deposit_seen(transaction_id, account_id, satoshis), self._actor)
 
     async def _match(self, txs: Sequence[SeenTransaction]) -> tuple[dict[SeenTransaction, list[ScannedDeposit]], int]:
         """The deposits among the transactions' outputs (one lookup for all), and how many outputs
@@ -185,10 +189,11 @@ class DepositFollower:
                 chunk = coins[start : start + 1000]
                 await self._pool.add_outputs(derived_request_id("wadd", *chunk), chunk)
             async with self._store.unit_of_work() as uow:
+                await uow.lock_books([w.account_id for w in due])
                 for work in due:
                     if await uow.credit_deposit(work, self._actor):
                         credited += 1
-                        _, owed = await uow.lock_available(work.account_id) or (0, 0)
+                        _, owed = (await uow.lock_accounts([work.account_id]))[work.account_id]
                         await uow.post(
                             ledger.deposit_credited(work.transaction_id, work.account_id, work.amount_satoshis, owed),
                             self._actor,
@@ -212,6 +217,7 @@ class DepositFollower:
         keys: set[str] = set()
         dead_coins: list[Outpoint] = []
         async with self._store.unit_of_work() as uow:
+            await uow.lock_books([w.account_id for w in unmined])
             for work in unmined:
                 if states.get(work.txid) is not TxChainState.UNKNOWN:
                     await uow.seen_again(work.transaction_id)
@@ -221,7 +227,7 @@ class DepositFollower:
                 dropped += 1
                 if work.credited:
                     dead_coins.extend(d.outpoint for d in work.outputs)
-                    available, _ = await uow.lock_available(work.account_id) or (0, 0)
+                    available, _ = (await uow.lock_accounts([work.account_id]))[work.account_id]
                     await uow.post(
                         ledger.reversal(work.transaction_id, work.account_id, work.amount_satoshis, available),
                         self._actor,

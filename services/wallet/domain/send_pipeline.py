@@ -269,7 +269,7 @@ class SendPipeline:
                 debits[work.transaction_id] = work.debit_satoshis
                 if not work.subtract_fee and _fee_grew(work, plan):
                     extra = plan.fee_satoshis - work.reserved_fee_satoshis
-                    available, _ = await uow.lock_available(work.account_id) or (0, 0)
+                    available, _ = (await uow.lock_accounts([work.account_id])).get(work.account_id, (0, 0))
                     if available < extra:
                         await uow.move_send(
                             work,

@@ -1,30 +1,27 @@
 """Send intake and fee estimation: validate, estimate, reserve in the ledger, record PENDING.
 
-Everything after that (select, build, sign, broadcast, confirm) is the send pipeline's, in the
-background. The reservation is the database's decision: the account's available book is locked
-for the transaction, so concurrent sends from one account can never overdraw it.
+Recording (the reservation, decided under the account's book lock) is `send_intake`'s; everything
+after that (select, build, sign, broadcast, confirm) is the send pipeline's, in the background.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
 import orjson
 
 from proofline_kit.auth import Caller
 from proofline_kit.errors import DomainError, ErrorKind, FieldViolation, invalid_argument
 from proofline_kit.idempotency import check_request_id, request_fingerprint
-from services.wallet.domain import ledger
 from services.wallet.domain.access import require_wallet_role
 from services.wallet.domain.accounts import account_not_found, require_account
 from services.wallet.domain.chains import ChainRules
 from services.wallet.domain.history import TransactionReader
-from services.wallet.domain.models import Actor, Network, TxStatus, WalletTx
+from services.wallet.domain.models import Network, TxStatus, WalletTx
 from services.wallet.domain.planning import SendPlan, below_dust, plan_send, worst_case_fee
-from services.wallet.domain.ports import ChainGateway, CoinWindow, NewSend, RateLimiter, Store, UnitOfWork
+from services.wallet.domain.ports import ChainGateway, CoinWindow, NewSend, Store
+from services.wallet.domain.send_intake import METHOD, Replayed, SendIntake, SendToRecord
 
 MAX_MEMO = 256
 
@@ -72,15 +69,6 @@ class _Priced:
     debit: int
 
 
-def insufficient_funds(available: int, required: int) -> DomainError:
-    return DomainError(
-        ErrorKind.FAILED_PRECONDITION,
-        "INSUFFICIENT_FUNDS",
-        f"available {available} sat does not cover {required} sat",
-        metadata={"availableSatoshis": str(available), "requiredSatoshis": str(required)},
-    )
-
-
 class Sends:
     def __init__(
         self,
@@ -91,8 +79,7 @@ class Sends:
         gateway: ChainGateway,
         limits: SendLimits,
         reader: TransactionReader,
-        rate_limiter: RateLimiter | None,
-        on_recorded: Callable[[], None] | None = None,
+        intake: SendIntake,
     ) -> None:
         self._store = store
         self._chain = chain
@@ -101,8 +88,7 @@ class Sends:
         self._gateway = gateway
         self._limits = limits
         self._reader = reader
-        self._rate_limiter = rate_limiter
-        self._on_recorded = on_recorded
+        self._intake = intake
 
     async def estimate_fee(
         self, caller: Caller, account_id: str, to_address: str, amount: int, fee: FeeRequest
@@ -160,91 +146,39 @@ class Sends:
             raise account_not_found(account_id)
         try:
             priced = await self._price(to_address, amount, fee)
-            if self._rate_limiter is not None and not await self._rate_limiter.allow(account_id):
-                raise DomainError(
-                    ErrorKind.RESOURCE_EXHAUSTED,
-                    "RATE_LIMITED",
-                    "too many sends from this account; retry later",
-                    metadata={"accountId": account_id},
-                    retry_after_ms=1000,
-                )
         except DomainError:
-            # A retry of a recorded send gets its answer, whatever pricing or the rate say now.
+            # A retry of a recorded send gets its answer, whatever pricing says now.
             async with self._store.reader() as uow:
-                answer = await uow.find_answer(caller.caller_id, "Send", request_id, fingerprint)
+                answer = await uow.find_answer(caller.caller_id, METHOD, request_id, fingerprint)
             if answer is None:
                 raise
             return await self._reader.settle(orjson.loads(answer)["transactionId"], wait_for, wait_s)
-        actor = Actor(caller.caller_id, request_id)
-        recorded: WalletTx | None = None
-        async with self._store.unit_of_work() as uow:
-            # The account's book lock first: a concurrent attempt of the same request_id holding it
-            # has committed its answer by the time this one reads.
-            books = await uow.lock_available(account_id)
-            if books is None:
-                raise account_not_found(account_id)
-            available, deficit = books
-            answer = await uow.find_answer(caller.caller_id, "Send", request_id, fingerprint)
-            if answer is None:
-                if deficit:
-                    raise DomainError(
-                        ErrorKind.FAILED_PRECONDITION,
-                        "ACCOUNT_IN_DEFICIT",
-                        f"the account owes {deficit} sat after a reversed deposit; sends resume once covered",
-                        metadata={"deficitSatoshis": str(deficit)},
-                    )
-                await self._check_daily_limit(uow, account_id, priced.debit)
-                if available < priced.debit:
-                    raise insufficient_funds(available, priced.debit)
-                transaction_id = f"wtx_{secrets.token_hex(12)}"
-                recorded = await uow.insert_send(
-                    NewSend(
-                        transaction_id=transaction_id,
-                        account_id=account_id,
-                        caller_id=caller.caller_id,
-                        request_id=request_id,
-                        to_address=to_address,
-                        to_script=priced.to_script,
-                        amount_satoshis=priced.recipient,
-                        debit_satoshis=priced.debit,
-                        reserved_fee_satoshis=priced.fee,
-                        fee_rate_satoshis_per_kb=priced.rate,
-                        max_fee_satoshis=priced.max_fee,
-                        subtract_fee=fee.subtract_fee_from_amount,
-                        memo=memo,
-                        required_confirmations=self._limits.send_confirmations,
-                    ),
-                    actor,
-                )
-                await uow.post(ledger.reserve(transaction_id, account_id, priced.debit), actor)
-                await uow.record_answer(
-                    caller.caller_id,
-                    "Send",
-                    request_id,
-                    fingerprint,
-                    orjson.dumps({"transactionId": transaction_id}),
-                )
-        if recorded is None:
-            assert answer is not None
-            return await self._reader.settle(orjson.loads(answer)["transactionId"], wait_for, wait_s)
-        if self._on_recorded is not None:
-            self._on_recorded()
-        if wait_for is None or wait_s <= 0:
-            return recorded
-        return await self._reader.settle(recorded.transaction_id, wait_for, wait_s)
-
-    async def _check_daily_limit(self, uow: UnitOfWork, account_id: str, debit: int) -> None:
-        limit = self._limits.daily_limit_satoshis
-        if not limit:
-            return
-        used = await uow.debited_since(account_id, await uow.now() - timedelta(hours=24))
-        if used + debit > limit:
-            raise DomainError(
-                ErrorKind.RESOURCE_EXHAUSTED,
-                "DAILY_LIMIT_EXCEEDED",
-                f"this send would bring the last 24 hours to {used + debit} sat, above the limit {limit}",
-                metadata={"limitSatoshis": str(limit), "usedSatoshis": str(used)},
+        outcome = await self._intake.record(
+            SendToRecord(
+                NewSend(
+                    transaction_id=f"wtx_{secrets.token_hex(12)}",
+                    account_id=account_id,
+                    caller_id=caller.caller_id,
+                    request_id=request_id,
+                    to_address=to_address,
+                    to_script=priced.to_script,
+                    amount_satoshis=priced.recipient,
+                    debit_satoshis=priced.debit,
+                    reserved_fee_satoshis=priced.fee,
+                    fee_rate_satoshis_per_kb=priced.rate,
+                    max_fee_satoshis=priced.max_fee,
+                    subtract_fee=fee.subtract_fee_from_amount,
+                    memo=memo,
+                    required_confirmations=self._limits.send_confirmations,
+                ),
+                fingerprint,
             )
+        )
+        if isinstance(outcome, Replayed):
+            return await self._reader.settle(outcome.transaction_id, wait_for, wait_s)
+        if wait_for is None or wait_s <= 0:
+            return outcome
+        return await self._reader.settle(outcome.transaction_id, wait_for, wait_s)
 
     async def _price(self, to_address: str, amount: int, fee: FeeRequest) -> _Priced:
         """Validates what a send asks and prices it against the coins the pool holds now."""

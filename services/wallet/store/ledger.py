@@ -27,27 +27,30 @@ class LedgerQueries(Queries):
             at,
         )
 
-    async def lock_available(self, account_id: str) -> tuple[int, int] | None:
-        """The account's available and owed (deficit) satoshis, its books locked until the end of the
-        transaction; None when there is no such account."""
+    async def lock_accounts(self, account_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """Each account's available and owed (deficit) satoshis, all its books locked (in book_id
+        order, like `lock_books`) until the end of the transaction; an unknown account is absent."""
         rows = await self._conn.fetch(
-            """SELECT kind, balance FROM books WHERE account_id = $1 AND kind IN ('available', 'deficit')
-               ORDER BY kind FOR UPDATE""",
-            account_id,
+            """SELECT account_id, kind, balance FROM books WHERE account_id = ANY($1::text[])
+               ORDER BY book_id FOR UPDATE""",
+            sorted(set(account_ids)),
         )
-        if not rows:
-            return None
-        books = {r["kind"]: int(r["balance"]) for r in rows}
-        return books.get("available", 0), -books.get("deficit", 0)
+        books: dict[str, dict[str, int]] = {}
+        for r in rows:
+            books.setdefault(r["account_id"], {})[r["kind"]] = int(r["balance"])
+        return {a: (b.get("available", 0), -b.get("deficit", 0)) for a, b in books.items()}
 
-    async def debited_since(self, account_id: str, since: datetime) -> int:
-        value = await self._conn.fetchval(
-            """SELECT coalesce(sum(debit_satoshis), 0) FROM wallet_txs
-               WHERE account_id = $1 AND direction = 'outgoing' AND created_at >= $2 AND status <> 'failed'""",
-            account_id,
+    async def debited_since(self, account_ids: Sequence[str], since: datetime) -> dict[str, int]:
+        """What sends debited each account since then (failed ones apart)."""
+        rows = await self._conn.fetch(
+            """SELECT account_id, coalesce(sum(debit_satoshis), 0) AS debited FROM wallet_txs
+               WHERE account_id = ANY($1::text[]) AND direction = 'outgoing' AND created_at >= $2
+                 AND status <> 'failed'
+               GROUP BY account_id""",
+            sorted(set(account_ids)),
             since,
         )
-        return int(value)
+        return {r["account_id"]: int(r["debited"]) for r in rows}
 
     async def post(self, entry: Entry, actor: Actor) -> None:
         await self.post_many([entry], actor)

@@ -46,37 +46,46 @@ def _work(row: asyncpg.Record) -> SendWork:
 
 
 class TxQueries(Queries):
-    async def insert_send(self, send: NewSend, actor: Actor) -> WalletTx:
-        row = await self._conn.fetchrow(
-            f"""WITH inserted AS (
+    async def insert_sends(self, sends: Sequence[NewSend]) -> list[WalletTx]:
+        """PENDING, each with its SEND_RECORDED audit row (actor: its caller), in one statement."""
+        rows = await self._conn.fetch(
+            f"""WITH n AS (
+                   SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
+                       $6::bigint[], $7::bigint[], $8::boolean[], $9::text[], $10::bytea[], $11::text[],
+                       $12::text[], $13::text[], $14::int[])
+                   AS n (transaction_id, account_id, amount, debit, fee, rate, max_fee, subtract_fee, address,
+                         to_script, memo, request_id, caller_id, confirmations)
+               ), inserted AS (
                    INSERT INTO wallet_txs AS t (transaction_id, account_id, direction, status, amount_satoshis,
                        debit_satoshis, reserved_fee_satoshis, fee_satoshis, fee_rate_satoshis_per_kb,
                        max_fee_satoshis, subtract_fee, address, to_script, memo, request_id, caller_id,
                        required_confirmations)
-                   VALUES ($1, $2, 'outgoing', 'pending', $3, $4, $5, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                   SELECT transaction_id, account_id, 'outgoing', 'pending', amount, debit, fee, fee, rate, max_fee,
+                          subtract_fee, address, to_script, memo, request_id, caller_id, confirmations
+                   FROM n
                    RETURNING {tx_columns(False)}
                ), audit AS (
                    INSERT INTO tx_audit (transaction_id, from_status, to_status, actor, request_id, reason)
-                   SELECT transaction_id, NULL, 'pending', $13, $12, 'SEND_RECORDED' FROM inserted
+                   SELECT transaction_id, NULL, 'pending', caller_id, request_id, 'SEND_RECORDED' FROM n
                )
                SELECT * FROM inserted""",
-            send.transaction_id,
-            send.account_id,
-            send.amount_satoshis,
-            send.debit_satoshis,
-            send.reserved_fee_satoshis,
-            send.fee_rate_satoshis_per_kb,
-            send.max_fee_satoshis,
-            send.subtract_fee,
-            send.to_address,
-            send.to_script,
-            send.memo,
-            send.request_id,
-            send.caller_id,
-            send.required_confirmations,
+            [s.transaction_id for s in sends],
+            [s.account_id for s in sends],
+            [s.amount_satoshis for s in sends],
+            [s.debit_satoshis for s in sends],
+            [s.reserved_fee_satoshis for s in sends],
+            [s.fee_rate_satoshis_per_kb for s in sends],
+            [s.max_fee_satoshis for s in sends],
+            [s.subtract_fee for s in sends],
+            [s.to_address for s in sends],
+            [s.to_script for s in sends],
+            [s.memo for s in sends],
+            [s.request_id for s in sends],
+            [s.caller_id for s in sends],
+            [s.required_confirmations for s in sends],
         )
-        assert row is not None
-        return tx_from_row(row)
+        by_id = {r["transaction_id"]: tx_from_row(r) for r in rows}
+        return [by_id[s.transaction_id] for s in sends]
 
     async def transactions(self, transaction_ids: Sequence[str], *, full: bool = False) -> dict[str, WalletTx]:
         rows = await self._conn.fetch(
