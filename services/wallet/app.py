@@ -122,6 +122,7 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
         broadcast_wake,
         recheck_wake=recheck_wake,
         follow_wake=follow_wake,
+        build_workers=settings.build_workers,
     )
     if callbacks is not None:
 
@@ -130,6 +131,11 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
             recheck_wake.set()
 
         _attach_hints(callbacks, CallbackHints(store, wake_sends=wake_sends, wake_follower=follow_wake.set), runtime)
+
+    def wake_builders() -> None:
+        for loop in loops[: settings.build_workers]:
+            loop.wake.set()
+
     sends = Sends(
         store,
         BSV,
@@ -145,7 +151,7 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
             else None,
             settings.limits.daily_limit_satoshis,
             settings.pipeline.batch,
-            on_recorded=loops[0].wake.set,
+            on_recorded=wake_builders,
         ),
     )
     accounts = Accounts(store, signer, settings.network, key_limits)

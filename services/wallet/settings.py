@@ -54,6 +54,9 @@ class WalletSettings:
     workers: bool
     worker_id: str
     poll_s: float
+    # Build rounds running at once in this process (each claims its own sends): one round's waits on
+    # the pool, the signer and the network overlap another's.
+    build_workers: int
     follow_poll_s: float
     # How long intake prices sends against one reading of the pool's coins; 0 = read every time.
     candidate_ttl_s: float
@@ -161,6 +164,7 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
         workers=env.flag("WALLET_WORKERS", True),
         worker_id=env.string("WALLET_WORKER_ID", f"{socket.gethostname()}/{os.getpid()}"),
         poll_s=_ms(env, "WALLET_POLL_MS", 500, minimum=10),
+        build_workers=env.integer("WALLET_BUILD_WORKERS", 2, minimum=1, maximum=16),
         follow_poll_s=_ms(env, "WALLET_FOLLOW_POLL_MS", 1_000, minimum=10),
         candidate_ttl_s=_ms(env, "WALLET_CANDIDATE_TTL_MS", 500, minimum=0, maximum=60_000),
         callbacks=read_callback_settings(

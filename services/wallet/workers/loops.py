@@ -31,12 +31,17 @@ def wallet_loops(
     *,
     recheck_wake: asyncio.Event | None = None,
     follow_wake: asyncio.Event | None = None,
+    build_workers: int = 1,
 ) -> list[Loop]:
-    """The first loop builds sends (wake it when one is recorded); `broadcast_wake` is set when a
-    round signed some. `recheck_wake` and `follow_wake` start the recheck round and the block scan
-    before their interval is out (an ARC callback named one of our sends)."""
+    """The first `build_workers` loops build sends (wake them when one is recorded);
+    `broadcast_wake` is set when a round signed some. `recheck_wake` and `follow_wake` start the
+    recheck round and the block scan before their interval is out (an ARC callback named one of our
+    sends)."""
     return [
-        Loop("sends-build", _busy(pipeline.build_round), poll_s, error_pause_s=_ERROR_PAUSE_S),
+        *(
+            Loop(f"sends-build-{i}", _busy(pipeline.build_round), poll_s, error_pause_s=_ERROR_PAUSE_S)
+            for i in range(build_workers)
+        ),
         Loop(
             "sends-broadcast",
             _busy(pipeline.broadcast_round),
