@@ -28,10 +28,12 @@ class LedgerQueries(Queries):
         )
 
     async def lock_accounts(self, account_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
-        """Each account's available and owed (deficit) satoshis, all its books locked (in book_id
-        order, like `lock_books`) until the end of the transaction; an unknown account is absent."""
+        """Each account's available and owed (deficit) satoshis, the books a reservation moves
+        (available, locked) and the deficit locked in book_id order (like `lock_books`) until the end
+        of the transaction; an unknown account is absent."""
         rows = await self._conn.fetch(
-            """SELECT account_id, kind, balance FROM books WHERE account_id = ANY($1::text[])
+            """SELECT account_id, kind, balance FROM books
+               WHERE account_id = ANY($1::text[]) AND kind IN ('available', 'locked', 'deficit')
                ORDER BY book_id FOR UPDATE""",
             sorted(set(account_ids)),
         )
