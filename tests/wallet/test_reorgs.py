@@ -93,8 +93,7 @@ async def test_a_reorg_takes_a_send_and_a_deposit_through_reorging_and_back(
     if depth == 3:  # the deposit's block was among the replaced ones
         deposit_moves = await _statuses(wallet_db, deposit.transaction_id)
         assert ("confirmed", "reorging", "BLOCK_REORGANIZED") in deposit_moves
-    # The deposit settles in the follower's next settle round (the send was confirmed as its block
-    # was scanned).
+    # The deposit may settle in a later settle round than the send.
     await eventually(
         lambda: _tx(suite, deposit.transaction_id),
         lambda t: t.status == wallet_pb2.TRANSACTION_STATUS_CONFIRMED,

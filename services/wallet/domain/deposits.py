@@ -110,7 +110,7 @@ class DepositFollower:
             # Our own sends are confirmed the same way: found in a scanned block, BUMP from its tree.
             mined = sorted({tx.txid for tx in found} | await uow.our_txids(contents.txids), key=index.__getitem__)
             paths = tree.bumps([index[t] for t in mined], height)
-            await uow.mark_mined(mined, block_hash, height, {t: paths[index[t]] for t in mined}, self._actor)
+            await uow.mark_mined(mined, block_hash, height, {t: paths[index[t]] for t in mined})
             await uow.record_block(height, block_hash, previous, merkle_root, outputs, len(found))
             change_keys = await uow.keys_of_coins_in(mined)
         if change_keys:

@@ -110,35 +110,15 @@ class DepositQueries(Queries):
         )
         return {r["key_id"] for r in rows}
 
-    async def mark_mined(
-        self, txids: Sequence[str], block_hash: str, height: int, paths: dict[str, str], actor: Actor
-    ) -> None:
-        """Their block and merkle path. A send that needs one confirmation is CONFIRMED in the same
-        update (one row version instead of two); the rest wait for `settle_depths`."""
+    async def mark_mined(self, txids: Sequence[str], block_hash: str, height: int, paths: dict[str, str]) -> None:
         await self._conn.execute(
-            """WITH found AS (
-                   SELECT t.transaction_id, t.status AS from_status, p.path,
-                          t.direction = 'outgoing' AND t.status IN ('unconfirmed', 'reorging')
-                              AND t.required_confirmations <= 1 AS deep
-                   FROM unnest($1::text[], $4::text[]) AS p (txid, path)
-                   JOIN wallet_txs t ON t.txid = p.txid
-                   WHERE t.status IN ('sending', 'unconfirmed', 'reorging')
-                   FOR UPDATE OF t
-               ), moved AS (
-                   UPDATE wallet_txs t SET block_hash = $2, block_height = $3, merkle_path = f.path,
-                          missing_since = NULL,
-                          status = CASE WHEN f.deep THEN 'confirmed' ELSE t.status END,
-                          confirmed_at = CASE WHEN f.deep THEN now() ELSE t.confirmed_at END
-                   FROM found f WHERE t.transaction_id = f.transaction_id
-                   RETURNING t.transaction_id, t.txid, f.from_status, f.deep
-               )
-               INSERT INTO tx_audit (transaction_id, from_status, to_status, txid, actor, reason)
-               SELECT transaction_id, from_status, 'confirmed', txid, $5, 'MINED_DEEP_ENOUGH' FROM moved WHERE deep""",
+            """UPDATE wallet_txs t SET block_hash = $2, block_height = $3, merkle_path = p.path, missing_since = NULL
+               FROM unnest($1::text[], $4::text[]) AS p (txid, path)
+               WHERE t.txid = p.txid AND t.status IN ('sending', 'unconfirmed', 'reorging')""",
             list(txids),
             block_hash,
             height,
             [paths[t] for t in txids],
-            actor.caller_id,
         )
 
     async def deposits_to_credit(self, tip_height: int, limit: int) -> list[DepositWork]:
