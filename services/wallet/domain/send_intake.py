@@ -42,6 +42,15 @@ class Replayed:
 
     transaction_id: str
 
+    @classmethod
+    def from_answer(cls, answer: bytes) -> Replayed:
+        return cls(orjson.loads(answer)["transactionId"])
+
+
+def send_answer(transaction_id: str) -> bytes:
+    """What a recorded Send answers a retry with (read back by `Replayed.from_answer`)."""
+    return orjson.dumps({"transactionId": transaction_id})
+
 
 def insufficient_funds(available: int, required: int) -> DomainError:
     return DomainError(
@@ -141,7 +150,7 @@ class SendIntake:
                     recorded = answers.get(request.key)
                     if recorded is not None:
                         answer = answer_for(recorded, send.request_id, request.fingerprint)
-                        outcomes.append(Replayed(orjson.loads(answer)["transactionId"]))
+                        outcomes.append(Replayed.from_answer(answer))
                         continue
                     if not ok:
                         raise rate_limited(send.account_id)
@@ -165,7 +174,7 @@ class SendIntake:
                     await uow.post_many(entries, Actor(caller_id, ""))
                 await uow.record_answers(
                     METHOD,
-                    [(*r.key, r.fingerprint, orjson.dumps({"transactionId": r.send.transaction_id})) for r in accepted],
+                    [(*r.key, r.fingerprint, send_answer(r.send.transaction_id)) for r in accepted],
                 )
         if accepted and self._on_recorded is not None:
             self._on_recorded()

@@ -9,8 +9,6 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-import orjson
-
 from proofline_kit.auth import Caller
 from proofline_kit.errors import DomainError, ErrorKind, FieldViolation, invalid_argument
 from proofline_kit.idempotency import check_request_id, request_fingerprint
@@ -152,7 +150,7 @@ class Sends:
                 answer = await uow.find_answer(caller.caller_id, METHOD, request_id, fingerprint)
             if answer is None:
                 raise
-            return await self._reader.settle(orjson.loads(answer)["transactionId"], wait_for, wait_s)
+            return await self._reader.settle(Replayed.from_answer(answer).transaction_id, wait_for, wait_s)
         outcome = await self._intake.record(
             SendToRecord(
                 NewSend(
