@@ -110,7 +110,7 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
     reader = TransactionReader(store, changes, settings.waits)
     follower = DepositFollower(store, WocDepositSource(clients.woc), pool, gateway, settings.follow)
     broadcast_wake, recheck_wake, follow_wake = asyncio.Event(), asyncio.Event(), asyncio.Event()
-    window = CachedCoinWindow(pool, settings.candidate_ttl_s)
+    window = CachedCoinWindow(pool, settings.candidate_ttl_s, settings.pipeline.max_unconfirmed_depth)
     pipeline = SendPipeline(
         store, BSV, pool, window, signer, gateway, change_key, settings.pipeline, settings.worker_id
     )

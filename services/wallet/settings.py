@@ -152,6 +152,8 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
             max_broadcast_attempts=env.integer("WALLET_MAX_BROADCAST_ATTEMPTS", 20, minimum=1, maximum=10_000),
             retry_base_s=_ms(env, "WALLET_RETRY_BASE_MS", 1_000),
             retry_max_s=_ms(env, "WALLET_RETRY_MAX_MS", 60_000),
+            # At most the pool's UTXO_MAX_UNCONFIRMED_DEPTH (same default).
+            max_unconfirmed_depth=env.integer("WALLET_UNCONFIRMED_DEPTH", 25, minimum=0, maximum=1000),
         ),
         sends_per_minute=env.integer("WALLET_SENDS_PER_MINUTE", 600, minimum=0),
         key_max_per_day_satoshis=env.integer("WALLET_KEY_DAILY_LIMIT_SATOSHIS", 0, minimum=0, maximum=MAX_SATOSHIS),

@@ -64,3 +64,30 @@ def test_candidates_are_sorted_by_value_and_forget_taken_coins() -> None:
     assert len(candidates) == 298 and {151_000, 1_000}.isdisjoint(c.satoshis for c in candidates.all())
     exact = candidates.select(100_000 - 10 - 34 - 148, SelectionParams(1000, 1000))
     assert candidates.coins_of(exact) == (coins[99],) and not exact.has_change
+
+
+def _coin(vout: int, satoshis: int, depth: int = 0) -> WalletCoin:
+    return WalletCoin(Outpoint("cd" * 32, vout), satoshis, b"\x51", "k", depth)
+
+
+def test_mined_coins_are_selected_before_unconfirmed_change() -> None:
+    # The unmined change would be a changeless match; a mined coin that pays comes first all the same.
+    exact = 50_000 + 10 + 34 + 148
+    candidates = Candidates([_coin(0, exact, depth=1), _coin(1, 80_000), _coin(2, 1_000)])
+    chosen = candidates.coins_of(candidates.select(50_000, SelectionParams(1000, 1000)))
+    assert [c.outpoint.vout for c in chosen] == [1]
+    # When the mined coins cannot pay, the change joins.
+    candidates.take([_coin(1, 80_000)])
+    chosen = candidates.coins_of(candidates.select(50_000, SelectionParams(1000, 1000)))
+    assert [c.outpoint.vout for c in chosen] == [0]
+    candidates.take([_coin(0, exact, depth=1)])
+    assert [c.outpoint.vout for c in candidates.all()] == [2]
+
+
+async def test_change_deeper_than_the_limit_is_not_a_candidate() -> None:
+    class _Pool:
+        async def available_coins(self, limit: int) -> list[WalletCoin]:
+            return [_coin(0, 1_000), _coin(1, 2_000, depth=2), _coin(2, 3_000, depth=3)]
+
+    window = CachedCoinWindow(_Pool(), ttl_s=0.5, max_depth=2)  # type: ignore[arg-type]
+    assert [c.outpoint.vout for c in (await window.candidates()).all()] == [0, 1]

@@ -3,7 +3,8 @@
 Intake (Send, EstimateFee) and the send pipeline price against the same reading, and a burst of
 sends does not list the pool once each. Coins the pipeline takes leave the reading at once and stay
 out of the next readings for a while (a listing that was under way while they were leased may
-still show them AVAILABLE), unless their send lets go of them first (`forget`)."""
+still show them AVAILABLE), unless their send lets go of them first (`forget`). Change of our own
+unmined transactions deeper than `max_depth` is left out (the pool would not lease it)."""
 
 from __future__ import annotations
 
@@ -26,12 +27,14 @@ class CachedCoinWindow:
         self,
         source: CoinPool,
         ttl_s: float,
+        max_depth: int = 0,
         limit: int = CANDIDATE_WINDOW,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
         self._limit = limit
         self._ttl_s = ttl_s
+        self._max_depth = max_depth
         self._clock = clock
         self._candidates = Candidates(())
         self._read_at: float | None = None
@@ -44,7 +47,9 @@ class CachedCoinWindow:
                 coins = await self._source.available_coins(self._limit)
                 now = self._clock()
                 self._taken = {o: at for o, at in self._taken.items() if now - at < _TAKEN_MEMORY_S}
-                self._candidates = Candidates(c for c in coins if c.outpoint not in self._taken)
+                self._candidates = Candidates(
+                    c for c in coins if c.outpoint not in self._taken and c.unconfirmed_depth <= self._max_depth
+                )
                 self._read_at = now
             return self._candidates
 

@@ -1,5 +1,6 @@
 """The wallet's utxo pool over gRPC: WALLET coins, leased by exact outpoint after the wallet's own
-coin selection; CommitSpend, ReportConflict, AddOutputs; SyncFromChain for the keys it credits."""
+coin selection; CommitSpend, ReportAccepted, ReportConflict, AddOutputs; SyncFromChain for the keys
+it credits."""
 
 from __future__ import annotations
 
@@ -34,7 +35,13 @@ def _outpoint(outpoint: Outpoint) -> common_pb2.Outpoint:
 
 
 def _coin(u: utxo_pb2.Utxo) -> WalletCoin:
-    return WalletCoin(Outpoint(u.outpoint.txid, u.outpoint.vout), u.satoshis, bytes(u.locking_script), u.owner_key_id)
+    return WalletCoin(
+        Outpoint(u.outpoint.txid, u.outpoint.vout),
+        u.satoshis,
+        bytes(u.locking_script),
+        u.owner_key_id,
+        u.unconfirmed_depth,
+    )
 
 
 class PoolClient:
@@ -86,7 +93,7 @@ class PoolClient:
         return {Outpoint(u.outpoint.txid, u.outpoint.vout): u.satoshis for u in await self._list(_HELD, None)}
 
     async def lease_outpoints(
-        self, request_id: str, outpoints: Sequence[Outpoint], lease_s: float, holder: str
+        self, request_id: str, outpoints: Sequence[Outpoint], lease_s: float, holder: str, max_depth: int
     ) -> PoolLease:
         duration = Duration()
         duration.FromMilliseconds(int(lease_s * 1000))
@@ -98,6 +105,7 @@ class PoolClient:
                 outpoints=utxo_pb2.OutpointList(outpoints=[_outpoint(o) for o in outpoints]),
                 lease_duration=duration,
                 holder=holder[:128],
+                max_unconfirmed_depth=max_depth,
             ),
         )
         assert isinstance(response, utxo_pb2.LeaseUtxosResponse)
@@ -141,10 +149,10 @@ class PoolClient:
         double_spend: bool,
         competing: Sequence[str],
         detail: str,
-    ) -> None:
+    ) -> list[str]:
         if not inputs:
-            return
-        await self._call(
+            return []
+        response = await self._call(
             self._stub.ReportConflict,
             utxo_pb2.ReportConflictRequest(
                 request_id=request_id,
@@ -155,6 +163,14 @@ class PoolClient:
                 detail=detail[:1024],
             ),
         )
+        assert isinstance(response, utxo_pb2.ReportConflictResponse)
+        return list(response.invalidated_txids)
+
+    async def report_accepted(self, request_id: str, txids: Sequence[str]) -> None:
+        if txids:
+            await self._call(
+                self._stub.ReportAccepted, utxo_pb2.ReportAcceptedRequest(request_id=request_id, txids=list(txids))
+            )
 
     async def add_outputs(self, request_id: str, coins: Sequence[WalletCoin]) -> None:
         await self._call(

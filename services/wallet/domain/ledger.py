@@ -45,6 +45,7 @@ class EntryKind(Enum):
     RELEASE = "release"
     REVERSAL = "reversal"
     WRITTEN_OFF = "written_off"
+    REOPENED = "reopened"
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,3 +154,9 @@ def send_reversed(transaction_id: str, account_id: str, leaving: int) -> Entry:
     """A final send proved dead (its inputs spent by another transaction): the account gets it back,
     and its coins are custody's again until the chain says whose they are."""
     return _entry(EntryKind.REVERSAL, transaction_id, account_id, (Book.AVAILABLE, leaving), (Book.CUSTODY, -leaving))
+
+
+def reopened(transaction_id: str, account_id: str, leaving: int) -> Entry:
+    """An accepted send whose ancestor proved dead is built again: what it took (recipient + fee)
+    is reserved again and its coins are custody's again."""
+    return _entry(EntryKind.REOPENED, transaction_id, account_id, (Book.LOCKED, leaving), (Book.CUSTODY, -leaving))

@@ -35,6 +35,8 @@ class Direction(Enum):
 # tx_transitions table holds the same edges and the database refuses any other move.
 # SENDING -> PENDING: the signed transaction proved dead before the network accepted it; a new one
 # is built from other coins (the reservation stays).
+# UNCONFIRMED -> PENDING: the accepted transaction spent our own unconfirmed change and an ancestor
+# proved dead, so it can never be mined; built again from other coins (what it took reserved again).
 TRANSITIONS: frozenset[tuple[TxStatus, TxStatus]] = frozenset(
     {
         (TxStatus.PENDING, TxStatus.SENDING),
@@ -44,6 +46,7 @@ TRANSITIONS: frozenset[tuple[TxStatus, TxStatus]] = frozenset(
         (TxStatus.SENDING, TxStatus.FAILED),
         (TxStatus.UNCONFIRMED, TxStatus.CONFIRMED),
         (TxStatus.UNCONFIRMED, TxStatus.FAILED),
+        (TxStatus.UNCONFIRMED, TxStatus.PENDING),
         (TxStatus.CONFIRMED, TxStatus.REORGING),
         (TxStatus.REORGING, TxStatus.UNCONFIRMED),
         (TxStatus.REORGING, TxStatus.CONFIRMED),
@@ -80,6 +83,8 @@ class FailureReason:
     RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"
     DEPOSIT_DROPPED = "DEPOSIT_DROPPED"
     FEE_LIMIT_EXCEEDED = "FEE_LIMIT_EXCEEDED"
+    # It spent change of ours whose transaction proved dead (retried, or final once builds run out).
+    ANCESTOR_DEAD = "ANCESTOR_DEAD"
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,34 +44,60 @@ def below_dust(dust: int) -> DomainError:
     )
 
 
+class _Tier:
+    """Some of the candidates, sorted by value (the order `select_near` reads)."""
+
+    def __init__(self, ordered: list[tuple[int, WalletCoin]]) -> None:
+        self.keys = [_order(c) for _, c in ordered]
+        self.choices = [Coin(index, coin.satoshis) for index, coin in ordered]
+
+    def remove(self, coin: WalletCoin) -> int | None:
+        key = _order(coin)
+        index = bisect.bisect_left(self.keys, key)
+        if index < len(self.keys) and self.keys[index] == key:
+            del self.keys[index]
+            return self.choices.pop(index).ref
+        return None
+
+
 class Candidates:
     """Coins prepared for many selections: converted and sorted by value once (ties by outpoint, so
-    a selection over the same coins repeats); coins a selection took leave at once (no re-sort)."""
+    a selection over the same coins repeats); coins a selection took leave at once (no re-sort).
+
+    Mined coins are preferred, as Bitcoin Core's eligibility ladder does: a selection over them
+    alone comes first, and the change of our own unmined transactions joins only when they cannot
+    pay."""
 
     def __init__(self, coins: Iterable[WalletCoin]) -> None:
-        ordered = sorted(coins, key=_order)
-        self._keys = [_order(c) for c in ordered]
-        self._coins = {index: coin for index, coin in enumerate(ordered)}
-        self._choices = [Coin(index, coin.satoshis) for index, coin in enumerate(ordered)]
+        ordered = list(enumerate(sorted(coins, key=_order)))
+        self._coins = dict(ordered)
+        everything = _Tier(ordered)
+        mined = [(i, c) for i, c in ordered if c.unconfirmed_depth == 0]
+        self._tiers = (everything,) if len(mined) == len(ordered) else (_Tier(mined), everything)
 
     def __len__(self) -> int:
-        return len(self._choices)
+        return len(self._coins)
 
     def all(self) -> list[WalletCoin]:
-        return [self._coins[c.ref] for c in self._choices]
+        return [self._coins[c.ref] for c in self._tiers[-1].choices]
 
     def take(self, coins: Iterable[WalletCoin]) -> None:
         """These coins are no longer candidates (leased, spent, or found taken)."""
         for coin in coins:
-            key = _order(coin)
-            index = bisect.bisect_left(self._keys, key)
-            if index < len(self._keys) and self._keys[index] == key:
-                del self._keys[index]
-                del self._coins[self._choices.pop(index).ref]
+            # The last tier holds every candidate: its answer says whether the coin was one.
+            ref = [tier.remove(coin) for tier in self._tiers][-1]
+            if ref is not None:
+                del self._coins[ref]
 
     def select(self, amount: int, params: SelectionParams) -> Selection[int]:
-        """`select_near` over these coins (raises as `select_coins` does)."""
-        return select_near(self._choices, amount, params)
+        """`select_near` over the mined coins, then over all (raises as `select_coins` does)."""
+        *preferred, everything = self._tiers
+        for tier in preferred:
+            try:
+                return select_near(tier.choices, amount, params)
+            except InsufficientCoins:
+                pass
+        return select_near(everything.choices, amount, params)
 
     def coins_of(self, selection: Selection[int]) -> tuple[WalletCoin, ...]:
         return tuple(self._coins[c.ref] for c in selection.coins)

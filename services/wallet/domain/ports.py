@@ -76,6 +76,8 @@ class WalletCoin:
     satoshis: int
     locking_script: bytes
     key_id: str
+    # 0: held on chain evidence (mined); n >= 1: change of our own accepted, unmined transactions.
+    unconfirmed_depth: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +207,7 @@ class UnitOfWork(Protocol):
         finalized: bool | None = ...,
         block: tuple[str, int, str] | None = ...,
         failure: str = ...,
+        reserved: tuple[int, int] | None = ...,
     ) -> bool:
         """Applies the change when the row still carries `work.fence`; False when it does not."""
         ...
@@ -227,6 +230,8 @@ class UnitOfWork(Protocol):
 
     async def clear_suspect(self, coin: Outpoint) -> None: ...
 
+    async def is_our_change(self, coin: Outpoint) -> bool: ...
+
     async def is_our_txid(self, txid: str) -> bool: ...
 
     async def write_off_coin(self, coin: Outpoint, spender: str) -> bool: ...
@@ -234,6 +239,8 @@ class UnitOfWork(Protocol):
     async def refresh_fee_rate(self, transaction_id: str, rate_per_kb: int) -> None: ...
 
     async def mark_spend_committed(self, transaction_ids: Sequence[str]) -> None: ...
+
+    async def due_now(self, txids: Sequence[str]) -> None: ...
 
     async def defer_sends(self, works: Sequence[SendWork], retry_in_s: float) -> None: ...
 
@@ -400,7 +407,7 @@ class CoinPool(Protocol):
     async def available_coins(self, limit: int) -> list[WalletCoin]: ...
 
     async def lease_outpoints(
-        self, request_id: str, outpoints: Sequence[Outpoint], lease_s: float, holder: str
+        self, request_id: str, outpoints: Sequence[Outpoint], lease_s: float, holder: str, max_depth: int
     ) -> PoolLease: ...
 
     async def commit(
@@ -419,7 +426,14 @@ class CoinPool(Protocol):
         double_spend: bool,
         competing: Sequence[str],
         detail: str,
-    ) -> None: ...
+    ) -> list[str]:
+        """The txids of the pool's transactions found dead with it (descendants that spent its
+        outputs)."""
+        ...
+
+    async def report_accepted(self, request_id: str, txids: Sequence[str]) -> None:
+        """The network accepted these committed transactions: their change may be spent unmined."""
+        ...
 
     async def add_outputs(self, request_id: str, coins: Sequence[WalletCoin]) -> None: ...
 

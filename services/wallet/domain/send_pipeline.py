@@ -53,6 +53,10 @@ class PipelineConfig:
     max_broadcast_attempts: int = 20
     retry_base_s: float = 1.0
     retry_max_s: float = 60.0
+    # Our own change may be spent before it is mined, up to this many unmined transactions of ours in
+    # a chain (Bitcoin Core's default ancestor limit; ARC allows 10,000, the BSV node 1,000); 0 = mined
+    # coins only.
+    max_unconfirmed_depth: int = 25
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +149,7 @@ class SendPipeline:
                 [c.outpoint for _, plan in planned for c in plan.coins],
                 self._config.coin_lease_s,
                 f"wallet/{self._owner}/{len(planned)} sends",
+                self._config.max_unconfirmed_depth,
             )
             return [self._built(work, plan, lease) for work, plan in planned]
         except DomainError:
@@ -161,6 +166,7 @@ class SendPipeline:
                     [c.outpoint for c in plan.coins],
                     self._config.coin_lease_s,
                     f"wallet/{self._owner}/{work.transaction_id}",
+                    self._config.max_unconfirmed_depth,
                 )
             except DomainError as error:
                 self._window.forget(c.outpoint for c in plan.coins)
@@ -400,6 +406,29 @@ class SendPipeline:
                 ],
                 self._actor,
             )
+        await self._change_spendable([w.txid for w in works if w.transaction_id in moved])
+
+    async def _change_spendable(self, txids: Sequence[str]) -> None:
+        """Best effort: the pool may lease the change of these accepted sends before a block has
+        it. When the pool cannot be told, the change waits for its block, as any coin does."""
+        if not txids or not self._config.max_unconfirmed_depth:
+            return
+        try:
+            await self._pool.report_accepted(derived_request_id("waccepted", *txids), txids)
+        except DomainError as error:
+            self._log.warning("pool.accepted_not_reported", reason=error.reason, txids=len(txids))
+
+    async def _report_dead(
+        self, work: SendWork, inputs: Sequence[Outpoint], double_spend: bool, competing: Sequence[str], detail: str
+    ) -> None:
+        """The pool judges the coins; sends of ours that spent this one's change are dead with it, and
+        get their look at the chain at once."""
+        descendants = await self._pool.report_dead(
+            derived_request_id("wdead", work.txid, work.fence), work.txid, inputs, double_spend, competing, detail
+        )
+        if descendants:
+            async with self._store.unit_of_work() as uow:
+                await uow.due_now(descendants)
 
     async def _retry_broadcast(self, work: SendWork, detail: str) -> None:
         """No verdict: the same bytes again later, a bounded number of times. Then, unless the chain
@@ -432,9 +461,7 @@ class SendPipeline:
             inputs = [c.outpoint for c in await uow.coins_spent_by(work.transaction_id)]
         self._window.forget(inputs)
         double_spend = kind in (OutcomeKind.DOUBLE_SPEND, OutcomeKind.MISSING_INPUTS)
-        await self._pool.report_dead(
-            derived_request_id("wdead", work.txid, work.fence), work.txid, inputs, double_spend, (), detail[:1024]
-        )
+        await self._report_dead(work, inputs, double_spend, (), detail[:1024])
         leaving = work.amount_satoshis + work.fee_satoshis
         rebuild = kind not in (OutcomeKind.INVALID, OutcomeKind.UNAVAILABLE) and work.builds < self._config.max_builds
         async with self._store.unit_of_work() as uow:
@@ -484,11 +511,15 @@ class SendPipeline:
         async with self._store.reader() as uow:
             for work in gone:
                 inputs[work.transaction_id] = [c.outpoint for c in await uow.coins_spent_by(work.transaction_id)]
+        pool_states = await self._pool.coin_states([o for os in inputs.values() for o in os])
         spenders = await self._gateway.spenders([o for os in inputs.values() for o in os])
         again: list[SendWork] = []
         for work in gone:
             others = {spenders[o] for o in inputs[work.transaction_id] if spenders.get(o, work.txid) != work.txid}
-            if others:
+            dead_parents = [o for o in inputs[work.transaction_id] if pool_states.get(o, ("", ""))[0] == "INVALID"]
+            if dead_parents:
+                await self._reopen(work, inputs[work.transaction_id], dead_parents)
+            elif others:
                 await self._reverse_final(work, inputs[work.transaction_id], sorted(others))
             else:
                 again.append(work)
@@ -501,14 +532,7 @@ class SendPipeline:
 
     async def _reverse_final(self, work: SendWork, inputs: list[Outpoint], others: list[str]) -> None:
         self._window.forget(inputs)
-        await self._pool.report_dead(
-            derived_request_id("wdead", work.txid, work.fence),
-            work.txid,
-            inputs,
-            True,
-            others,
-            "inputs spent elsewhere",
-        )
+        await self._report_dead(work, inputs, True, others, "inputs spent elsewhere")
         leaving = work.amount_satoshis + work.fee_satoshis
         async with self._store.unit_of_work() as uow:
             if not await uow.move_send(
@@ -523,6 +547,45 @@ class SendPipeline:
             await uow.forget_spends(work.transaction_id, work.txid)
             await uow.mark_suspect(inputs)
             await uow.post(ledger.send_reversed(work.transaction_id, work.account_id, leaving), self._actor)
+
+    async def _reopen(self, work: SendWork, inputs: list[Outpoint], dead: list[Outpoint]) -> None:
+        """An accepted send that spent change of ours whose transaction proved dead can never be
+        mined: built again from other coins (UNCONFIRMED -> PENDING), with what it took (recipient +
+        fee) reserved again; FAILED with the account credited back once its builds are used up."""
+        self._window.forget(inputs)
+        detail = f"it spends {dead[0]}, an output of a transaction that proved dead"
+        await self._report_dead(work, inputs, True, (), detail)
+        leaving = _leaving(work)
+        rebuild = work.builds < self._config.max_builds
+        async with self._store.unit_of_work() as uow:
+            await uow.lock_books([work.account_id])
+            if rebuild:
+                moved = await uow.move_send(
+                    work,
+                    TxStatus.PENDING,
+                    self._actor,
+                    FailureReason.ANCESTOR_DEAD,
+                    failure=FailureReason.ANCESTOR_DEAD,
+                    detail=detail,
+                    finalized=False,
+                    reserved=(leaving, work.fee_satoshis),
+                )
+            else:
+                moved = await uow.move_send(
+                    work,
+                    TxStatus.FAILED,
+                    self._actor,
+                    FailureReason.ANCESTOR_DEAD,
+                    failure=FailureReason.ANCESTOR_DEAD,
+                    detail=detail,
+                )
+            if not moved:
+                return
+            await uow.forget_spends(work.transaction_id, work.txid)
+            # Its other coins are most likely unspent again; the audit round settles each by the chain.
+            await uow.mark_suspect(inputs)
+            entry = ledger.reopened if rebuild else ledger.send_reversed
+            await uow.post(entry(work.transaction_id, work.account_id, leaving), self._actor)
 
     # --- coins a failed send found spent ---------------------------------------------------------
 
@@ -540,7 +603,11 @@ class SendPipeline:
         for coin in suspects:
             status, spender = states.get(coin.outpoint, ("", ""))
             async with self._store.unit_of_work() as uow:
-                if status in ("AVAILABLE", "RESERVED", "UNCONFIRMED"):
+                # Change of ours whose transaction proved dead: its value left the books with that
+                # send's own entries (unsigned, reversed or reopened), so nothing is written off.
+                if status in ("AVAILABLE", "RESERVED", "UNCONFIRMED") or (
+                    status == "INVALID" and await uow.is_our_change(coin.outpoint)
+                ):
                     await uow.clear_suspect(coin.outpoint)
                     settled += 1
                 elif status in ("SPENT", "INVALID") and not (spender and await uow.is_our_txid(spender)):

@@ -162,11 +162,13 @@ class TxQueries(Queries):
         finalized: bool | None = None,
         block: tuple[str, int, str] | None = None,
         failure: str = "",
+        reserved: tuple[int, int] | None = None,
     ) -> bool:
         """Applies the change when the row still carries `work.fence` and is still in `work.status`
         (else False, nothing written), and lets the row go. `reason` is the audit's; `failure`
         becomes failure_reason (the failure of a FAILED send, or the transient one being retried).
-        A move to the same status updates the row without an audit row."""
+        A move to the same status updates the row without an audit row. `reserved`: the send's
+        reservation is now (debit, reserved fee)."""
         row = await self._conn.fetchrow(
             """WITH moved AS (
                    UPDATE wallet_txs SET
@@ -182,6 +184,8 @@ class TxQueries(Queries):
                        failure_detail = CASE WHEN $3 IN ('unconfirmed', 'confirmed') THEN '' ELSE $12 END,
                        next_attempt_at = now() + make_interval(secs => $13),
                        finalized = coalesce($14, finalized),
+                       debit_satoshis = coalesce($22, debit_satoshis),
+                       reserved_fee_satoshis = coalesce($23, reserved_fee_satoshis),
                        block_hash = CASE WHEN $15::text IS NULL THEN block_hash ELSE nullif($15, '') END,
                        block_height = CASE WHEN $15::text IS NULL THEN block_height
                                            ELSE nullif($16::bigint, 0) END,
@@ -224,6 +228,8 @@ class TxQueries(Queries):
             actor.caller_id,
             actor.request_id,
             work.status.value,
+            reserved[0] if reserved else None,
+            reserved[1] if reserved else None,
         )
         return bool(row and row["n"])
 
@@ -326,6 +332,15 @@ class TxQueries(Queries):
         await self._conn.execute(
             "UPDATE wallet_txs SET spend_committed = true WHERE transaction_id = ANY($1::text[])",
             list(transaction_ids),
+        )
+
+    async def due_now(self, txids: Sequence[str]) -> None:
+        """Our sends with these txids, signed or accepted, get a look at once (not claimed ones)."""
+        await self._conn.execute(
+            """UPDATE wallet_txs SET next_attempt_at = now()
+               WHERE txid = ANY($1::text[]) AND direction = 'outgoing' AND status IN ('sending', 'unconfirmed')
+                 AND next_attempt_at > now()""",
+            list(txids),
         )
 
     async def defer_sends(self, works: Sequence[SendWork], retry_in_s: float) -> None:
@@ -462,6 +477,15 @@ class TxQueries(Queries):
     async def clear_suspect(self, coin: Outpoint) -> None:
         await self._conn.execute(
             "UPDATE wallet_coins SET suspect = false WHERE txid = $1 AND vout = $2", coin.txid, coin.vout
+        )
+
+    async def is_our_change(self, coin: Outpoint) -> bool:
+        return bool(
+            await self._conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM wallet_coins WHERE txid = $1 AND vout = $2 AND origin = 'change')",
+                coin.txid,
+                coin.vout,
+            )
         )
 
     async def is_our_txid(self, txid: str) -> bool:
