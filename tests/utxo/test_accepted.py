@@ -11,6 +11,8 @@ import pytest
 from proofline.common.v1 import common_pb2
 from proofline.utxo.v1 import utxo_pb2
 
+from services.utxo.domain.models import Purpose, Strategy
+from services.utxo.store.unit_of_work import UtxoUnitOfWork
 from tests.harness.grpc_errors import expect_rpc_error
 from tests.harness.schema_snapshot import SchemaSnapshot
 from tests.utxo.chain_stack import CHANGE, FUNDING, chain_stack, list_of, outpoint
@@ -484,3 +486,16 @@ async def test_sync_keeps_accepted_change_in_the_mempool_and_zeroes_its_depth_on
         assert await depth_of(db, accepted.outpoint) == ("available", 0)
         [mined] = await list_of(stack, AVAILABLE, owner=CHANGE)
         assert (mined.unconfirmed_depth, mined.confirmations) == (0, 1)
+
+
+async def test_maintenance_sees_depth_zero_coins_only(db: asyncpg.Connection) -> None:
+    """Split and sweep plan over peek_available and count the low water with count_available."""
+    await seed(db, [500], purpose="funding")
+    await seed_deep(db, [900], depth=1)
+    await db.execute("UPDATE utxos SET purpose = 'funding' WHERE unconfirmed_depth > 0")
+    await seed(db, [100])
+    await seed_deep(db, [200], depth=1)
+    uow = UtxoUnitOfWork(db)
+    coins = await uow.peek_available(Purpose.FUNDING, OWNER, Strategy.LARGEST_FIRST, 1, 10)
+    assert [c.satoshis for c in coins] == [500]
+    assert await uow.count_available(Purpose.PUBLISH, "") == 1
