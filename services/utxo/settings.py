@@ -79,6 +79,8 @@ def read_utxo_settings(env: EnvReader | None = None) -> UtxoSettings:
         default_strategy=Strategy(strategy.value),
         low_water_utxos=low_water,
         publish_tx_bytes=publish_bytes,
+        # Bitcoin Core's default ancestor limit, well inside ARC's (10,000) and the BSV node's (1,000).
+        max_unconfirmed_depth=env.integer("UTXO_MAX_UNCONFIRMED_DEPTH", 25, minimum=0, maximum=1000),
     )
     split = _read_split(env, low_water)
     fee_rate: int | None = None

@@ -393,6 +393,7 @@ def start_utxo_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: str)
         "proofline.common.v1.Outpoint": outpoints,
         "txid": txids,
         "spending_txid": txids,
+        "txids": txids,
         "competing_txids": hex_ids(),
         "owner_key_id": owners,
         "owner_key_ids": owners,
@@ -405,6 +406,7 @@ def start_utxo_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: str)
         "min_satoshis": st.integers(0, 2_000),
         "max_satoshis": st.integers(0, 5_000),
         "max_count": st.integers(0, 10),
+        "max_unconfirmed_depth": st.integers(0, 30),
         "fee_rate_satoshis_per_kb": st.integers(0, 1_000),
         "lease_duration": durations,
         "holder": st.text(max_size=20),
@@ -476,6 +478,11 @@ def start_utxo_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: str)
             chosen,
             st.sampled_from([1, 2, 3]),
             hex_ids(),
+        ),
+        f"{UTXO_SERVICE}.ReportAccepted": st.builds(
+            lambda r, ids: utxo_pb2.ReportAcceptedRequest(request_id=r, txids=ids),
+            fresh_request_ids(),
+            st.lists(txids, min_size=1, max_size=3, unique=True),
         ),
         f"{UTXO_SERVICE}.AddOutputs": st.builds(
             lambda r, outputs: utxo_pb2.AddOutputsRequest(request_id=r, outputs=outputs),

@@ -88,6 +88,14 @@ async def test_an_impossible_utxo_value_is_refused_on_update(
     assert refused.value.constraint_name == constraint
 
 
+async def test_a_negative_unconfirmed_depth_is_refused(db: asyncpg.Connection) -> None:
+    """Migration 0007: 0 = on chain evidence, n >= 1 = our own accepted, unmined chain of n."""
+    txid = await insert_utxo(db)
+    with pytest.raises(asyncpg.CheckViolationError) as refused:
+        await db.execute("UPDATE utxos SET unconfirmed_depth = -1 WHERE txid = $1", txid)
+    assert refused.value.constraint_name == "utxos_unconfirmed_depth_range"
+
+
 @pytest.mark.parametrize(
     ("statement", "constraint"),
     [

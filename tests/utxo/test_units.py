@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 from proofline.utxo.v1 import utxo_pb2
 
@@ -13,9 +15,25 @@ from proofline_kit.errors import DomainError
 from proofline_kit.settings import EnvReader, SettingsError
 from proofline_kit.wire import Outpoint
 from services.utxo.domain import codec, fees, planning
-from services.utxo.domain.models import CommitResult, Lease, LeaseState, Purpose, Utxo, UtxoStatus
+from services.utxo.domain.models import (
+    AcceptedResult,
+    CommitResult,
+    ConflictResult,
+    Lease,
+    LeaseState,
+    Purpose,
+    Utxo,
+    UtxoStatus,
+)
 from services.utxo.domain.ports import ChainOutput, TxState
-from services.utxo.domain.sync import KeyView, MissingRule, name_spenders, plan_sync, unnamed_spends
+from services.utxo.domain.sync import (
+    KeyView,
+    MissingRule,
+    name_spenders,
+    plan_sync,
+    txids_to_check_first,
+    unnamed_spends,
+)
 from services.utxo.rpc import mappers
 from services.utxo.settings import read_utxo_settings
 
@@ -237,3 +255,63 @@ def test_recorded_answers_encode_a_batch_like_each_utxo_alone() -> None:
     assert codec._utxos_back(codec._utxos(utxos)) == utxos
     lease = Lease("l1", 7, LeaseState.LIVE, "h", "c", NOW, later, utxos)
     assert codec.lease_from_json(codec.lease_to_json(lease)) == lease
+
+
+def test_sync_keeps_accepted_coins_in_the_mempool_and_zeroes_their_depth_in_a_block() -> None:
+    """Outputs of our own accepted, unmined transactions (unconfirmed_depth > 0): listed in the
+    mempool they stay as they are; listed in a block they get a HEIGHT change (the store sets depth
+    0); their transactions are asked before the lists; a DIRTY one back in the mempool is AVAILABLE."""
+    pending, mined, back = "05" * 32, "06" * 32, "07" * 32
+    rows = [
+        coin(100, 0, UtxoStatus.AVAILABLE, outpoint=Outpoint(pending, 0), block_height=0, unconfirmed_depth=2),
+        coin(200, 1, UtxoStatus.RESERVED, outpoint=Outpoint(mined, 1), block_height=0, unconfirmed_depth=1),
+        coin(
+            300,
+            2,
+            UtxoStatus.DIRTY,
+            outpoint=Outpoint(back, 2),
+            block_height=0,
+            unconfirmed_depth=1,
+            spent_by_txid="ee" * 32,
+            status_reason="PARENT_DEAD",
+        ),
+    ]
+    listed = (
+        ChainOutput(pending, 0, 100, None, False),
+        ChainOutput(mined, 1, 200, 12, False),
+        ChainOutput(back, 2, 300, None, False),
+    )
+    assert {pending, mined, back} <= txids_to_check_first(rows)
+    states = {pending: TxState.MEMPOOL, mined: TxState.MINED, back: TxState.MEMPOOL, "ee" * 32: TxState.UNKNOWN}
+    views = [KeyView("funding", b"\x51", Purpose.FUNDING, listed)]
+    plan = plan_sync(views, rows, set(), states, 12, 1, MissingRule({}, NOW, timedelta(minutes=10)))
+    changes = {c.utxo.satoshis: (c.to_status, c.reason, c.block_height) for c in plan.changes}
+    assert 100 not in changes
+    assert changes[200] == (UtxoStatus.RESERVED, "HEIGHT", 12)
+    assert changes[300] == (UtxoStatus.AVAILABLE, "DIRTY_UNSPENT", None)
+    # A depth-0 coin whose height is already known is unchanged, as before.
+    same = coin(400, 3, UtxoStatus.AVAILABLE, block_height=12)
+    views = [KeyView("funding", b"\x51", Purpose.FUNDING, (ChainOutput("ab" * 32, 3, 400, 12, False),))]
+    assert plan_sync(views, [same], set(), {}, 12, 1, MissingRule({}, NOW, timedelta(minutes=10))).changes == []
+
+
+def test_recorded_answers_from_before_unconfirmed_depth_still_decode() -> None:
+    deep = coin(1_000, vout=0, unconfirmed_depth=3)
+    assert codec._utxos_back(codec._utxos([deep])) == (deep,)
+    old_format = [codec._utxos([deep])[0][:18]]
+    assert codec._utxos_back(old_format)[0].unconfirmed_depth == 0
+    old_conflict = zlib.compress(orjson.dumps({"dirty": codec._utxos([deep]), "invalidated": []}))
+    assert codec.conflict_from_json(old_conflict) == ConflictResult((deep,), (), ())
+    result = ConflictResult((deep,), (deep,), ("cd" * 32,))
+    assert codec.conflict_from_json(codec.conflict_to_json(result)) == result
+    accepted = AcceptedResult((deep,), ("ef" * 32,))
+    assert codec.accepted_from_json(codec.accepted_to_json(accepted)) == accepted
+    assert mappers.utxo_to_proto(deep).unconfirmed_depth == 3
+
+
+def test_max_unconfirmed_depth_setting() -> None:
+    assert read_utxo_settings(EnvReader(BASE)).pool.max_unconfirmed_depth == 25
+    assert read_utxo_settings(EnvReader({**BASE, "UTXO_MAX_UNCONFIRMED_DEPTH": "0"})).pool.max_unconfirmed_depth == 0
+    for bad in ("-1", "1001"):
+        with pytest.raises(SettingsError):
+            read_utxo_settings(EnvReader({**BASE, "UTXO_MAX_UNCONFIRMED_DEPTH": bad}))

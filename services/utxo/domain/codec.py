@@ -13,6 +13,7 @@ import orjson
 
 from proofline_kit.wire import Outpoint
 from services.utxo.domain.models import (
+    AcceptedResult,
     BroadcastOutcome,
     CommitResult,
     ConflictResult,
@@ -76,6 +77,8 @@ def _utxo_back(v: list[Any]) -> Utxo:
         status_reason=v[15],
         created_at=_required_time(v[16]),
         updated_at=_required_time(v[17]),
+        # Answers recorded before unconfirmed_depth existed have 18 items: depth 0.
+        unconfirmed_depth=v[18] if len(v) > 18 else 0,
     )
 
 
@@ -115,6 +118,7 @@ def _utxos(values: Sequence[Utxo]) -> list[list[Any]]:
                 u.status_reason,
                 times[created],
                 times[updated],
+                u.unconfirmed_depth,
             ]
         )
     return result
@@ -197,12 +201,28 @@ def commit_from_json(raw: bytes) -> CommitResult:
 
 
 def conflict_to_json(result: ConflictResult) -> bytes:
-    return _dump({"dirty": _utxos(result.dirty), "invalidated": _utxos(result.invalidated)})
+    return _dump(
+        {
+            "dirty": _utxos(result.dirty),
+            "invalidated": _utxos(result.invalidated),
+            "txids": list(result.invalidated_txids),
+        }
+    )
 
 
 def conflict_from_json(raw: bytes) -> ConflictResult:
     data = _load(raw)
-    return ConflictResult(_utxos_back(data["dirty"]), _utxos_back(data["invalidated"]))
+    # Answers recorded before the cascade have no "txids".
+    return ConflictResult(_utxos_back(data["dirty"]), _utxos_back(data["invalidated"]), tuple(data.get("txids", ())))
+
+
+def accepted_to_json(result: AcceptedResult) -> bytes:
+    return _dump({"available": _utxos(result.available), "skipped": list(result.skipped_txids)})
+
+
+def accepted_from_json(raw: bytes) -> AcceptedResult:
+    data = _load(raw)
+    return AcceptedResult(_utxos_back(data["available"]), tuple(data["skipped"]))
 
 
 def utxos_to_json(values: Sequence[Utxo]) -> bytes:

@@ -71,6 +71,9 @@ class Utxo:
     status_reason: str
     created_at: datetime
     updated_at: datetime
+    # 0: held on chain evidence; n >= 1: an output of our own accepted, unmined transaction, at the
+    # end of an unmined chain of n of them (ReportAccepted).
+    unconfirmed_depth: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,8 @@ class LeaseRequest:
     fee_rate_satoshis_per_kb: int = 0
     max_count: int = 0
     holder: str = ""
+    # Lease only coins of at most this unconfirmed_depth (0: coins held on chain evidence only).
+    max_unconfirmed_depth: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +171,17 @@ class ConflictReport:
 class ConflictResult:
     dirty: tuple[Utxo, ...]
     invalidated: tuple[Utxo, ...]
+    # The dead descendants of the reported spending_txid (pool transactions that spent its outputs,
+    # at any depth), in the order their first invalidated input was created.
+    invalidated_txids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedResult:
+    """ReportAccepted: the outputs it made AVAILABLE, and the txids that changed nothing."""
+
+    available: tuple[Utxo, ...]
+    skipped_txids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,7 +492,7 @@ class MaintenanceRow:
 
 
 def in_strategy_order(strategy: Strategy, utxos: Sequence[Utxo]) -> list[Utxo]:
-    """The order the store's lease queries give in SQL."""
+    """The order the store's lease queries give in SQL: shallower coins first, then the strategy's."""
     if strategy is Strategy.SMALLEST_FIRST:
-        return sorted(utxos, key=lambda u: (u.satoshis, u.row_id))
-    return sorted(utxos, key=lambda u: (-u.satoshis, u.row_id))
+        return sorted(utxos, key=lambda u: (u.unconfirmed_depth, u.satoshis, u.row_id))
+    return sorted(utxos, key=lambda u: (u.unconfirmed_depth, -u.satoshis, u.row_id))

@@ -20,6 +20,7 @@ from proofline_kit.pagination import decode_page_token, encode_page_token, page_
 from proofline_kit.wire import Outpoint
 from services.utxo.domain import codec, errors, fees
 from services.utxo.domain import validation as check
+from services.utxo.domain.acceptance import AcceptanceUseCases
 from services.utxo.domain.models import (
     MAX_DURATION,
     Bucket,
@@ -64,9 +65,12 @@ class PoolConfig:
     default_strategy: Strategy = Strategy.SMALLEST_FIRST
     low_water_utxos: int = 50
     publish_tx_bytes: int = fees.DEFAULT_PUBLISH_TX_BYTES
+    # UTXO_MAX_UNCONFIRMED_DEPTH: the deepest unmined chain of our own transactions whose outputs
+    # ReportAccepted makes AVAILABLE, and the most a lease's max_unconfirmed_depth may ask (0: off).
+    max_unconfirmed_depth: int = 25
 
 
-class UtxoPool(SpendUseCases):
+class UtxoPool(SpendUseCases, AcceptanceUseCases):
     def __init__(
         self,
         store: Store,
@@ -111,6 +115,7 @@ class UtxoPool(SpendUseCases):
         if not 0 <= request.max_count <= check.MAX_ITEMS:
             raise invalid_argument("MAX_COUNT_INVALID", "max_count", f"must be 0 to {check.MAX_ITEMS}")
         check.text(request.holder, "holder", check.MAX_HOLDER_CHARS)
+        check.max_unconfirmed_depth(request.max_unconfirmed_depth, self._config.max_unconfirmed_depth)
         if request.outpoints is not None:
             return await self._lease_outpoints(caller, request_id, request, purpose, duration, request.outpoints)
         strategy = request.strategy or self._config.default_strategy
@@ -127,6 +132,7 @@ class UtxoPool(SpendUseCases):
             request.fee_rate_satoshis_per_kb,
             request.max_count,
             request.holder,
+            *_depth_key(request),
         )
         async with self._store.unit_of_work() as uow:
             replay = await uow.find_answer(caller.caller_id, "LeaseUtxos", request_id, fingerprint)
@@ -143,6 +149,7 @@ class UtxoPool(SpendUseCases):
                     request.owner_key_id,
                     request.min_satoshis,
                     request.count,
+                    request.max_unconfirmed_depth,
                 )
                 utxos = await self._claim_count(uow, row, request, request.count, claimed)
             else:
@@ -173,6 +180,7 @@ class UtxoPool(SpendUseCases):
             [str(o) for o in outpoints],
             duration.total_seconds(),
             request.holder,
+            *_depth_key(request),
         )
         async with self._store.unit_of_work() as uow:
             # A concurrent attempt of this request holds the very rows this one wants: wait for it
@@ -197,7 +205,8 @@ class UtxoPool(SpendUseCases):
         self, uow: UnitOfWork, request: LeaseRequest, purpose: Purpose, outpoints: Sequence[Outpoint]
     ) -> list[int]:
         """The row ids of `outpoints` in their order, each known, matching the request and locked by
-        this transaction, else the refusal: UTXO_NOT_FOUND, UTXO_MISMATCH, UTXO_NOT_AVAILABLE."""
+        this transaction, else the refusal: UTXO_NOT_FOUND, UTXO_MISMATCH, UTXO_NOT_AVAILABLE (also for
+        a coin deeper than the request's max_unconfirmed_depth)."""
         owners = await uow.outpoint_owners(outpoints)
         missing = [o for o in outpoints if o not in owners]
         if missing:
@@ -214,7 +223,7 @@ class UtxoPool(SpendUseCases):
         row_ids = [owners[o].row_id for o in outpoints]
         # Never waits: a row another transaction holds (a concurrent claim) is not available.
         held = await uow.lock_rows_nowait(row_ids)
-        leasable = await uow.leasable_rows(row_ids)
+        leasable = await uow.leasable_rows(row_ids, request.max_unconfirmed_depth)
         if held is not None:
             leasable.discard(held)
         unavailable = [o for o, row_id in zip(outpoints, row_ids, strict=True) if row_id not in leasable]
@@ -226,17 +235,17 @@ class UtxoPool(SpendUseCases):
         self, uow: UnitOfWork, row: LeaseRow, request: LeaseRequest, count: int, claimed: list[Utxo]
     ) -> list[Utxo]:
         """`claimed`: what the lease's first claim took."""
-        owner, minimum = request.owner_key_id, request.min_satoshis
+        owner, minimum, depth = request.owner_key_id, request.min_satoshis, request.max_unconfirmed_depth
         utxos = claimed
         if len(utxos) < count:
             # Expired reservations count as AVAILABLE: reap them (for this purpose) and try again.
             _, reaped = await uow.reap_expired(row.purpose, _REAP_BATCH)
             if reaped:
                 utxos = in_strategy_order(
-                    row.strategy, utxos + await uow.claim_count(row, owner, minimum, count - len(utxos))
+                    row.strategy, utxos + await uow.claim_count(row, owner, minimum, count - len(utxos), depth)
                 )
         if not utxos or (len(utxos) < count and not request.allow_partial):
-            available, satoshis = await uow.leasable_summary(row.purpose, owner, minimum)
+            available, satoshis = await uow.leasable_summary(row.purpose, owner, minimum, depth)
             raise errors.pool_exhausted(
                 row.purpose, available + len(utxos), satoshis + sum(u.satoshis for u in utxos), f"{count} UTXOs"
             )
@@ -253,7 +262,9 @@ class UtxoPool(SpendUseCases):
         reaped = False
         while covered < target and len(chosen) < max_count:
             wanted = min(chunk, max_count - len(chosen))
-            candidates = await uow.lock_candidates(row, request.owner_key_id, minimum, wanted, chosen)
+            candidates = await uow.lock_candidates(
+                row, request.owner_key_id, minimum, wanted, chosen, request.max_unconfirmed_depth
+            )
             for row_id, satoshis in candidates:
                 chosen.append(row_id)
                 covered += satoshis - input_fee
@@ -268,7 +279,9 @@ class UtxoPool(SpendUseCases):
                 await uow.reap_expired(row.purpose, _REAP_BATCH)
             chunk *= 4
         if covered < target:
-            available, satoshis = await uow.leasable_summary(row.purpose, request.owner_key_id, minimum)
+            available, satoshis = await uow.leasable_summary(
+                row.purpose, request.owner_key_id, minimum, request.max_unconfirmed_depth
+            )
             within = f" within {max_count} UTXOs" if len(chosen) >= max_count else ""
             raise errors.pool_exhausted(row.purpose, available, satoshis, f"{target} sat{within}")
         return await uow.reserve_rows(row, chosen)
@@ -501,6 +514,12 @@ def _refuse_selection_fields(request: LeaseRequest) -> None:
         raise invalid_argument("FEE_RATE_SATOSHIS_PER_KB_INVALID", "fee_rate_satoshis_per_kb", unused)
     if request.max_count:
         raise invalid_argument("MAX_COUNT_INVALID", "max_count", unused)
+
+
+def _depth_key(request: LeaseRequest) -> list[object]:
+    """The fingerprint's part for max_unconfirmed_depth: none at 0, so the fingerprints of default
+    requests (and the answers recorded before the field existed) stay what they were."""
+    return [("max_unconfirmed_depth", request.max_unconfirmed_depth)] if request.max_unconfirmed_depth else []
 
 
 def _filter_key(filters: UtxoFilter) -> list[object]:

@@ -180,6 +180,7 @@ class UnitOfWork(Protocol):
         owner_key_id: str,
         min_satoshis: int,
         limit: int,
+        max_depth: int = 0,
     ) -> tuple[LeaseRow, list[Utxo]]: ...
 
     async def lease_by_id(self, lease_id: str, *, for_update: bool = False) -> LeaseRow | None: ...
@@ -192,6 +193,7 @@ class UnitOfWork(Protocol):
         owner_key_id: str,
         min_satoshis: int,
         limit: int,
+        max_depth: int = 0,
     ) -> list[Utxo]: ...
 
     async def lock_candidates(
@@ -201,6 +203,7 @@ class UnitOfWork(Protocol):
         min_satoshis: int,
         limit: int,
         exclude: Sequence[int],
+        max_depth: int = 0,
     ) -> list[tuple[int, int]]: ...
 
     async def reserve_rows(self, lease: LeaseRow, row_ids: Sequence[int]) -> list[Utxo]: ...
@@ -209,11 +212,13 @@ class UnitOfWork(Protocol):
 
     async def lock_rows_nowait(self, row_ids: Sequence[int]) -> int | None: ...
 
-    async def leasable_rows(self, row_ids: Sequence[int]) -> set[int]: ...
+    async def leasable_rows(self, row_ids: Sequence[int], max_depth: int = 0) -> set[int]: ...
 
     async def reserve_exact(self, lease: LeaseRow, row_ids: Sequence[int]) -> list[Utxo]: ...
 
-    async def leasable_summary(self, purpose: Purpose, owner_key_id: str, min_satoshis: int) -> tuple[int, int]: ...
+    async def leasable_summary(
+        self, purpose: Purpose, owner_key_id: str, min_satoshis: int, max_depth: int = 0
+    ) -> tuple[int, int]: ...
 
     async def reap_expired(self, purpose: Purpose | None, limit: int) -> tuple[int, int]: ...
 
@@ -266,7 +271,17 @@ class UnitOfWork(Protocol):
         caller_id: str,
     ) -> list[Utxo]: ...
 
-    async def invalidate_unconfirmed_outputs(self, txid: str, reason: str, caller_id: str) -> list[Utxo]: ...
+    async def invalidate_dead_outputs(
+        self, txid: str, reason: str, dirty_reason: str, caller_id: str
+    ) -> tuple[list[Utxo], list[Utxo]]:
+        """(outputs of `txid` and of its descendants made INVALID, descendants' other inputs made DIRTY)."""
+        ...
+
+    # acceptance
+
+    async def accept_spends(self, txids: Sequence[str], max_depth: int, caller_id: str) -> tuple[list[Utxo], set[str]]:
+        """(outputs made AVAILABLE, txids alive as committed spends) for ReportAccepted."""
+        ...
 
     # chain sync
 

@@ -165,6 +165,10 @@ class SpendUseCases:
                 found = rows.get(outpoint)
                 if found is None:
                     raise errors.utxo_not_found(outpoint)
+                if found.status is UtxoStatus.INVALID:
+                    # An output of a dead ancestor that the caller's later transaction spent: its
+                    # death was reported (and cascaded) already.
+                    continue
                 _check_reportable(found, lease, report, now)
                 targets.append(found)
             dirty = await uow.mark_dirty(
@@ -177,15 +181,23 @@ class SpendUseCases:
                 caller.caller_id,
             )
             invalidated: list[Utxo] = []
+            orphaned: list[Utxo] = []
             if report.spending_txid:
-                invalidated = await uow.invalidate_unconfirmed_outputs(
-                    report.spending_txid, "PARENT_DEAD", caller.caller_id
+                invalidated, orphaned = await uow.invalidate_dead_outputs(
+                    report.spending_txid, PARENT_DEAD, PARENT_DEAD, caller.caller_id
                 )
-            result = ConflictResult(tuple(dirty), tuple(invalidated))
+            result = ConflictResult(tuple(dirty), tuple(invalidated), descendants(report.spending_txid, invalidated))
             await uow.record_answer(
                 caller.caller_id, "ReportConflict", request_id, fingerprint, codec.conflict_to_json(result)
             )
-        self._log.info("conflict.reported", kind=report.kind.value, dirty=len(dirty), invalidated=len(invalidated))
+        self._log.info(
+            "conflict.reported",
+            kind=report.kind.value,
+            dirty=len(dirty),
+            invalidated=len(invalidated),
+            dead_descendants=len(result.invalidated_txids),
+            parent_dead=len(orphaned),
+        )
         if self._on_dirty is not None:
             await self._on_dirty()
         return result
@@ -210,6 +222,17 @@ class SpendUseCases:
 
 
 _CARRYING = (UtxoStatus.RESERVED, UtxoStatus.AVAILABLE)
+# Why the outputs of a dead transaction (and of its descendants) are INVALID, and why the
+# descendants' other inputs are DIRTY.
+PARENT_DEAD = "PARENT_DEAD"
+
+
+def descendants(spending_txid: str, invalidated: Sequence[Utxo]) -> tuple[str, ...]:
+    """The dead descendants of `spending_txid`: the transactions that spent its invalidated outputs
+    and those of every descendant (each once, in the order of the first output they spent)."""
+    found = dict.fromkeys(u.spent_by_txid for u in invalidated if u.spent_by_txid)
+    found.pop(spending_txid, None)
+    return tuple(found)
 
 
 def _carries(utxo: Utxo | InputState, fencing_token: int) -> bool:

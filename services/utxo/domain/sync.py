@@ -110,10 +110,11 @@ class KeyView:
 
 def txids_to_check_first(rows: Sequence[Utxo]) -> set[str]:
     """Transactions whose state must be read *before* the unspent lists: those of UNCONFIRMED rows
-    (so one broadcast between the two reads cannot look like a spend) and those DIRTY rows name."""
+    and of rows of unconfirmed_depth > 0 (our own accepted, unmined transactions: so one broadcast
+    reaching the indexer between the two reads cannot look like a spend) and those DIRTY rows name."""
     wanted: set[str] = set()
     for row in rows:
-        if row.status is UtxoStatus.UNCONFIRMED:
+        if row.status is UtxoStatus.UNCONFIRMED or row.unconfirmed_depth > 0:
             wanted.add(row.outpoint.txid)
         elif row.status is UtxoStatus.DIRTY:
             wanted.add(row.outpoint.txid)
@@ -205,7 +206,8 @@ def _judge(
     height = listed.height
     if status is UtxoStatus.UNCONFIRMED and confirmations(height, tip) >= min_confirmations:
         return RowChange(row, UtxoStatus.AVAILABLE, "CONFIRMED", height)
-    if (height or 0) != row.block_height:
+    if (height or 0) != row.block_height or (height is not None and row.unconfirmed_depth > 0):
+        # Seen in a block (or out of one): the store sets unconfirmed_depth to 0 with a height.
         return RowChange(row, status, "HEIGHT", height)
     return None
 
@@ -218,7 +220,11 @@ def _judge_dirty(
         if states.get(txid) in _SEEN:
             return RowChange(row, UtxoStatus.SPENT, "DIRTY_SPENT", None, spent_by_txid=txid)
     if listed is not None and not listed.spent_in_mempool:
-        deep = confirmations(listed.height, tip) >= min_confirmations
+        # An output of our own accepted transaction (unconfirmed_depth > 0) still in the mempool goes
+        # back to AVAILABLE at its depth; once in a block it is judged by its confirmations.
+        deep = confirmations(listed.height, tip) >= min_confirmations or (
+            listed.height is None and row.unconfirmed_depth > 0
+        )
         return RowChange(row, UtxoStatus.AVAILABLE if deep else UtxoStatus.UNCONFIRMED, "DIRTY_UNSPENT", listed.height)
     if listed is not None or states.get(row.outpoint.txid) in _SEEN:
         return RowChange(row, UtxoStatus.SPENT, "DIRTY_SPENT", None)

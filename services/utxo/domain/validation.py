@@ -23,6 +23,30 @@ def txid(value: str, field: str, reason: str = "TXID_INVALID") -> str:
     return value
 
 
+def txids(values: Sequence[str], field: str, reason: str) -> tuple[str, ...]:
+    """1 to MAX_ITEMS well-formed txids, none twice; every failure is `reason`."""
+    if not 1 <= len(values) <= MAX_ITEMS:
+        raise invalid_argument(reason, field, f"1 to {MAX_ITEMS} txids")
+    seen: set[str] = set()
+    for index, value in enumerate(values):
+        txid(value, f"{field}[{index}]", reason)
+        if value in seen:
+            raise invalid_argument(reason, f"{field}[{index}]", f"{value} is listed twice")
+        seen.add(value)
+    return tuple(values)
+
+
+def max_unconfirmed_depth(value: int, maximum: int) -> int:
+    """A lease's max_unconfirmed_depth: 0 to UTXO_MAX_UNCONFIRMED_DEPTH."""
+    if not 0 <= value <= maximum:
+        raise invalid_argument(
+            "MAX_UNCONFIRMED_DEPTH_INVALID",
+            "max_unconfirmed_depth",
+            f"must be 0 to {maximum} (UTXO_MAX_UNCONFIRMED_DEPTH)",
+        )
+    return value
+
+
 def outpoint(value: Outpoint, field: str) -> Outpoint:
     txid(value.txid, f"{field}.txid", "OUTPOINT_INVALID")
     if value.vout < 0:

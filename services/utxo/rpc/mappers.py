@@ -14,6 +14,7 @@ from proofline.utxo.v1 import utxo_pb2
 from proofline_kit.errors import invalid_argument
 from proofline_kit.wire import Outpoint
 from services.utxo.domain.models import (
+    AcceptedResult,
     AddressComparison,
     BroadcastOutcome,
     ChainComparison,
@@ -178,6 +179,8 @@ def _utxo_fields(value: Utxo, stamps: dict[datetime, Timestamp]) -> dict[str, An
         fields["competing_txids"] = value.competing_txids
     if value.status_reason:
         fields["status_reason"] = value.status_reason
+    if value.unconfirmed_depth:
+        fields["unconfirmed_depth"] = value.unconfirmed_depth
     return fields
 
 
@@ -208,6 +211,7 @@ def _add_utxos(target: Any, values: Sequence[Utxo], stamps: dict[datetime, Times
             value.updated_at,
             value.competing_txids,
             value.status_reason,
+            value.unconfirmed_depth,
         )
         template = templates.get(key)
         if template is None:
@@ -260,6 +264,7 @@ def lease_request_from_proto(request: utxo_pb2.LeaseUtxosRequest) -> LeaseReques
         fee_rate_satoshis_per_kb=request.fee_rate_satoshis_per_kb,
         max_count=request.max_count,
         holder=request.holder,
+        max_unconfirmed_depth=request.max_unconfirmed_depth,
     )
 
 
@@ -333,8 +338,16 @@ def conflict_report_from_proto(request: utxo_pb2.ReportConflictRequest) -> Confl
 
 def conflict_to_proto(result: ConflictResult) -> utxo_pb2.ReportConflictResponse:
     return utxo_pb2.ReportConflictResponse(
-        dirty=[utxo_to_proto(u) for u in result.dirty], invalidated=[utxo_to_proto(u) for u in result.invalidated]
+        dirty=[utxo_to_proto(u) for u in result.dirty],
+        invalidated=[utxo_to_proto(u) for u in result.invalidated],
+        invalidated_txids=result.invalidated_txids,
     )
+
+
+def accepted_to_proto(result: AcceptedResult) -> utxo_pb2.ReportAcceptedResponse:
+    message = utxo_pb2.ReportAcceptedResponse(skipped_txids=result.skipped_txids)
+    _add_utxos(message.available, result.available, {})
+    return message
 
 
 def filter_from_proto(request: utxo_pb2.ListUtxosRequest) -> UtxoFilter:

@@ -64,6 +64,12 @@ class UtxoServicer(utxo_pb2_grpc.UtxoServiceServicer):
         )
         return mappers.conflict_to_proto(result)
 
+    async def ReportAccepted(
+        self, request: utxo_pb2.ReportAcceptedRequest, context: Context
+    ) -> utxo_pb2.ReportAcceptedResponse:
+        result = await self._pool.report_accepted(current_caller.get(), request.request_id, list(request.txids))
+        return mappers.accepted_to_proto(result)
+
     async def AddOutputs(self, request: utxo_pb2.AddOutputsRequest, context: Context) -> utxo_pb2.AddOutputsResponse:
         utxos = await self._pool.add_outputs(
             current_caller.get(), request.request_id, mappers.new_outputs_from_proto(list(request.outputs))

@@ -73,7 +73,8 @@ class ChainSyncQueries(Queries):
         spent_by: Sequence[str],
     ) -> int:
         """Status changes a sync decided, each applied only if the row is still in the status the
-        sync saw (a lease or commit in between wins)."""
+        sync saw (a lease or commit in between wins). A change with a height (the row seen in a
+        block) sets its unconfirmed_depth to 0."""
         rows = await self._conn.fetch(
             """WITH c AS (
                    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[])
@@ -83,6 +84,8 @@ class ChainSyncQueries(Queries):
                        status = c.to_status,
                        block_height = CASE WHEN c.to_status IN ('spent', 'invalid') THEN r.block_height
                                            ELSE c.height END,
+                       -- Seen in a block: held on chain evidence from now on.
+                       unconfirmed_depth = CASE WHEN c.height IS NOT NULL THEN 0 ELSE r.unconfirmed_depth END,
                        status_reason = CASE WHEN c.to_status IN ('spent', 'invalid') THEN c.reason
                                             WHEN c.to_status = 'dirty' THEN r.status_reason ELSE '' END,
                        spent_by_txid = CASE WHEN c.to_status = 'spent' THEN NULLIF(c.spent_by, '')

@@ -11,7 +11,7 @@ from services.utxo.domain.models import LeaseRow, Purpose, Strategy, Utxo, UtxoS
 # is shown only while the outpoint is RESERVED; confirmations come from the last chain tip seen.
 COLUMNS_NO_LEASE = """u.id, u.txid, u.vout, u.satoshis, u.locking_script, u.owner_key_id, u.purpose, u.status,
     u.fencing_token, u.lease_expires_at, u.spent_by_txid, u.competing_txids, u.status_reason, u.block_height,
-    u.created_at, u.updated_at,
+    u.created_at, u.updated_at, u.unconfirmed_depth,
     CASE WHEN u.block_height IS NULL THEN 0
          ELSE GREATEST(COALESCE((SELECT t.height FROM chain_tip t), 0) - u.block_height + 1, 0) END AS confirmations"""
 
@@ -29,12 +29,22 @@ def columns_of_lease(lease_id_param: int) -> str:
     return f"{COLUMNS_NO_LEASE},\n    ${lease_id_param}::text AS lease_id"
 
 
+# Shallower coins first (unconfirmed_depth), then the strategy: the order of the partial indexes
+# utxos_available_smallest / _largest (migration 0007) after their purpose.
 ORDER = {
-    Strategy.SMALLEST_FIRST: "u.satoshis, u.id",
-    Strategy.LARGEST_FIRST: "u.satoshis DESC, u.id",
+    Strategy.SMALLEST_FIRST: "u.unconfirmed_depth, u.satoshis, u.id",
+    Strategy.LARGEST_FIRST: "u.unconfirmed_depth, u.satoshis DESC, u.id",
 }
 
-LEASABLE = """u.status = 'available' AND u.purpose = $1 AND ($2 = '' OR u.owner_key_id = $2) AND u.satoshis >= $3"""
+
+def leasable(depth_param: int) -> str:
+    """What a lease query may take: purpose $1, owner $2 ('' = any), at least $3 satoshis, and an
+    unconfirmed_depth of at most query parameter `depth_param` (0 = coins on chain evidence only)."""
+    return (
+        "u.status = 'available' AND u.purpose = $1 AND ($2 = '' OR u.owner_key_id = $2) AND u.satoshis >= $3"
+        f" AND u.unconfirmed_depth <= ${depth_param}::smallint"
+    )
+
 
 LEASE_COLUMNS = "fencing_token, lease_id, caller_id, holder, purpose, strategy, created_at, expires_at, now() AS db_now"
 
@@ -62,9 +72,10 @@ def utxo_from(row: asyncpg.Record) -> Utxo:
         block_height,
         created_at,
         updated_at,
+        unconfirmed_depth,
         confirmations,
         lease_id,
-    ) = row[:18]
+    ) = row[:19]
     return Utxo(
         row_id,
         fencing_token,
@@ -83,6 +94,7 @@ def utxo_from(row: asyncpg.Record) -> Utxo:
         status_reason,
         created_at,
         updated_at,
+        unconfirmed_depth,
     )
 
 

@@ -68,9 +68,12 @@ class HealthQueries(Queries):
         return PublishFigures(int(row["ready"]), int(row["publish_sats"]), int(row["funding_sats"]), int(row["spends"]))
 
     async def count_available(self, purpose: Purpose, owner_key_id: str) -> int:
+        """AVAILABLE coins a default lease could take (on chain evidence: unconfirmed_depth 0); the
+        split's low-water mark counts these."""
         value = await self._conn.fetchval(
             """SELECT count(*) FROM utxos u
-               WHERE u.status = 'available' AND u.purpose = $1 AND ($2 = '' OR u.owner_key_id = $2)""",
+               WHERE u.status = 'available' AND u.purpose = $1 AND ($2 = '' OR u.owner_key_id = $2)
+                 AND u.unconfirmed_depth = 0""",
             purpose.value,
             owner_key_id,
         )

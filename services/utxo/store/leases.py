@@ -9,7 +9,7 @@ from datetime import timedelta
 from proofline_kit.database import Queries
 from proofline_kit.wire import Outpoint
 from services.utxo.domain.models import LeaseHistory, LeaseRow, Purpose, Strategy, Utxo
-from services.utxo.store.columns import COLUMNS, LEASABLE, LEASE_COLUMNS, ORDER, columns_of_lease, lease_from, utxo_from
+from services.utxo.store.columns import COLUMNS, LEASE_COLUMNS, ORDER, columns_of_lease, leasable, lease_from, utxo_from
 
 # What a lease may take (expired reservations count as AVAILABLE); `now()` is the transaction's
 # start, as in the utxos_single_live_lease trigger.
@@ -45,6 +45,7 @@ class LeaseQueries(Queries):
         owner_key_id: str,
         min_satoshis: int,
         limit: int,
+        max_depth: int = 0,
     ) -> tuple[LeaseRow, list[Utxo]]:
         """insert_lease then claim_count, in one statement (one round trip less per count lease)."""
         order = ORDER[strategy]
@@ -54,7 +55,7 @@ class LeaseQueries(Queries):
                     VALUES ($5, $6, $7, $1, $8, now() + $9::interval)
                     RETURNING fencing_token, caller_id, holder, created_at, expires_at
                 ), picked AS (
-                    SELECT u.id FROM utxos u WHERE {LEASABLE}
+                    SELECT u.id FROM utxos u WHERE {leasable(10)}
                     ORDER BY {order} LIMIT $4 FOR UPDATE SKIP LOCKED
                 ), upd AS (
                     UPDATE utxos r SET status = 'reserved', fencing_token = l.fencing_token,
@@ -80,6 +81,7 @@ class LeaseQueries(Queries):
             holder,
             strategy.value,
             duration,
+            max_depth,
         )
         first = rows[0]
         lease = LeaseRow(
@@ -116,12 +118,13 @@ class LeaseQueries(Queries):
         owner_key_id: str,
         min_satoshis: int,
         limit: int,
+        max_depth: int = 0,
     ) -> list[Utxo]:
         """Reserve up to `limit` AVAILABLE outpoints in strategy order, skipping rows others have locked."""
         order = ORDER[lease.strategy]
         rows = await self._conn.fetch(
             f"""WITH picked AS (
-                    SELECT u.id FROM utxos u WHERE {LEASABLE}
+                    SELECT u.id FROM utxos u WHERE {leasable(9)}
                     ORDER BY {order} LIMIT $4 FOR UPDATE SKIP LOCKED
                 ), upd AS (
                     UPDATE utxos r SET status = 'reserved', fencing_token = $5, lease_expires_at = $6
@@ -141,6 +144,7 @@ class LeaseQueries(Queries):
             lease.expires_at,
             lease.caller_id,
             lease.lease_id,
+            max_depth,
         )
         return [utxo_from(r) for r in rows]
 
@@ -151,17 +155,19 @@ class LeaseQueries(Queries):
         min_satoshis: int,
         limit: int,
         exclude: Sequence[int],
+        max_depth: int = 0,
     ) -> list[tuple[int, int]]:
         """Lock up to `limit` AVAILABLE outpoints in strategy order (not `exclude`): (row id, satoshis)."""
         order = ORDER[lease.strategy]
         rows = await self._conn.fetch(
-            f"""SELECT u.id, u.satoshis FROM utxos u WHERE {LEASABLE} AND NOT (u.id = ANY($5::bigint[]))
+            f"""SELECT u.id, u.satoshis FROM utxos u WHERE {leasable(6)} AND NOT (u.id = ANY($5::bigint[]))
                 ORDER BY {order} LIMIT $4 FOR UPDATE SKIP LOCKED""",
             lease.purpose.value,
             owner_key_id,
             min_satoshis,
             limit,
             list(exclude),
+            max_depth,
         )
         return [(r["id"], r["satoshis"]) for r in rows]
 
@@ -200,13 +206,16 @@ class LeaseQueries(Queries):
         held: int | None = await self._conn.fetchval("SELECT utxos_lock_nowait($1::bigint[])", sorted(set(row_ids)))
         return held
 
-    async def leasable_rows(self, row_ids: Sequence[int]) -> set[int]:
-        """Those of the rows a lease may take now: AVAILABLE, or RESERVED under an expired reservation."""
+    async def leasable_rows(self, row_ids: Sequence[int], max_depth: int = 0) -> set[int]:
+        """Those of the rows a lease may take now: AVAILABLE, or RESERVED under an expired reservation,
+        of an unconfirmed_depth of at most `max_depth`."""
         rows = await self._conn.fetch(
             # A join on the ids, not `id = ANY(...)`: the planner then reads the rows by primary key
             # instead of scanning every AVAILABLE row's partial index and filtering.
-            f"SELECT u.id FROM unnest($1::bigint[]) AS i (id) JOIN utxos u ON u.id = i.id WHERE {_LEASABLE_NOW}",
+            f"""SELECT u.id FROM unnest($1::bigint[]) AS i (id) JOIN utxos u ON u.id = i.id
+                WHERE {_LEASABLE_NOW} AND u.unconfirmed_depth <= $2::smallint""",
             list(row_ids),
+            max_depth,
         )
         return {r["id"] for r in rows}
 
@@ -236,16 +245,19 @@ class LeaseQueries(Queries):
         )
         return [utxo_from(r) for r in rows]
 
-    async def leasable_summary(self, purpose: Purpose, owner_key_id: str, min_satoshis: int) -> tuple[int, int]:
+    async def leasable_summary(
+        self, purpose: Purpose, owner_key_id: str, min_satoshis: int, max_depth: int = 0
+    ) -> tuple[int, int]:
         """(count, satoshis) of outpoints a lease with these filters could take now, expired
         reservations included. The sum stays numeric: it may exceed 2^63 - 1."""
         row = await self._conn.fetchrow(
             f"""SELECT count(*) AS n, COALESCE(sum(u.satoshis), 0) AS sats FROM utxos u
                WHERE u.purpose = $1 AND ($2 = '' OR u.owner_key_id = $2) AND u.satoshis >= $3
-                 AND {_LEASABLE_NOW}""",
+                 AND u.unconfirmed_depth <= $4::smallint AND {_LEASABLE_NOW}""",
             purpose.value,
             owner_key_id,
             min_satoshis,
+            max_depth,
         )
         assert row is not None
         return int(row["n"]), int(row["sats"])

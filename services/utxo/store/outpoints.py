@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from proofline_kit.database import Queries
 from proofline_kit.wire import Outpoint
 from services.utxo.domain.models import OutpointOwner, Purpose, Strategy, TrackedOutput, Utxo, UtxoFilter
-from services.utxo.store.columns import COLUMNS, LEASABLE, ORDER, PURPOSES, utxo_from
+from services.utxo.store.columns import COLUMNS, ORDER, PURPOSES, leasable, utxo_from
 
 
 class OutpointQueries(Queries):
@@ -107,13 +107,15 @@ class OutpointQueries(Queries):
     async def peek_available(
         self, purpose: Purpose, owner_key_id: str, strategy: Strategy, min_satoshis: int, limit: int
     ) -> list[Utxo]:
-        """What a lease with these filters would take first (no locks: plans and dry runs)."""
+        """What a default lease (coins on chain evidence only, unconfirmed_depth 0) with these filters
+        would take first (no locks: maintenance plans and dry runs)."""
         rows = await self._conn.fetch(
-            f"""SELECT {COLUMNS} FROM utxos u WHERE {LEASABLE}
+            f"""SELECT {COLUMNS} FROM utxos u WHERE {leasable(5)}
                 ORDER BY {ORDER[strategy]} LIMIT $4""",
             purpose.value,
             owner_key_id,
             min_satoshis,
             limit,
+            0,
         )
         return [utxo_from(r) for r in rows]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from proofline_kit.idempotency import RecordedAnswers
+from services.utxo.store.acceptance import AcceptanceQueries
 from services.utxo.store.chain_sync import ChainSyncQueries
 from services.utxo.store.conflicts import ConflictQueries
 from services.utxo.store.health import HealthQueries
@@ -21,6 +22,7 @@ class UtxoUnitOfWork(
     OutpointQueries,
     SpendQueries,
     ConflictQueries,
+    AcceptanceQueries,
     ChainSyncQueries,
     HealthQueries,
     MaintenanceQueries,
