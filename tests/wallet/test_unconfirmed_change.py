@@ -124,9 +124,9 @@ async def test_a_send_built_on_change_of_a_dead_send_is_built_again_from_other_c
     parent = await _send(suite, account.account_id, 10_000)
     child = await _send(suite, account.account_id, 10_000)
     assert await _spent_by(wallet_db, child.txid) == {parent.txid}
-    # Another mined coin for the rebuild.
-    await suite.fund(address, 40_000)
-    await suite.sim.mine(1)
+    # Another mined coin for the rebuild (a block with only its funding transaction in it).
+    funded = await suite.fund(address, 40_000)
+    await suite.sim._post("mine", {"txids": [funded["txid"]]})
     await eventually(lambda: suite.balance(account.account_id), lambda b: b.pending_satoshis == 0, timeout_s=20)
     # The parent is mined in no block: the network forgets it (and so its child), and the coin it
     # spent is spent by somebody else.
