@@ -8,8 +8,10 @@ services.<name>``) on a fresh PostgreSQL database and this machine's Redis, and 
    wallet at WALLET_MIN_CONFIRMATIONS=1). BENCH_WALLET_CLIENTS concurrent callers Send from them in
    turn (1,000-5,000 sat to an outside address; answered once recorded) for a warm-up and
    BENCH_WALLET_SECONDS, holding back while BENCH_WALLET_MAX_IN_FLIGHT sends are PENDING or SENDING,
-   and chainsim mines a block every BENCH_WALLET_BLOCK_INTERVAL_S so that change comes back (the
-   wallet spends confirmed pool coins only). The wallet runs rounds of 500 sends with 16 database
+   and chainsim mines a block every BENCH_WALLET_BLOCK_INTERVAL_S. The wallet spends its own change
+   as soon as the network accepted the send that made it (to WALLET_UNCONFIRMED_DEPTH), so one coin
+   per account is a supply that never runs out: the rate is the steady state, not a pre-funded
+   window's. The wallet runs rounds of 500 sends with 16 database
    connections (WALLET_SEND_BATCH, WALLET_DB_POOL_SIZE; any WALLET_* variable set for the bench
    passes through to the wallet). Printed: sends that reached UNCONFIRMED per second over
    the window (accepted_at in PostgreSQL), Send latency p50/p99 (this client), Send recorded ->
@@ -34,8 +36,8 @@ BENCH_WALLET_PROFILE=1 runs the wallet under cProfile and stops after the sends 
 figure), printing where its time went. BENCH_WALLET_PARTS (sends,balance,scan) picks the parts.
 
 Environment: BENCH_DATABASE_SERVER_URL, BENCH_REDIS_URL, BENCH_WALLET_SECONDS (60),
-BENCH_WALLET_WARMUP_SECONDS (10), BENCH_WALLET_ACCOUNTS (1000), BENCH_WALLET_COINS (10),
-BENCH_WALLET_COIN_SATOSHIS (100000), BENCH_WALLET_CLIENTS (64), BENCH_WALLET_MAX_IN_FLIGHT (1000),
+BENCH_WALLET_WARMUP_SECONDS (10), BENCH_WALLET_ACCOUNTS (1000), BENCH_WALLET_COINS (1),
+BENCH_WALLET_COIN_SATOSHIS (1000000), BENCH_WALLET_CLIENTS (64), BENCH_WALLET_MAX_IN_FLIGHT (1000),
 BENCH_WALLET_BLOCK_INTERVAL_S (5), BENCH_WALLET_LATENCY_SECONDS (20), BENCH_WALLET_LATENCY_LOAD
 (0.5), BENCH_WALLET_BALANCE_CALLS (2000), BENCH_WALLET_BALANCE_POSTINGS (1000,1000000),
 BENCH_WALLET_SCAN_SCRIPTS (1000000), BENCH_WALLET_SCAN_BLOCKS (3), BENCH_WALLET_SCAN_TXS (5000),
@@ -103,8 +105,8 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 SECONDS = float(os.environ.get("BENCH_WALLET_SECONDS", "60"))
 WARMUP_S = float(os.environ.get("BENCH_WALLET_WARMUP_SECONDS", "10"))
 ACCOUNTS = int(os.environ.get("BENCH_WALLET_ACCOUNTS", "1000"))
-COINS = int(os.environ.get("BENCH_WALLET_COINS", "10"))
-COIN_SATOSHIS = int(os.environ.get("BENCH_WALLET_COIN_SATOSHIS", "100000"))
+COINS = int(os.environ.get("BENCH_WALLET_COINS", "1"))
+COIN_SATOSHIS = int(os.environ.get("BENCH_WALLET_COIN_SATOSHIS", "1000000"))
 CLIENTS = int(os.environ.get("BENCH_WALLET_CLIENTS", "64"))
 MAX_IN_FLIGHT = int(os.environ.get("BENCH_WALLET_MAX_IN_FLIGHT", "1000"))
 BLOCK_INTERVAL_S = float(os.environ.get("BENCH_WALLET_BLOCK_INTERVAL_S", "5"))
