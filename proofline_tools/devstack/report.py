@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from proofline_tools.devstack.demo import DemoPublish
 from proofline_tools.devstack.provisioning import PoolKeys
 from proofline_tools.devstack.suite import RunningService
-from proofline_tools.devstack.wallet_demo import DemoWallet, wallet_demo_lines
+from proofline_tools.devstack.wallet_demo import DemoWallet, sign_up_lines, wallet_demo_lines
 
 SIGNER = "signer_gateway"
 UTXO = "utxo"
@@ -36,6 +37,7 @@ class StackReport:
     chain_url: str = ""
     demo: DemoPublish | None = None  # the funded demo pool and identity
     wallet_demo: DemoWallet | None = None  # the demo wallet account and its deposit address
+    mail_folder: Path | None = None  # where the stack's own SMTP server keeps the mail
 
 
 def redact_url(url: str) -> str:
@@ -131,4 +133,7 @@ def _wallet_lines(report: StackReport) -> list[str]:
     if report.wallet_demo is None or wallet is None:
         return []
     bearer = report.admin_token if report.admin_token is not None else "<a token from AUTH_TOKENS>"
-    return wallet_demo_lines(report.wallet_demo, wallet.grpc_address, report.chain_url, bearer)
+    return [
+        *wallet_demo_lines(report.wallet_demo, wallet.grpc_address, report.chain_url, bearer),
+        *(sign_up_lines(wallet.grpc_address, report.mail_folder, bearer) if report.mail_folder else []),
+    ]

@@ -16,6 +16,7 @@ from proofline_tools.devstack.console import Console
 from proofline_tools.devstack.credentials import MASTER_KEY_FILE, dev_auth_tokens, ensure_master_key
 from proofline_tools.devstack.demo import DemoPublish, prepare_demo
 from proofline_tools.devstack.errors import StartupError
+from proofline_tools.devstack.mail import MAIL_FOLDER, LocalMailServer
 from proofline_tools.devstack.postgres import start_postgres
 from proofline_tools.devstack.procs import Launcher
 from proofline_tools.devstack.provisioning import PoolKeys, ensure_pool_keys, pool_key_defaults
@@ -59,6 +60,10 @@ class StopRequest:
         if not self._event.is_set():
             self.reason, self.failed = reason, failed
             self._event.set()
+
+
+# Set in the services' environment when the stack runs its own SMTP server.
+_EMBEDDED_MAIL = "DEVSTACK_EMBEDDED_MAIL"
 
 
 async def supervise(config: DevstackConfig, console: Console) -> int:
@@ -117,6 +122,7 @@ async def start_stack(config: DevstackConfig, launcher: Launcher) -> StackReport
         await _database(config, launcher, env),
         await _redis(config, launcher, env),
         await _chain(config, launcher, env),
+        await _mail(config, launcher, env),
     )
     root = services_root()
     to_start = [spec for spec in SERVICES if _wanted(config, spec) and is_runnable(root, spec.name)]
@@ -144,6 +150,7 @@ async def start_stack(config: DevstackConfig, launcher: Launcher) -> StackReport
         chain_url=env.get("ARC_URL", ""),
         demo=demo,
         wallet_demo=wallet_demo,
+        mail_folder=config.data_dir / MAIL_FOLDER if env.get(_EMBEDDED_MAIL) else None,
     )
 
 
@@ -211,6 +218,24 @@ async def _chain(config: DevstackConfig, launcher: Launcher, env: dict[str, str]
     urls = await start_chainsim(launcher, env, config.chainsim_port, config.chainsim_snapshot, config.ready_timeout_s)
     env["ARC_URL"], env["WOC_URL"], env["WOC_NETWORK"] = urls.arc_url, urls.woc_url, "test"
     return Dependency("chainsim", urls.arc_url, f"ARC_URL={urls.arc_url} WOC_URL={urls.woc_url}")
+
+
+async def _mail(config: DevstackConfig, launcher: Launcher, env: dict[str, str]) -> Dependency:
+    """The wallet's sign-up mail: the operator's SMTP server, or a local one keeping what it receives
+    in the data directory (where the newcomer reads the code)."""
+    if env.get("WALLET_SMTP_HOST"):
+        return Dependency("mail", f"smtp://{env['WALLET_SMTP_HOST']}", "from WALLET_SMTP_HOST")
+    folder = config.data_dir / MAIL_FOLDER
+    server = LocalMailServer(folder=folder)
+    server.start()
+    launcher.on_stop(server.stop)
+    env.update(
+        WALLET_SMTP_HOST=server.host,
+        WALLET_SMTP_PORT=str(server.port),
+        WALLET_SMTP_SECURITY="none",
+        **{_EMBEDDED_MAIL: "1"},
+    )
+    return Dependency("mail", f"smtp://{server.host}:{server.port}", f"embedded aiosmtpd, mail in {folder}")
 
 
 @contextlib.contextmanager

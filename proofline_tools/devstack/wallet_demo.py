@@ -9,6 +9,7 @@ with a fixed request_id, so the printed CreateAccount replays it on a restarted 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from proofline.wallet.v1 import wallet_pb2, wallet_pb2_grpc
@@ -68,4 +69,21 @@ def wallet_demo_lines(demo: DemoWallet, wallet_address: str, chain_url: str, bea
         f"   # {demo.min_confirmations} confirmations: the deposit becomes available",
         f"""    {call} -d '{{"account_id":"{demo.account_id}"}}' {wallet_address} {service}/GetBalance""",
         f"    {call} -d '{send}' {wallet_address} {service}/Send",
+    ]
+
+
+SIGN_UP_EMAIL = "newcomer@example.com"
+
+
+def sign_up_lines(wallet_address: str, mail_folder: Path, bearer: str) -> list[str]:
+    """Sign-up by email against the stack's own SMTP server: start, read the code from the mail,
+    complete (the <...> parts come from the two answers before)."""
+    call = f"grpcurl -plaintext -H 'authorization: Bearer {bearer}'"
+    service = "proofline.wallet.v1.WalletService"
+    return [
+        "",
+        f"  sign-up by email (the stack's SMTP server keeps the mail in {mail_folder}):",
+        f"""    {call} -d '{{"email":"{SIGN_UP_EMAIL}"}}' {wallet_address} {service}/StartSignUp""",
+        f"    grep -oE '[0-9]{{6}}' {mail_folder}/latest.eml | head -1   # the code in the mail",
+        f"""    {call} -d '{{"signup_id":"<signup_id>","code":"<code>"}}' {wallet_address} {service}/CompleteSignUp""",
     ]

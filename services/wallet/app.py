@@ -20,8 +20,10 @@ from proofline_kit.runtime import ServiceRuntime
 from services.wallet.adapters.chain import ChainAdapter
 from services.wallet.adapters.coin_window import CachedCoinWindow
 from services.wallet.adapters.pool_client import PoolClient
-from services.wallet.adapters.redis_rate import RedisSendRate
+from services.wallet.adapters.redis_rate import RedisRateLimit
+from services.wallet.adapters.redis_signups import RedisSignUps
 from services.wallet.adapters.signer_client import SignerClient
+from services.wallet.adapters.smtp_mailer import SmtpMailer
 from services.wallet.adapters.woc_deposit_source import WocDepositSource
 from services.wallet.domain.accounts import Accounts
 from services.wallet.domain.callbacks import CallbackHints
@@ -34,6 +36,7 @@ from services.wallet.domain.reconciliation import Reconciler
 from services.wallet.domain.send_intake import SendIntake
 from services.wallet.domain.send_pipeline import SendPipeline
 from services.wallet.domain.sends import Sends
+from services.wallet.domain.signup import SignUps
 from services.wallet.rpc.mappers import ERROR_DOMAIN
 from services.wallet.rpc.servicer import WalletAdminServicer, WalletServicer
 from services.wallet.settings import WalletSettings
@@ -146,7 +149,7 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
         reader,
         SendIntake(
             store,
-            RedisSendRate(runtime.redis, service.redis_key_prefix, settings.sends_per_minute)
+            RedisRateLimit(runtime.redis, service.redis_key_prefix, settings.sends_per_minute)
             if settings.sends_per_minute
             else None,
             settings.limits.daily_limit_satoshis,
@@ -155,12 +158,22 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
         ),
     )
     accounts = Accounts(store, signer, settings.network, key_limits)
+    prefix = service.redis_key_prefix
+    signups = SignUps(
+        accounts,
+        RedisSignUps(runtime.redis, prefix),
+        SmtpMailer(settings.smtp),
+        RedisRateLimit(runtime.redis, prefix, settings.signups_per_address, name="signup-address", window_s=3600),
+        RedisRateLimit(runtime.redis, prefix, settings.signups_per_caller, name="signup-caller", window_s=60),
+        settings.otp_secret,
+        settings.signup,
+    )
     port = await runtime.serve(
         ERROR_DOMAIN,
         [
             ServiceBinding(
                 SERVICE_NAME,
-                WalletServicer(accounts, sends, reader, settings.follow.min_confirmations),
+                WalletServicer(accounts, sends, reader, settings.follow.min_confirmations, signups),
                 wallet_pb2_grpc.add_WalletServiceServicer_to_server,
             ),
             ServiceBinding(

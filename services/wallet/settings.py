@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from dataclasses import dataclass, field
 
 from proofline_kit.chain import CallbackSettings, ChainSettings, FeeRate, read_callback_settings, read_chain_settings
 from proofline_kit.settings import EnvReader, RunMode, ServiceSettings, SettingsError, read_service_settings
 from proofline_kit.wire import MAX_SATOSHIS
+from services.wallet.adapters.smtp_mailer import SmtpSecurity, SmtpSettings
 from services.wallet.domain.chains import BSV
 from services.wallet.domain.deposits import FollowConfig
 from services.wallet.domain.history import WaitLimits
 from services.wallet.domain.models import Network
 from services.wallet.domain.send_pipeline import PipelineConfig
 from services.wallet.domain.sends import SendLimits
+from services.wallet.domain.signup import SignUpConfig
 
 # The utxo service's and the signer's gRPC ports as `make run` hands them to every service.
 _UTXO_PORT_ENV, _UTXO_PORT = "UTXO_GRPC_PORT", 50052
@@ -61,6 +64,13 @@ class WalletSettings:
     # How long intake prices sends against one reading of the pool's coins; 0 = read every time.
     candidate_ttl_s: float
     callbacks: CallbackSettings
+    signup: SignUpConfig
+    smtp: SmtpSettings
+    # Keys the one-time codes' hashes (and the rate limiter's address keys).
+    otp_secret: bytes = field(repr=False)
+    # Sign-ups per address per hour and per caller per minute; 0 = no limit.
+    signups_per_address: int
+    signups_per_caller: int
 
 
 def _ms(env: EnvReader, name: str, default: int, minimum: int = 1, maximum: int | None = None) -> float:
@@ -85,6 +95,10 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
     signer_token = env.optional_string("WALLET_SIGNER_TOKEN")
     callbacks_on = env.flag("WALLET_CALLBACK_ENABLED", True)
     callback_token = env.optional_string("WALLET_CALLBACK_TOKEN")
+    smtp_host = env.string("WALLET_SMTP_HOST", "")
+    otp_secret = env.optional_string("WALLET_OTP_SECRET")
+    if otp_secret is not None and len(otp_secret) < 32:
+        raise SettingsError("WALLET_OTP_SECRET must be at least 32 characters")
     if production:
         missing = [
             name
@@ -92,6 +106,8 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
                 ("WALLET_UTXO_TOKEN", utxo_token),
                 ("WALLET_SIGNER_TOKEN", signer_token),
                 ("WALLET_CALLBACK_TOKEN", callback_token if callbacks_on else "-"),
+                ("WALLET_SMTP_HOST", smtp_host),
+                ("WALLET_OTP_SECRET", otp_secret),
             )
             if not value
         ]
@@ -178,4 +194,22 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
             # Not the publisher's 8753: `make run` starts both on one host.
             default_port=8754,
         ),
+        signup=SignUpConfig(
+            code_ttl_s=_ms(env, "WALLET_SIGNUP_CODE_TTL_MS", 600_000, minimum=1_000, maximum=3_600_000),
+            max_attempts=env.integer("WALLET_SIGNUP_MAX_ATTEMPTS", 5, minimum=1, maximum=20),
+            mail_from=env.string("WALLET_SMTP_FROM", "Proofline <no-reply@localhost>"),
+        ),
+        smtp=SmtpSettings(
+            host=smtp_host,
+            port=env.integer("WALLET_SMTP_PORT", 587, minimum=1, maximum=65535),
+            security=env.choice("WALLET_SMTP_SECURITY", SmtpSecurity, SmtpSecurity.STARTTLS),
+            username=env.string("WALLET_SMTP_USERNAME", ""),
+            password=env.optional_string("WALLET_SMTP_PASSWORD"),
+            mail_from=env.string("WALLET_SMTP_FROM", "Proofline <no-reply@localhost>"),
+            timeout_s=_ms(env, "WALLET_SMTP_TIMEOUT_MS", 10_000, minimum=100),
+        ),
+        # Outside production a secret per process: codes do not outlive it (one replica in dev).
+        otp_secret=(otp_secret or secrets.token_hex(32)).encode(),
+        signups_per_address=env.integer("WALLET_SIGNUPS_PER_ADDRESS", 5, minimum=0),
+        signups_per_caller=env.integer("WALLET_SIGNUPS_PER_CALLER", 60, minimum=0),
     )

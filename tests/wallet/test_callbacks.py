@@ -171,6 +171,8 @@ def test_the_callback_settings_follow_the_publishers_rules() -> None:
         "AUTH_TOKENS": AUTH_TOKENS,
         "WALLET_UTXO_TOKEN": "utxo-token-0001",
         "WALLET_SIGNER_TOKEN": "signer-token-0001",
+        "WALLET_SMTP_HOST": "smtp.example",
+        "WALLET_OTP_SECRET": "o" * 32,
     }
     with pytest.raises(SettingsError, match="WALLET_CALLBACK_TOKEN required in production"):
         read_wallet_settings(EnvReader(production))

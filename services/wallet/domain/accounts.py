@@ -79,6 +79,19 @@ class Accounts:
             )
         return account
 
+    async def open_account(self, caller: Caller, external_id: str, label: str) -> tuple[Account, bool]:
+        """The account of `external_id` (a verified sign-up's address), created if there is none;
+        whether it was created now."""
+        require_wallet_role(caller)
+        _check_label(label)
+        async with self._store.unit_of_work() as uow:
+            account = await uow.insert_account(f"acct_{secrets.token_hex(10)}", external_id, label, caller.caller_id)
+            if account is not None:
+                return account, True
+            existing = await uow.account_by_external_id(external_id)
+        assert existing is not None, "insert_account found a conflict, so the account exists"
+        return existing, False
+
     async def get_account(self, caller: Caller, account_id: str) -> Account:
         require_wallet_role(caller)
         async with self._store.reader() as uow:

@@ -466,3 +466,33 @@ class RateLimiter(Protocol):
     async def allow(self, keys: Sequence[str]) -> list[bool]:
         """One answer per key, in order; a key listed n times counts n times."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSignUp:
+    """A sign-up waiting for its code: the address, the code's keyed hash, and tries so far."""
+
+    email: str
+    code_mac: str
+    expires_at: float
+    attempts: int
+
+
+class CodeStore(Protocol):
+    """Short-lived sign-ups (Redis): unreachable is EMAIL_UNAVAILABLE."""
+
+    async def put(self, signup_id: str, pending: PendingSignUp, ttl_s: float) -> None: ...
+
+    async def attempt(self, signup_id: str) -> PendingSignUp | None:
+        """Counts one try (atomically) and returns the sign-up with that count; None if unknown."""
+        ...
+
+    async def consume(self, signup_id: str) -> bool:
+        """Removes it; False when it was already gone."""
+        ...
+
+
+class Mailer(Protocol):
+    async def send(self, to: str, subject: str, body: str) -> None:
+        """Hands the mail to the SMTP server; EMAIL_UNAVAILABLE when it cannot."""
+        ...

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import grpc
 from proofline.wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from proofline_kit.auth import current_caller
-from proofline_kit.rpc.wellknown import duration_seconds
+from proofline_kit.rpc.wellknown import duration_seconds, timestamp
 from services.wallet.domain.accounts import Accounts
 from services.wallet.domain.history import TransactionReader
 from services.wallet.domain.reconciliation import Reconciler
 from services.wallet.domain.sends import Sends
+from services.wallet.domain.signup import SignUps
 from services.wallet.rpc import mappers
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -23,11 +25,32 @@ Context = grpc.aio.ServicerContext[Any, Any]
 class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
     """The money side. The identity RPCs keep the generated UNIMPLEMENTED answers until they land."""
 
-    def __init__(self, accounts: Accounts, sends: Sends, reader: TransactionReader, min_confirmations: int) -> None:
+    def __init__(
+        self, accounts: Accounts, sends: Sends, reader: TransactionReader, min_confirmations: int, signups: SignUps
+    ) -> None:
         self._accounts = accounts
         self._sends = sends
         self._reader = reader
         self._min_confirmations = min_confirmations
+        self._signups = signups
+
+    async def StartSignUp(
+        self, request: wallet_pb2.StartSignUpRequest, context: Context
+    ) -> wallet_pb2.StartSignUpResponse:
+        started = await self._signups.start_sign_up(current_caller.get(), request.email)
+        return wallet_pb2.StartSignUpResponse(
+            signup_id=started.signup_id,
+            expire_time=timestamp(datetime.fromtimestamp(started.expires_at, UTC)),
+            max_attempts=started.max_attempts,
+        )
+
+    async def CompleteSignUp(
+        self, request: wallet_pb2.CompleteSignUpRequest, context: Context
+    ) -> wallet_pb2.CompleteSignUpResponse:
+        account, created = await self._signups.complete_sign_up(
+            current_caller.get(), request.signup_id, request.code, request.label
+        )
+        return wallet_pb2.CompleteSignUpResponse(account=mappers.account_to_proto(account), created=created)
 
     async def CreateAccount(
         self, request: wallet_pb2.CreateAccountRequest, context: Context

@@ -1,0 +1,160 @@
+"""Sign-up by email: a one-time code mailed to the address, verified once, creates its account.
+
+The code is kept only as a keyed hash (HMAC-SHA256 under the server's OTP secret, bound to the
+sign-up id), in the short-lived code store, with a bounded number of tries. Nothing else is kept
+before the code is verified, and a verified sign-up is consumed, so a code works once."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from proofline_kit.auth import Caller
+from proofline_kit.errors import DomainError, ErrorKind, invalid_argument
+from services.wallet.domain.access import require_wallet_role
+from services.wallet.domain.accounts import Accounts
+from services.wallet.domain.models import Account
+from services.wallet.domain.ports import CodeStore, Mailer, PendingSignUp, RateLimiter
+
+MAX_EMAIL = 254
+CODE_DIGITS = 6
+# Local part and domain of the addresses we mail to: printable, no spaces or angle brackets, a dot
+# in the domain. Deliberately narrower than RFC 5322 (no quoted local parts, no IP literals).
+_EMAIL = re.compile(r"^[^\s@<>()\[\],;:\"\\]{1,64}@(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_CODE = re.compile(rf"^[0-9]{{{CODE_DIGITS}}}$")
+_SIGNUP_ID = re.compile(r"^su_[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True, slots=True)
+class SignUpConfig:
+    code_ttl_s: float = 600.0
+    max_attempts: int = 5
+    # The sign-up is remembered this much longer than its code lives, so a late try is told
+    # CODE_EXPIRED rather than SIGNUP_NOT_FOUND.
+    expired_memory_s: float = 600.0
+    mail_from: str = "Proofline <no-reply@localhost>"
+
+
+@dataclass(frozen=True, slots=True)
+class SignUpStarted:
+    signup_id: str
+    expires_at: float
+    max_attempts: int
+
+
+def normalise_email(raw: str) -> str:
+    """Trimmed, NFC, lower case; EMAIL_INVALID unless it looks like an address we can mail."""
+    email = unicodedata.normalize("NFC", raw.strip()).lower()
+    if not email or len(email) > MAX_EMAIL or not _EMAIL.match(email):
+        raise invalid_argument("EMAIL_INVALID", "email", "not an email address")
+    return email
+
+
+def code_mac(secret: bytes, signup_id: str, code: str) -> str:
+    return hmac.new(secret, f"proofline/signup/v1:{signup_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def _rate_limited(what: str, retry_after_s: int) -> DomainError:
+    return DomainError(
+        ErrorKind.RESOURCE_EXHAUSTED,
+        "SIGNUP_RATE_LIMITED",
+        f"too many sign-ups {what}; try again later",
+        metadata={"limit": what},
+        retry_after_ms=retry_after_s * 1000,
+    )
+
+
+def _not_found() -> DomainError:
+    return DomainError(ErrorKind.NOT_FOUND, "SIGNUP_NOT_FOUND", "no such sign-up (unknown, used or long expired)")
+
+
+class SignUps:
+    def __init__(
+        self,
+        accounts: Accounts,
+        codes: CodeStore,
+        mailer: Mailer,
+        per_address: RateLimiter,
+        per_caller: RateLimiter,
+        secret: bytes,
+        config: SignUpConfig,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._accounts = accounts
+        self._codes = codes
+        self._mailer = mailer
+        self._per_address = per_address
+        self._per_caller = per_caller
+        self._secret = secret
+        self._config = config
+        self._clock = clock
+
+    async def start_sign_up(self, caller: Caller, raw_email: str) -> SignUpStarted:
+        require_wallet_role(caller)
+        email = normalise_email(raw_email)
+        [caller_ok] = await self._per_caller.allow([caller.caller_id])
+        if not caller_ok:
+            raise _rate_limited("from this caller", 60)
+        # Keyed like the code, so the rate limiter's keys do not list the addresses.
+        [address_ok] = await self._per_address.allow([code_mac(self._secret, "address", email)])
+        if not address_ok:
+            raise _rate_limited("for this address", 3600)
+        signup_id = f"su_{secrets.token_hex(16)}"
+        code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+        expires_at = self._clock() + self._config.code_ttl_s
+        pending = PendingSignUp(email, code_mac(self._secret, signup_id, code), expires_at, 0)
+        await self._codes.put(signup_id, pending, self._config.code_ttl_s + self._config.expired_memory_s)
+        minutes = max(1, round(self._config.code_ttl_s / 60))
+        try:
+            await self._mailer.send(
+                email,
+                "Your Proofline sign-up code",
+                f"Your Proofline sign-up code is {code}.\n\nIt works once, for {minutes} minutes.\n"
+                "If you did not ask for it, ignore this mail.\n",
+            )
+        except DomainError:
+            await self._codes.consume(signup_id)
+            raise
+        return SignUpStarted(signup_id, expires_at, self._config.max_attempts)
+
+    async def complete_sign_up(self, caller: Caller, signup_id: str, code: str, label: str) -> tuple[Account, bool]:
+        require_wallet_role(caller)
+        if not _SIGNUP_ID.match(signup_id):
+            raise _not_found()
+        if not _CODE.match(code):
+            raise invalid_argument("CODE_INVALID", "code", f"{CODE_DIGITS} digits")
+        pending = await self._codes.attempt(signup_id)
+        if pending is None:
+            raise _not_found()
+        if self._clock() >= pending.expires_at:
+            await self._codes.consume(signup_id)
+            raise DomainError(ErrorKind.FAILED_PRECONDITION, "CODE_EXPIRED", "the code has expired; start again")
+        if pending.attempts > self._config.max_attempts:
+            await self._codes.consume(signup_id)
+            raise DomainError(ErrorKind.RESOURCE_EXHAUSTED, "CODE_ATTEMPTS_EXHAUSTED", "no tries left; start again")
+        if not hmac.compare_digest(pending.code_mac, code_mac(self._secret, signup_id, code)):
+            left = self._config.max_attempts - pending.attempts
+            if left <= 0:
+                await self._codes.consume(signup_id)
+                raise DomainError(
+                    ErrorKind.RESOURCE_EXHAUSTED, "CODE_ATTEMPTS_EXHAUSTED", "wrong code and no tries left; start again"
+                )
+            error = invalid_argument("CODE_INVALID", "code", "not the code that was mailed")
+            raise DomainError(
+                error.kind,
+                error.reason,
+                error.message,
+                metadata={**error.metadata, "attemptsLeft": str(left)},
+                field_violations=error.field_violations,
+            )
+        # The account is created before the sign-up is consumed: a crash in between leaves a code
+        # that still works once more and finds the account made.
+        account, created = await self._accounts.open_account(caller, pending.email, label)
+        await self._codes.consume(signup_id)
+        return account, created
