@@ -51,8 +51,8 @@ async def _redis_dump(redis_url: str, prefix: str) -> dict[str, str]:
     try:
         dump: dict[str, str] = {}
         async for key in client.scan_iter(match=f"{prefix}:*"):
-            kind = str(await client.type(key), "ascii")
-            value = await client.hgetall(key) if kind == "hash" else await client.get(key)
+            kind = await client.type(key)
+            value = await client.hgetall(key) if kind in (b"hash", "hash") else await client.get(key)
             dump[key.decode()] = repr(value)
         return dump
     finally:
