@@ -24,7 +24,7 @@ class PoolKeys:
 
 def pool_key_defaults(env: dict[str, str], admin_token: str) -> tuple[str, str] | None:
     """Fill the service-to-service settings with dev values: the pool's keys, and the admin token for
-    the calls utxo and the publisher make to other services. None when the operator set the keys."""
+    the calls utxo, the publisher and the wallet make to other services. None when the operator set the keys."""
     if not env.get("AUTH_TOKENS", "").endswith(admin_token):
         return None
     for name in (
@@ -34,6 +34,8 @@ def pool_key_defaults(env: dict[str, str], admin_token: str) -> tuple[str, str] 
         # The wallet creates keys and syncs its coins: admin calls on its (in dev: the shared) services.
         "WALLET_UTXO_TOKEN",
         "WALLET_SIGNER_TOKEN",
+        # The wallet's identity side forwards to the publisher (roles registrar and publish).
+        "WALLET_PUBLISHER_TOKEN",
     ):
         env[name] = env.get(name) or admin_token
     if env.get("UTXO_FUNDING_KEY_ID"):

@@ -187,6 +187,7 @@ def base_service_env(config: DevstackConfig) -> dict[str, str]:
         env[spec.grpc_port_env] = str(spec.grpc_port(reader))
         env[spec.metrics_port_env] = str(spec.metrics_port(reader))
     env["UTXO_SIGNER_ADDR"] = env.get("UTXO_SIGNER_ADDR") or f"127.0.0.1:{env['SIGNER_GRPC_PORT']}"
+    env["WALLET_PUBLISHER_ADDR"] = env.get("WALLET_PUBLISHER_ADDR") or f"127.0.0.1:{env['PUBLISHER_GRPC_PORT']}"
     return env
 
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter
 from proofline.publisher.v1 import publisher_pb2, publisher_pb2_grpc
 
+from proofline_kit.intents import signatures
 from proofline_kit.logging import get_logger
 from proofline_kit.rpc.server import ServiceBinding
 from proofline_kit.runtime import ServiceRuntime
 from services.publisher.adapters.redis_cache import RedisNonceCache, RedisRateLimiter
-from services.publisher.domain import signatures
 from services.publisher.domain.publisher import Publisher
 from services.publisher.rpc.mappers import ERROR_DOMAIN
 from services.publisher.rpc.servicer import PublisherServicer

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from proofline_kit.chain import CallbackSettings, ChainSettings, FeeRate, read_callback_settings, read_chain_settings
+from proofline_kit.intents.checks import IntakePolicy
+from proofline_kit.intents.records import RecordSchema
 from proofline_kit.settings import EnvReader, RunMode, ServiceSettings, SettingsError, read_service_settings
 from services.publisher.domain.confirmations import FollowConfig
-from services.publisher.domain.intents import IntakePolicy
 from services.publisher.domain.outcomes import RetryPolicy
 from services.publisher.domain.pipeline import PipelineConfig, SignMode
 from services.publisher.domain.publisher import IntakeLimits
-from services.publisher.domain.records import RecordSchema
 from services.publisher.domain.txbuild import (
     DataFormat,
     DataMode,

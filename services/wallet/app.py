@@ -14,12 +14,14 @@ from proofline.wallet.v1 import wallet_pb2, wallet_pb2_grpc
 from proofline_kit.chain import ArcSubmitOptions, ArcTxStatus, Broadcaster, CallbackSettings, open_chain_clients
 from proofline_kit.chain.callback_server import CallbackServer
 from proofline_kit.changes import ChangeHub
+from proofline_kit.intents.checks import IntakePolicy
 from proofline_kit.logging import get_logger
 from proofline_kit.rpc.server import ServiceBinding
 from proofline_kit.runtime import ServiceRuntime
 from services.wallet.adapters.chain import ChainAdapter
 from services.wallet.adapters.coin_window import CachedCoinWindow
 from services.wallet.adapters.pool_client import PoolClient
+from services.wallet.adapters.publisher_client import PublisherClient
 from services.wallet.adapters.redis_rate import RedisRateLimit
 from services.wallet.adapters.redis_signups import RedisSignUps
 from services.wallet.adapters.signer_client import SignerClient
@@ -30,6 +32,8 @@ from services.wallet.domain.callbacks import CallbackHints
 from services.wallet.domain.chains import BSV
 from services.wallet.domain.deposits import DepositFollower
 from services.wallet.domain.history import TransactionReader
+from services.wallet.domain.identities import Identities
+from services.wallet.domain.intents import IntentForwarding
 from services.wallet.domain.models import Network
 from services.wallet.domain.ports import KeyLimits
 from services.wallet.domain.reconciliation import Reconciler
@@ -168,12 +172,21 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
         settings.otp_secret,
         settings.signup,
     )
+    publisher_channel = grpc.aio.insecure_channel(settings.publisher_addr)
+    runtime.on_stop(publisher_channel.close)
+    publisher = PublisherClient(publisher_channel, settings.publisher_token, settings.rpc_timeout_s)
+    # The consent proof is checked with the publisher's default intent policy (64 KiB, 60 s of
+    # clock skew, 1 h TTL, no `aud`): the proof is the wallet's, not a publish intent.
+    identities = Identities(store, publisher, IntakePolicy())
+    intents = IntentForwarding(store, publisher)
     port = await runtime.serve(
         ERROR_DOMAIN,
         [
             ServiceBinding(
                 SERVICE_NAME,
-                WalletServicer(accounts, sends, reader, settings.follow.min_confirmations, signups),
+                WalletServicer(
+                    accounts, sends, reader, settings.follow.min_confirmations, identities, intents, signups
+                ),
                 wallet_pb2_grpc.add_WalletServiceServicer_to_server,
             ),
             ServiceBinding(

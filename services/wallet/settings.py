@@ -22,6 +22,7 @@ from services.wallet.domain.signup import SignUpConfig
 # The utxo service's and the signer's gRPC ports as `make run` hands them to every service.
 _UTXO_PORT_ENV, _UTXO_PORT = "UTXO_GRPC_PORT", 50052
 _SIGNER_PORT_ENV, _SIGNER_PORT = "SIGNER_GRPC_PORT", 50051
+_PUBLISHER_PORT_ENV, _PUBLISHER_PORT = "PUBLISHER_GRPC_PORT", 50053
 _KEY_ID_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
 # WhatsOnChain bulk requests in flight at once (WALLET_WOC_BULK_CONCURRENCY / WOC_BULK_CONCURRENCY):
 # the follower reads every transaction of a block 20 a request. Measured against chainsim on a
@@ -53,6 +54,9 @@ class WalletSettings:
     utxo_token: str | None = field(repr=False)
     signer_addr: str
     signer_token: str | None = field(repr=False)
+    # The publisher the identity side forwards to (its token needs roles `registrar` and `publish`).
+    publisher_addr: str
+    publisher_token: str | None = field(repr=False)
     rpc_timeout_s: float
     workers: bool
     worker_id: str
@@ -93,6 +97,7 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
     production = service.run_mode is RunMode.PRODUCTION
     utxo_token = env.optional_string("WALLET_UTXO_TOKEN")
     signer_token = env.optional_string("WALLET_SIGNER_TOKEN")
+    publisher_token = env.optional_string("WALLET_PUBLISHER_TOKEN")
     callbacks_on = env.flag("WALLET_CALLBACK_ENABLED", True)
     callback_token = env.optional_string("WALLET_CALLBACK_TOKEN")
     smtp_host = env.string("WALLET_SMTP_HOST", "")
@@ -105,6 +110,7 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
             for name, value in (
                 ("WALLET_UTXO_TOKEN", utxo_token),
                 ("WALLET_SIGNER_TOKEN", signer_token),
+                ("WALLET_PUBLISHER_TOKEN", publisher_token),
                 ("WALLET_CALLBACK_TOKEN", callback_token if callbacks_on else "-"),
                 ("WALLET_SMTP_HOST", smtp_host),
                 ("WALLET_OTP_SECRET", otp_secret),
@@ -128,6 +134,7 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
         raise SettingsError("WALLET_DEFAULT_WAIT_MS must not exceed WALLET_MAX_WAIT_MS")
     utxo_port = env.integer(_UTXO_PORT_ENV, _UTXO_PORT, minimum=0, maximum=65535) or _UTXO_PORT
     signer_port = env.integer(_SIGNER_PORT_ENV, _SIGNER_PORT, minimum=0, maximum=65535) or _SIGNER_PORT
+    publisher_port = env.integer(_PUBLISHER_PORT_ENV, _PUBLISHER_PORT, minimum=0, maximum=65535) or _PUBLISHER_PORT
     long_term_rate = env.integer("WALLET_LONG_TERM_FEE_RATE", min_rate, minimum=0, maximum=1_000_000_000)
     return WalletSettings(
         service=service,
@@ -178,6 +185,8 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
         utxo_token=utxo_token,
         signer_addr=env.string("WALLET_SIGNER_ADDR", f"127.0.0.1:{signer_port}"),
         signer_token=signer_token,
+        publisher_addr=env.string("WALLET_PUBLISHER_ADDR", f"127.0.0.1:{publisher_port}"),
+        publisher_token=publisher_token,
         rpc_timeout_s=_ms(env, "WALLET_RPC_TIMEOUT_MS", 10_000, minimum=100),
         workers=env.flag("WALLET_WORKERS", True),
         worker_id=env.string("WALLET_WORKER_ID", f"{socket.gethostname()}/{os.getpid()}"),

@@ -679,8 +679,8 @@ def start_publisher_stack(loop: LoopThread, factory: DatabaseFactory, redis_url:
 
 WALLET_SERVICE = "proofline.wallet.v1.WalletService"
 WALLET_ADMIN_SERVICE = "proofline.wallet.v1.WalletAdminService"
-# The identity side of WalletService answers UNIMPLEMENTED until the next issue lands: it is not
-# fuzzed and not in the authorization matrix yet (tests/fuzz/test_wallet.py checks UNIMPLEMENTED).
+# The identity side of WalletService, forwarded to a publisher (intake only) the wallet stack starts
+# beside it: in the authorization matrix, not fuzzed yet (tests/fuzz/test_wallet.py).
 WALLET_IDENTITY_RPCS = (
     "RegisterIdentity",
     "RevokeIdentity",
@@ -729,6 +729,7 @@ def start_wallet_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: st
     database_url = factory.create()
     exits = AsyncExitStack()
     wallet = bearer("wallet")
+    identity_active, identity_revoked = IdentityKey.generate(), IdentityKey.generate()
 
     async def start() -> dict[str, Any]:
         http = httpx.AsyncClient(trust_env=False, timeout=15.0)
@@ -750,10 +751,19 @@ def start_wallet_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: st
             )
         )
         exits.push_async_callback(stop_utxo_under_test, utxo)
+        publisher = await start_publisher_under_test(
+            publisher_env(database_url, redis_url, AUTH_TOKENS=FUZZ_TOKENS, PUBLISHER_WATCH_POLL_MS="200"), redis_url
+        )
+        exits.push_async_callback(stop_publisher_under_test, publisher)
+        # The admin token has the publisher's registrar and publish roles.
+        forwarding = {
+            "WALLET_PUBLISHER_ADDR": f"127.0.0.1:{publisher.running.port}",
+            "WALLET_PUBLISHER_TOKEN": ADMIN_TOKEN,
+        }
         suite = WalletSuite(sim, signer, utxo, database_url, redis_url)
         exits.push_async_callback(suite.stop_wallet)
         # WALLET_UTXO_TOKEN / WALLET_SIGNER_TOKEN stay wallet_env's: the admin token (ADMIN_TOKEN).
-        await suite.start_wallet(AUTH_TOKENS=FUZZ_TOKENS)
+        await suite.start_wallet(AUTH_TOKENS=FUZZ_TOKENS, **forwarding)
 
         async def account(external_id: str) -> wallet_pb2.Account:
             created = await suite.stub.CreateAccount(
@@ -820,7 +830,36 @@ def start_wallet_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: st
 
         # Intake only from here (see the docstring).
         await suite.stop_wallet()
-        await suite.start_wallet(AUTH_TOKENS=FUZZ_TOKENS, WALLET_WORKERS="0", **WALLET_FUZZ_LIMITS)
+        await suite.start_wallet(AUTH_TOKENS=FUZZ_TOKENS, WALLET_WORKERS="0", **WALLET_FUZZ_LIMITS, **forwarding)
+        # Identity keys of the funded account (one of them revoked) and a job of the active one.
+        for request_id, key in (("fz-wreg-active", identity_active), ("fz-wreg-revoked", identity_revoked)):
+            await suite.stub.RegisterIdentity(
+                wallet_pb2.RegisterIdentityRequest(
+                    request_id=request_id,
+                    account_id=funded.account_id,
+                    pubkey=key.pubkey,
+                    label="fuzz",
+                    proof=key.intent(
+                        key.payload({"accountId": funded.account_id, "type": "proofline.identity.register"}, aud=None)
+                    ),
+                ),
+                metadata=wallet,
+                timeout=10,
+            )
+        await suite.stub.RevokeIdentity(
+            wallet_pb2.RevokeIdentityRequest(
+                request_id="fz-wrevoke", account_id=funded.account_id, pubkey=identity_revoked.pubkey
+            ),
+            metadata=wallet,
+            timeout=10,
+        )
+        intent_job = await suite.stub.SubmitIntent(
+            wallet_pb2.SubmitIntentRequest(
+                request_id="fz-wsubmit", account_id=funded.account_id, intent=identity_active.intent()
+            ),
+            metadata=wallet,
+            timeout=10,
+        )
         queued = await suite.stub.Send(
             wallet_pb2.SendRequest(
                 request_id="fz-queued-send", account_id=funded.account_id, to_address=ELSEWHERE, amount_satoshis=2_000
@@ -866,14 +905,22 @@ def start_wallet_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: st
             "queued": queued.transaction,
             "tokens": tokens,
             "reconciliation": await suite.reconciliation(),
+            "intent_job": intent_job.job,
         }
 
     started = loop.run(start())
     channel = _channel(started["port"])
     snapshot = SchemaSnapshot(database_url, "wallet")
     callers = {WALLET_SERVICE: wallet, WALLET_ADMIN_SERVICE: bearer("admin")}
-    # The wallet calls the pool and the signer; the kit's clients keep an error's origin domain.
-    target = Target("wallet", "proofline.wallet", channel, snapshot, callers, ("proofline.utxo", "proofline.signer"))
+    # The wallet calls the pool, the signer and the publisher; the kit's clients keep an error's origin domain.
+    target = Target(
+        "wallet",
+        "proofline.wallet",
+        channel,
+        snapshot,
+        callers,
+        ("proofline.utxo", "proofline.signer", "proofline.publisher"),
+    )
 
     accounts: dict[str, wallet_pb2.Account] = started["accounts"]
     funded_id = accounts["funded"].account_id
@@ -1090,6 +1137,9 @@ def start_wallet_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: st
             "queued": started["queued"],
             "reconciliation": started["reconciliation"],
             "database_url": database_url,
+            "identity_active": identity_active,
+            "identity_revoked": identity_revoked,
+            "intent_job": started["intent_job"],
         },
         close,
     )

@@ -6,8 +6,8 @@ token is UNAUTHENTICATED/TOKEN_MISSING, an unknown one UNAUTHENTICATED/TOKEN_INV
 without the role is PERMISSION_DENIED with the role reason. Every request is well formed, so the
 call reaches the authorization check. Health and reflection need no token.
 
-The wallet's identity RPCs (RegisterIdentity ... WatchIntentJob) answer UNIMPLEMENTED to everyone
-until the identity side lands; they join the matrix with it (test_wallet.py checks UNIMPLEMENTED).
+The wallet's identity RPCs (RegisterIdentity ... WatchIntentJob) follow the money RPCs' rule: role
+`wallet` or `admin`, checked before anything is forwarded to the publisher.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from tests.fuzz.stacks import (
     UTXO_ADMIN_SERVICE,
     UTXO_SERVICE,
     WALLET_ADMIN_SERVICE,
+    WALLET_IDENTITY_RPCS,
     WALLET_MONEY_RPCS,
     WALLET_SERVICE,
     Stack,
@@ -69,10 +70,11 @@ class Rule:
     allowed: frozenset[str]
     reason: str  # the PERMISSION_DENIED reason of everybody else
     item_level: bool = False  # refusals may come as per-item errors of an OK answer
+    succeeds: bool = False  # the allowed callers' request is valid for them: they get OK
 
 
-def _rule(*callers: str, reason: str, item_level: bool = False) -> Rule:
-    return Rule(frozenset(callers), reason, item_level)
+def _rule(*callers: str, reason: str, item_level: bool = False, succeeds: bool = False) -> Rule:
+    return Rule(frozenset(callers), reason, item_level, succeeds)
 
 
 KEY_ACL = _rule("admin", "acl", reason="KEY_ACCESS_DENIED")
@@ -111,6 +113,11 @@ RULES: dict[str, Rule] = {
     # wallet.v1: the money RPCs need `wallet` (wallet.proto: "role `wallet` ... or `admin`");
     # WalletAdminService needs `admin` only, refused with ROLE_REQUIRED (docs/api.md).
     **{f"{WALLET_SERVICE}.{name}": _rule("admin", "wallet", reason="ROLE_REQUIRED") for name in WALLET_MONEY_RPCS},
+    # The identity RPCs: the same rule (account-scoped calls of the front end), before any forwarding.
+    **{
+        f"{WALLET_SERVICE}.{name}": _rule("admin", "wallet", reason="ROLE_REQUIRED", succeeds=True)
+        for name in WALLET_IDENTITY_RPCS
+    },
     f"{WALLET_ADMIN_SERVICE}.GetReconciliation": _rule("admin", reason="ROLE_REQUIRED"),
 }
 STACK_OF = {
@@ -121,14 +128,12 @@ STACK_OF = {
     WALLET_SERVICE: "wallet_stack",
     WALLET_ADMIN_SERVICE: "wallet_stack",
 }
-# Not in the matrix yet: the wallet's identity RPCs (UNIMPLEMENTED until the identity side lands).
-NOT_YET = {f"{WALLET_SERVICE}.{m.name}" for m in service(WALLET_SERVICE).methods if m.name not in WALLET_MONEY_RPCS}
-ALL_RPCS = [f"{name}.{m.name}" for name in STACK_OF for m in service(name).methods if f"{name}.{m.name}" not in NOT_YET]
+ALL_RPCS = [f"{name}.{m.name}" for name in STACK_OF for m in service(name).methods]
 
 
 def test_the_matrix_covers_every_served_rpc() -> None:
     assert sorted(RULES) == sorted(ALL_RPCS)
-    assert len(ALL_RPCS) == 40 and len(NOT_YET) == 7
+    assert len(ALL_RPCS) == 47
 
 
 # --- well-formed requests, one per RPC -------------------------------------------------------------
@@ -265,8 +270,35 @@ REQUESTS: dict[str, Build] = {
     f"{WALLET_SERVICE}.WatchTransaction": lambda s, rid: wallet_pb2.WatchTransactionRequest(
         transaction_id=s.data["queued"].transaction_id
     ),
+    f"{WALLET_SERVICE}.RegisterIdentity": lambda s, rid: _register(s, rid),
+    f"{WALLET_SERVICE}.RevokeIdentity": lambda s, rid: wallet_pb2.RevokeIdentityRequest(
+        request_id=rid, account_id=_funded(s), pubkey=s.data["identity_revoked"].pubkey, reason="matrix"
+    ),
+    f"{WALLET_SERVICE}.ListIdentities": lambda s, rid: wallet_pb2.ListIdentitiesRequest(account_id=_funded(s)),
+    f"{WALLET_SERVICE}.SubmitIntent": lambda s, rid: wallet_pb2.SubmitIntentRequest(
+        request_id=rid, account_id=_funded(s), intent=s.data["identity_active"].intent()
+    ),
+    f"{WALLET_SERVICE}.SubmitIntentBatch": lambda s, rid: wallet_pb2.SubmitIntentBatchRequest(
+        request_id=rid, account_id=_funded(s), intents=[s.data["identity_active"].intent()]
+    ),
+    f"{WALLET_SERVICE}.GetIntentJob": lambda s, rid: wallet_pb2.GetIntentJobRequest(
+        account_id=_funded(s), job_id=s.data["intent_job"].job_id
+    ),
+    f"{WALLET_SERVICE}.WatchIntentJob": lambda s, rid: wallet_pb2.WatchIntentJobRequest(
+        account_id=_funded(s), job_id=s.data["intent_job"].job_id, until=publisher_pb2.JOB_STATUS_QUEUED
+    ),
     f"{WALLET_ADMIN_SERVICE}.GetReconciliation": lambda s, rid: wallet_pb2.GetReconciliationRequest(),
 }
+
+
+def _register(stack: Stack, request_id: str) -> wallet_pb2.RegisterIdentityRequest:
+    """A fresh key with its consent proof for the funded account."""
+    key = IdentityKey.generate()
+    account_id = _funded(stack)
+    proof = key.intent(key.payload({"accountId": account_id, "type": "proofline.identity.register"}, aud=None))
+    return wallet_pb2.RegisterIdentityRequest(
+        request_id=request_id, account_id=account_id, pubkey=key.pubkey, label="matrix", proof=proof
+    )
 
 
 def _item_reasons(rpc: str, answer: Answer) -> list[str]:
@@ -281,6 +313,8 @@ def _allowed_problem(rpc: str, rule: Rule, answer: Answer) -> str:
         return "was refused"
     if rule.item_level and answer.code == grpc.StatusCode.OK and rule.reason in _item_reasons(rpc, answer):
         return f"an item was refused {rule.reason}"
+    if rule.succeeds and answer.code != grpc.StatusCode.OK:
+        return f"got {answer.code.name}/{answer.reason}"
     return ""
 
 

@@ -311,6 +311,10 @@ async def test_services_and_chainsim_start_in_order_and_stop_in_reverse(
     assert seen["PROOFLINE_ENV"] == "dev"
     assert seen["SIGNER_MASTER_KEY_FILE"] == str(data_dir / "signer-master.key")
     assert seen["WALLET_GRPC_PORT"] == ports["WALLET_GRPC_PORT"]
+    wallet_env = json.loads((report / "wallet.env.json").read_text())
+    # The wallet's identity side forwards to the stack's publisher, with the dev admin token.
+    assert wallet_env["WALLET_PUBLISHER_ADDR"] == f"127.0.0.1:{ports['PUBLISHER_GRPC_PORT']}"
+    assert wallet_env["WALLET_PUBLISHER_TOKEN"] == "dev-admin-token"
     chainsim_env = json.loads((report / "chainsim.env.json").read_text())
     assert chainsim_env["CHAINSIM_SNAPSHOT"] == str(data_dir / "chainsim.json")
 

@@ -22,9 +22,9 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from proofline.publisher.v1 import publisher_pb2, publisher_pb2_grpc
 
+from proofline_kit.intents.signatures import CURVE_ORDER, parse_der
 from proofline_kit.settings import EnvReader
 from services.publisher.app import RunningPublisher, start_publisher
-from services.publisher.domain.signatures import CURVE_ORDER, parse_der
 from services.publisher.settings import read_publisher_settings
 
 ADMIN = (("authorization", "Bearer admin-token-0001"),)

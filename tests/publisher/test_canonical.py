@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from services.publisher.domain import canonical
+from proofline_kit.intents import canonical
 
 # RFC 8785 Appendix B: IEEE 754 bit patterns and their canonical text.
 APPENDIX_B = [

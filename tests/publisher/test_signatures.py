@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from services.publisher.domain import signatures
+from proofline_kit.intents import signatures
 from tests.publisher.conftest import IdentityKey, high_s
 
 

@@ -173,9 +173,13 @@ def test_the_callback_settings_follow_the_publishers_rules() -> None:
         "WALLET_SIGNER_TOKEN": "signer-token-0001",
         "WALLET_SMTP_HOST": "smtp.example",
         "WALLET_OTP_SECRET": "o" * 32,
+        "WALLET_PUBLISHER_TOKEN": "publisher-token-01",
     }
     with pytest.raises(SettingsError, match="WALLET_CALLBACK_TOKEN required in production"):
         read_wallet_settings(EnvReader(production))
+    without_publisher = {k: v for k, v in production.items() if k != "WALLET_PUBLISHER_TOKEN"}
+    with pytest.raises(SettingsError, match="WALLET_PUBLISHER_TOKEN, WALLET_CALLBACK_TOKEN required in production"):
+        read_wallet_settings(EnvReader(without_publisher))
     assert not read_wallet_settings(EnvReader({**production, "WALLET_CALLBACK_ENABLED": "0"})).callbacks.enabled
     set_up = read_wallet_settings(
         EnvReader(
@@ -192,4 +196,4 @@ def test_the_callback_settings_follow_the_publishers_rules() -> None:
     assert (set_up.callbacks.token, set_up.callbacks.port, set_up.callbacks.batch) == (TOKEN, 0, False)
     assert set_up.callbacks.public_url == "https://wallet.example/v1/arc/callback"
     assert set_up.chain.woc_bulk_concurrency == 1
-    assert TOKEN not in repr(set_up)
+    assert TOKEN not in repr(set_up) and "publisher-token-01" not in repr(set_up)

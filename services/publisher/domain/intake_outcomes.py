@@ -12,8 +12,9 @@ from typing import Any
 import orjson
 
 from proofline_kit.errors import DomainError, ErrorKind, FieldViolation
-from services.publisher.domain import intents
-from services.publisher.domain.models import Envelope, IdentityStatus, Job, SignedIntent
+from proofline_kit.intents import checks as intents
+from proofline_kit.intents.models import Envelope, SignedIntent
+from services.publisher.domain.models import IdentityStatus, Job
 from services.publisher.domain.ports import NonceCache, RateLimiter, UnitOfWork
 
 

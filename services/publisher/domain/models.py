@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
+from proofline_kit.intents.models import Envelope, SignedIntent
+
 
 class IdentityStatus(Enum):
     ACTIVE = "active"
@@ -71,24 +73,6 @@ class Identity:
     created_at: datetime
     revoked_at: datetime | None
     revoke_reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class SignedIntent:
-    signed_payload: bytes
-    signature: bytes
-    pubkey: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """The parsed, checked members of a signed payload."""
-
-    nonce: str
-    issued_at: int
-    expires_at: int
-    record: bytes
-    audience: str | None
 
 
 @dataclass(frozen=True, slots=True)

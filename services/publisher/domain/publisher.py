@@ -17,9 +17,12 @@ import orjson
 from proofline_kit.auth import Caller
 from proofline_kit.errors import DomainError, ErrorKind, invalid_argument
 from proofline_kit.idempotency import check_request_id
+from proofline_kit.intents import checks as intents
+from proofline_kit.intents import signatures
+from proofline_kit.intents.checks import IntakePolicy
+from proofline_kit.intents.models import Envelope, SignedIntent
 from proofline_kit.logging import get_logger
 from proofline_kit.pagination import decode_page_token, encode_page_token, page_size
-from services.publisher.domain import intents, signatures
 from services.publisher.domain.intake_outcomes import (
     Outcome,
     check_identity,
@@ -29,10 +32,8 @@ from services.publisher.domain.intake_outcomes import (
     rate_limit,
     replay_answer,
 )
-from services.publisher.domain.intents import IntakePolicy
 from services.publisher.domain.models import (
     Actor,
-    Envelope,
     Identity,
     IdentityPage,
     IdentityStatus,
@@ -41,7 +42,6 @@ from services.publisher.domain.models import (
     JobPage,
     JobStatus,
     NewJob,
-    SignedIntent,
     has_reached,
 )
 from services.publisher.domain.ports import JobChanges, NonceCache, RateLimiter, Store, UnitOfWork

@@ -7,10 +7,11 @@ from typing import cast
 from proofline.common.v1 import common_pb2
 from proofline.publisher.v1 import publisher_pb2
 
+from proofline_kit.intents.models import SignedIntent
 from proofline_kit.rpc.status import to_item_error
 from proofline_kit.rpc.wellknown import datetime_of, timestamp
 from services.publisher.domain.intake_outcomes import Outcome
-from services.publisher.domain.models import Identity, IdentityStatus, Job, JobFilter, JobStatus, SignedIntent
+from services.publisher.domain.models import Identity, IdentityStatus, Job, JobFilter, JobStatus
 
 ERROR_DOMAIN = "proofline.publisher"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from proofline_kit.intents.models import SignedIntent
 from services.publisher.domain.models import (
     BuiltTx,
     Identity,
@@ -11,7 +12,6 @@ from services.publisher.domain.models import (
     InFlightJob,
     Job,
     JobStatus,
-    SignedIntent,
 )
 
 IDENTITY_COLUMNS = "seq, pubkey, label, owner_ref, status, registered_by, created_at, revoked_at, revoke_reason"

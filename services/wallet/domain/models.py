@@ -178,3 +178,59 @@ def derived_request_id(prefix: str, *parts: object) -> str:
     """A request_id for a call to another service that a retry of the same step repeats exactly."""
     digest = hashlib.sha256("\x00".join(str(p) for p in parts).encode()).hexdigest()
     return f"{prefix}-{digest[:40]}"
+
+
+# --- the identity side: keys linked to accounts, and what the publisher answers --------------------
+
+
+class IdentityStatus(Enum):
+    """publisher.v1.IdentityStatus."""
+
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An identity key as the publisher registered it (publisher.v1.Identity, field for field)."""
+
+    pubkey: bytes
+    label: str
+    owner_ref: str
+    status: IdentityStatus
+    registered_by: str
+    created_at: datetime | None
+    revoked_at: datetime | None
+    revoke_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityLink:
+    """A key linked to an account in the wallet's own schema; `identity` is None while the
+    publisher has not yet answered the registration (pending)."""
+
+    pubkey: bytes
+    account_id: str
+    label: str
+    identity: Identity | None
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardedJob:
+    """A publisher job: what the wallet checks (its id and identity key) and the publisher's own
+    message, which the wallet hands back unchanged (forwarding is lossless and costs no mapping)."""
+
+    job_id: str
+    identity_pubkey: bytes
+    message: object
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardedResult:
+    """One intent's answer from PublishBatch (the publisher's PublishResult, handed back unchanged):
+    its job, or the reason the publisher refused it."""
+
+    job: ForwardedJob | None
+    deduplicated: bool
+    error_reason: str
+    message: object

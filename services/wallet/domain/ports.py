@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from proofline_kit.chain import BroadcastOutcome, PreparedTx, TxChainState
 from proofline_kit.errors import DomainError
+from proofline_kit.intents.models import SignedIntent
 from proofline_kit.wire import Outpoint
 from services.wallet.domain.ledger import Entry
 from services.wallet.domain.models import (
@@ -17,6 +18,12 @@ from services.wallet.domain.models import (
     Actor,
     Balance,
     DepositAddress,
+    ForwardedJob,
+    ForwardedResult,
+    Identity,
+    IdentityLink,
+    IdentityStatus,
+    Page,
     TxFilter,
     TxStatus,
     WalletTx,
@@ -153,6 +160,19 @@ class UnitOfWork(Protocol):
     async def list_deposit_addresses(
         self, account_id: str, before_seq: int | None, limit: int
     ) -> list[tuple[int, DepositAddress]]: ...
+
+    # --- identity keys linked to accounts
+    async def claim_identity(self, pubkey: bytes, account_id: str, label: str, caller_id: str) -> IdentityLink:
+        """A new pending link of the key to the account, or the link the key already has."""
+        ...
+
+    async def identity_link(self, pubkey: bytes) -> IdentityLink | None: ...
+
+    async def drop_pending_identity(self, pubkey: bytes, account_id: str) -> None: ...
+
+    async def store_identity(self, account_id: str, identity: Identity) -> None: ...
+
+    async def linked_keys(self, account_id: str, pubkeys: Sequence[bytes]) -> set[bytes]: ...
 
     # --- the ledger
     async def balance(self, account_id: str) -> Balance: ...
@@ -496,3 +516,45 @@ class Mailer(Protocol):
     async def send(self, to: str, subject: str, body: str) -> None:
         """Hands the mail to the SMTP server; EMAIL_UNAVAILABLE when it cannot."""
         ...
+
+
+# --- the publisher ---------------------------------------------------------------------------------
+
+
+class Publisher(Protocol):
+    """PublisherService, called with the wallet's own token (roles `registrar` and `publish`). Its
+    refusals are raised as DomainErrors that keep the publisher's code, reason and domain; a
+    publisher that cannot be reached is UNAVAILABLE, PUBLISHER_UNAVAILABLE. `wait_for` / `until` are
+    publisher.v1.JobStatus numbers, passed on as given (the publisher checks them)."""
+
+    async def register_identity(self, request_id: str, pubkey: bytes, label: str, owner_ref: str) -> Identity: ...
+
+    async def revoke_identity(
+        self, request_id: str, pubkey: bytes, reason: str, cancel_queued_jobs: bool
+    ) -> tuple[Identity, int]: ...
+
+    async def list_identities(
+        self, status: IdentityStatus | None, owner_ref: str, page_size: int, page_token: str
+    ) -> Page[Identity]: ...
+
+    async def publish(
+        self,
+        request_id: str,
+        intent: SignedIntent,
+        wait_for: int,
+        wait_timeout_s: float | None,
+        deadline_left_s: float | None,
+    ) -> tuple[ForwardedJob, bool]: ...
+
+    async def publish_batch(
+        self,
+        request_id: str,
+        intents: Sequence[SignedIntent],
+        wait_for: int,
+        wait_timeout_s: float | None,
+        deadline_left_s: float | None,
+    ) -> list[ForwardedResult]: ...
+
+    async def get_job(self, job_id: str, full: bool) -> ForwardedJob: ...
+
+    def watch_job(self, job_id: str, full: bool, until: int) -> AsyncGenerator[ForwardedJob, None]: ...

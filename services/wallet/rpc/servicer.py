@@ -5,30 +5,42 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any
 
 import grpc
+from proofline.publisher.v1 import publisher_pb2
 from proofline.wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from proofline_kit.auth import current_caller
 from proofline_kit.rpc.wellknown import duration_seconds, timestamp
 from services.wallet.domain.accounts import Accounts
 from services.wallet.domain.history import TransactionReader
+from services.wallet.domain.identities import Identities
+from services.wallet.domain.intents import IntentForwarding
 from services.wallet.domain.reconciliation import Reconciler
 from services.wallet.domain.sends import Sends
 from services.wallet.domain.signup import SignUps
-from services.wallet.rpc import mappers
+from services.wallet.rpc import identity_mappers, mappers
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
-    """The money side. The identity RPCs keep the generated UNIMPLEMENTED answers until they land."""
+    """The money side, and the identity side forwarded to the publisher."""
 
     def __init__(
-        self, accounts: Accounts, sends: Sends, reader: TransactionReader, min_confirmations: int, signups: SignUps
+        self,
+        accounts: Accounts,
+        sends: Sends,
+        reader: TransactionReader,
+        min_confirmations: int,
+        identities: Identities,
+        intents: IntentForwarding,
+        signups: SignUps,
     ) -> None:
         self._accounts = accounts
+        self._identities = identities
+        self._intents = intents
         self._sends = sends
         self._reader = reader
         self._min_confirmations = min_confirmations
@@ -157,34 +169,100 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
             async for tx in snapshots:
                 yield wallet_pb2.WatchTransactionResponse(transaction=mappers.tx_to_proto(tx))
 
-    # --- the identity side (issue 14): UNIMPLEMENTED until it lands --------------------------------
+    # --- the identity side: forwarded to the publisher -------------------------------------------
 
-    async def RegisterIdentity(self, request: Any, context: Context) -> Any:
-        await _unimplemented(context)
+    async def RegisterIdentity(
+        self, request: wallet_pb2.RegisterIdentityRequest, context: Context
+    ) -> wallet_pb2.RegisterIdentityResponse:
+        identity = await self._identities.register(
+            current_caller.get(),
+            request.request_id,
+            request.account_id,
+            request.pubkey,
+            request.label,
+            identity_mappers.intent_from_proto(request.proof) if request.HasField("proof") else None,
+        )
+        return wallet_pb2.RegisterIdentityResponse(identity=identity_mappers.identity_to_proto(identity))
 
-    async def RevokeIdentity(self, request: Any, context: Context) -> Any:
-        await _unimplemented(context)
+    async def RevokeIdentity(
+        self, request: wallet_pb2.RevokeIdentityRequest, context: Context
+    ) -> wallet_pb2.RevokeIdentityResponse:
+        identity, cancelled = await self._identities.revoke(
+            current_caller.get(),
+            request.request_id,
+            request.account_id,
+            request.pubkey,
+            request.reason,
+            request.cancel_queued_jobs,
+        )
+        return wallet_pb2.RevokeIdentityResponse(
+            identity=identity_mappers.identity_to_proto(identity), cancelled_jobs=cancelled
+        )
 
-    async def ListIdentities(self, request: Any, context: Context) -> Any:
-        await _unimplemented(context)
+    async def ListIdentities(
+        self, request: wallet_pb2.ListIdentitiesRequest, context: Context
+    ) -> wallet_pb2.ListIdentitiesResponse:
+        page = await self._identities.list(
+            current_caller.get(),
+            request.account_id,
+            identity_mappers.identity_status_from_proto(request.status),
+            request.page_size,
+            request.page_token,
+        )
+        return wallet_pb2.ListIdentitiesResponse(
+            identities=[identity_mappers.identity_to_proto(i) for i in page.items],
+            next_page_token=page.next_page_token,
+        )
 
-    async def SubmitIntent(self, request: Any, context: Context) -> Any:
-        await _unimplemented(context)
+    async def SubmitIntent(
+        self, request: wallet_pb2.SubmitIntentRequest, context: Context
+    ) -> wallet_pb2.SubmitIntentResponse:
+        job, deduplicated = await self._intents.submit(
+            current_caller.get(),
+            request.request_id,
+            request.account_id,
+            identity_mappers.intent_from_proto(request.intent),
+            request.wait_for,
+            duration_seconds(request.wait_timeout, request.HasField("wait_timeout")),
+            context.time_remaining(),
+        )
+        return wallet_pb2.SubmitIntentResponse(job=identity_mappers.job_to_proto(job), deduplicated=deduplicated)
 
-    async def SubmitIntentBatch(self, request: Any, context: Context) -> Any:
-        await _unimplemented(context)
+    async def SubmitIntentBatch(
+        self, request: wallet_pb2.SubmitIntentBatchRequest, context: Context
+    ) -> wallet_pb2.SubmitIntentBatchResponse:
+        results = await self._intents.submit_batch(
+            current_caller.get(),
+            request.request_id,
+            request.account_id,
+            [identity_mappers.intent_from_proto(i) for i in request.intents],
+            request.wait_for,
+            duration_seconds(request.wait_timeout, request.HasField("wait_timeout")),
+            context.time_remaining(),
+        )
+        return wallet_pb2.SubmitIntentBatchResponse(results=[identity_mappers.result_to_proto(r) for r in results])
 
-    async def GetIntentJob(self, request: Any, context: Context) -> Any:
-        await _unimplemented(context)
+    async def GetIntentJob(
+        self, request: wallet_pb2.GetIntentJobRequest, context: Context
+    ) -> wallet_pb2.GetIntentJobResponse:
+        job = await self._intents.get_job(
+            current_caller.get(), request.account_id, request.job_id, request.view == publisher_pb2.JOB_VIEW_FULL
+        )
+        return wallet_pb2.GetIntentJobResponse(job=identity_mappers.job_to_proto(job))
 
-    async def WatchIntentJob(self, request: Any, context: Context) -> AsyncIterator[Any]:
-        await _unimplemented(context)
-        yield None  # pragma: no cover - abort raises
-
-
-async def _unimplemented(context: Context) -> NoReturn:
-    await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the identity side of the wallet is not built yet")
-    raise AssertionError("abort returned")
+    async def WatchIntentJob(
+        self, request: wallet_pb2.WatchIntentJobRequest, context: Context
+    ) -> AsyncIterator[wallet_pb2.WatchIntentJobResponse]:
+        snapshots = self._intents.watch_job(
+            current_caller.get(),
+            request.account_id,
+            request.job_id,
+            request.view == publisher_pb2.JOB_VIEW_FULL,
+            request.until,
+        )
+        async with aclosing(snapshots):
+            async for job in snapshots:
+                yield wallet_pb2.WatchIntentJobResponse(job=identity_mappers.job_to_proto(job))
 
 
 class WalletAdminServicer(wallet_pb2_grpc.WalletAdminServiceServicer):

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from proofline_kit.errors import DomainError, ErrorKind, FieldViolation, invalid_argument
-from services.publisher.domain import canonical, signatures
-from services.publisher.domain.models import Envelope, SignedIntent
-from services.publisher.domain.records import RecordSchema
+from proofline_kit.intents import canonical, signatures
+from proofline_kit.intents.models import Envelope, SignedIntent
+from proofline_kit.intents.records import RecordSchema
 
 NONCE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _REQUIRED_MEMBERS = frozenset({"nonce", "iat", "exp", "record"})
