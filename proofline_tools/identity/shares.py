@@ -79,9 +79,9 @@ def share_problem(message: str) -> str:
     """What is wrong with one share, in words that do not quote the share."""
     for marker, problem in (
         ("checksum", "a share's checksum does not match (a word is wrong or missing)"),
-        ("word", "a share contains a word outside the SLIP-0039 word list"),
         ("padding", "a share's padding is invalid"),
         ("length", "a share has the wrong number of words"),
+        ("word", "a share contains a word outside the SLIP-0039 word list"),
         ("threshold", "a share's group threshold is greater than its group count"),
     ):
         if marker in message:
