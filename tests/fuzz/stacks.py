@@ -690,7 +690,8 @@ WALLET_IDENTITY_RPCS = (
     "GetIntentJob",
     "WatchIntentJob",
 )
-WALLET_MONEY_RPCS = tuple(m.name for m in service(WALLET_SERVICE).methods if m.name not in WALLET_IDENTITY_RPCS)
+# The rest are the wallet's own (money and sign-up), fuzzed in tests/fuzz/test_wallet.py.
+WALLET_LOCAL_RPCS = tuple(m.name for m in service(WALLET_SERVICE).methods if m.name not in WALLET_IDENTITY_RPCS)
 # Recipients: testnet P2PKH addresses nobody in the stack holds (RECIPIENT is also the signer's OUTSIDE).
 WALLET_RECIPIENTS = [RECIPIENT, ELSEWHERE]
 MAINNET_ADDRESS = "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"
@@ -1114,6 +1115,16 @@ def start_wallet_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: st
             st.sampled_from(transaction_ids),
             st.sampled_from([0, 1, 2]),
             st.integers(0, 3),
+        ),
+        # No SMTP server in this stack: a well-formed address is EMAIL_UNAVAILABLE (nothing kept).
+        "StartSignUp": st.builds(
+            lambda e: wallet_pb2.StartSignUpRequest(email=e), st.one_of(st.emails(), st.text(max_size=40))
+        ),
+        "CompleteSignUp": st.builds(
+            lambda i, c, label: wallet_pb2.CompleteSignUpRequest(signup_id=i, code=c, label=label),
+            st.one_of(st.uuids().map(lambda u: f"su_{u.hex}"), st.text(max_size=40)),
+            st.one_of(st.integers(0, 999_999).map(lambda n: f"{n:06d}"), st.text(max_size=8)),
+            st.text(max_size=20),
         ),
     }
 

@@ -36,7 +36,7 @@ from tests.fuzz.stacks import (
     UTXO_SERVICE,
     WALLET_ADMIN_SERVICE,
     WALLET_IDENTITY_RPCS,
-    WALLET_MONEY_RPCS,
+    WALLET_LOCAL_RPCS,
     WALLET_SERVICE,
     Stack,
     bearer,
@@ -110,9 +110,9 @@ RULES: dict[str, Rule] = {
         f"{PUBLISHER_SERVICE}.{name}": _rule("admin", "publish", "registrar", reason="ROLE_REQUIRED")
         for name in ("GetJob", "ListJobs", "WatchJob")
     },
-    # wallet.v1: the money RPCs need `wallet` (wallet.proto: "role `wallet` ... or `admin`");
+    # wallet.v1: the wallet's own RPCs (money, sign-up) need `wallet` (wallet.proto: "role `wallet` ... or `admin`");
     # WalletAdminService needs `admin` only, refused with ROLE_REQUIRED (docs/api.md).
-    **{f"{WALLET_SERVICE}.{name}": _rule("admin", "wallet", reason="ROLE_REQUIRED") for name in WALLET_MONEY_RPCS},
+    **{f"{WALLET_SERVICE}.{name}": _rule("admin", "wallet", reason="ROLE_REQUIRED") for name in WALLET_LOCAL_RPCS},
     # The identity RPCs: the same rule (account-scoped calls of the front end), before any forwarding.
     **{
         f"{WALLET_SERVICE}.{name}": _rule("admin", "wallet", reason="ROLE_REQUIRED", succeeds=True)
@@ -133,7 +133,7 @@ ALL_RPCS = [f"{name}.{m.name}" for name in STACK_OF for m in service(name).metho
 
 def test_the_matrix_covers_every_served_rpc() -> None:
     assert sorted(RULES) == sorted(ALL_RPCS)
-    assert len(ALL_RPCS) == 47
+    assert len(ALL_RPCS) == 49
 
 
 # --- well-formed requests, one per RPC -------------------------------------------------------------
@@ -286,6 +286,10 @@ REQUESTS: dict[str, Build] = {
     ),
     f"{WALLET_SERVICE}.WatchIntentJob": lambda s, rid: wallet_pb2.WatchIntentJobRequest(
         account_id=_funded(s), job_id=s.data["intent_job"].job_id, until=publisher_pb2.JOB_STATUS_QUEUED
+    ),
+    f"{WALLET_SERVICE}.StartSignUp": lambda s, rid: wallet_pb2.StartSignUpRequest(email=f"{rid.lower()}@example.com"),
+    f"{WALLET_SERVICE}.CompleteSignUp": lambda s, rid: wallet_pb2.CompleteSignUpRequest(
+        signup_id=f"su_{os.urandom(16).hex()}", code="123456"
     ),
     f"{WALLET_ADMIN_SERVICE}.GetReconciliation": lambda s, rid: wallet_pb2.GetReconciliationRequest(),
 }

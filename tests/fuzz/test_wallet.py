@@ -1,4 +1,4 @@
-"""Fuzz of every WalletService money RPC (WatchTransaction, a stream, included) and of
+"""Fuzz of every WalletService money and sign-up RPC (WatchTransaction, a stream, included) and of
 WalletAdminService.GetReconciliation: generated requests and undecodable bytes. The identity RPCs
 (forwarded to the publisher) are in the authorization matrix and tests/wallet/test_identities.py;
 they are not fuzzed yet."""
@@ -19,14 +19,14 @@ from tests.fuzz.driver import fuzz_rpc, method_named, raw_bytes
 from tests.fuzz.stacks import (
     WALLET_ADMIN_SERVICE,
     WALLET_IDENTITY_RPCS,
-    WALLET_MONEY_RPCS,
+    WALLET_LOCAL_RPCS,
     WALLET_SERVICE,
     Stack,
     bearer,
 )
 from tests.wallet.conftest import RECIPIENT
 
-RPCS = [f"{WALLET_SERVICE}.{name}" for name in WALLET_MONEY_RPCS] + [
+RPCS = [f"{WALLET_SERVICE}.{name}" for name in WALLET_LOCAL_RPCS] + [
     m.full_name for m in wallet_pb2.DESCRIPTOR.services_by_name["WalletAdminService"].methods
 ]
 
@@ -40,7 +40,7 @@ def test_every_rpc_is_fuzzed_or_an_identity_rpc() -> None:
     served = {m.full_name for s in wallet_pb2.DESCRIPTOR.services_by_name.values() for m in s.methods}
     identity = {f"{WALLET_SERVICE}.{name}" for name in WALLET_IDENTITY_RPCS}
     assert served == set(RPCS) | identity and not set(RPCS) & identity
-    assert f"{WALLET_ADMIN_SERVICE}.GetReconciliation" in RPCS and len(RPCS) == 12
+    assert f"{WALLET_ADMIN_SERVICE}.GetReconciliation" in RPCS and len(RPCS) == 14
 
 
 @pytest.mark.parametrize("rpc", RPCS, ids=_id)

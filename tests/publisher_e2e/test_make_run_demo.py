@@ -1,7 +1,8 @@
 """`make run` for real: the whole Container A side, a demo pool funded and split on chainsim, a demo
 identity, and the two Publish commands the banner prints, run as a person would (real grpcurl,
 real `proofline-intent`), to SENT and then CONFIRMED; then the wallet's lines (create an account,
-fund its deposit address, mine, read the balance, send) to an UNCONFIRMED send."""
+fund its deposit address, mine, read the balance, send) to an UNCONFIRMED send; then the sign-up
+lines (start, read the code from the mail the stack's SMTP server kept, complete) to an account."""
 
 from __future__ import annotations
 
@@ -79,6 +80,26 @@ async def run_wallet_lines(banner: str) -> None:
     assert transaction["amount_satoshis"] == "10000" and re.fullmatch(r"[0-9a-f]{64}", str(transaction["txid"]))
 
 
+async def run_sign_up_lines(banner: str) -> None:
+    """The sign-up lines: start (the stack's own SMTP server receives the mail), read the code from
+    the mail it kept, complete with the two answers filled in."""
+    lines = banner.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("sign-up by email"))
+    begin, read_code, complete = (line.strip() for line in lines[start + 1 : start + 4])
+    started = await run_shell(begin)
+    signup_id = str(started["signup_id"])
+    process = await asyncio.create_subprocess_exec(
+        "bash", "-c", read_code.split("   #")[0], stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    code = out.decode().strip()
+    assert re.fullmatch(r"[0-9]{6}", code), out
+    done = await run_shell(complete.replace("<signup_id>", signup_id).replace("<code>", code))
+    account = done["account"]
+    assert isinstance(account, dict) and account["external_id"] == "newcomer@example.com"
+    assert done["created"] is True
+
+
 async def test_the_printed_publish_commands_reach_sent_then_confirmed(database_url: str, redis_url: str) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="demo-"))
     ports = {env: str(free_port()) for spec in SERVICES for env in (spec.grpc_port_env, spec.metrics_port_env)}
@@ -126,6 +147,7 @@ async def test_the_printed_publish_commands_reach_sent_then_confirmed(database_u
             else:
                 raise AssertionError(f"{job_id} not CONFIRMED after mining:\n{devstack.output[-4000:]}")
         await run_wallet_lines(banner)
+        await run_sign_up_lines(banner)
         assert await devstack.stop(signal.SIGTERM) == 0
     finally:
         await devstack.kill()
