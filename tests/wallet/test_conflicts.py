@@ -8,6 +8,7 @@ import uuid
 import asyncpg
 from proofline.common.v1 import common_pb2
 from proofline.signer.v1 import signer_pb2
+from proofline.utxo.v1 import utxo_pb2
 from proofline.wallet.v1 import wallet_pb2
 
 from proofline_kit.wire import Outpoint, Tx, TxInput, TxOutput, serialize
@@ -16,27 +17,31 @@ from tests.wallet.conftest import ADMIN, FRONTEND, WalletSuite, eventually
 from tests.wallet.test_sends import ONE_INPUT_FEE, send_request
 
 
-async def test_a_coin_spent_outside_the_wallet_is_written_off_and_the_send_recovers(
-    suite: WalletSuite, wallet_db: asyncpg.Connection
-) -> None:
-    account, _ = await suite.funded_account(40_000, count=2)
-    first, second = sorted(await suite.pool_available(), key=lambda u: (u.outpoint.txid, u.outpoint.vout))
-    # An operator's tool spends the first coin with the wallet's key, behind the wallet's back.
-    thief = Key(0xBADC0DE)
+async def spend_outside(suite: WalletSuite, coin: utxo_pb2.Utxo, thief: Key) -> None:
+    """An operator's tool spends a wallet coin with the wallet's key, behind the wallet's back
+    (through the signer's admin path), and the network accepts it."""
     unsigned = serialize(
-        Tx((TxInput(Outpoint(first.outpoint.txid, first.outpoint.vout)),), (TxOutput(39_000, thief.lock),))
+        Tx((TxInput(Outpoint(coin.outpoint.txid, coin.outpoint.vout)),), (TxOutput(coin.satoshis - 1_000, thief.lock),))
     )
     signed = await suite.signer.stub.SignTransaction(
         signer_pb2.SignTransactionRequest(
             request_id=f"outside-{uuid.uuid4().hex}",
             unsigned_tx=unsigned,
-            spent_outputs=[common_pb2.SpentOutput(satoshis=first.satoshis, locking_script=first.locking_script)],
-            input_keys=[signer_pb2.InputKey(input_index=0, key_id=first.owner_key_id)],
+            spent_outputs=[common_pb2.SpentOutput(satoshis=coin.satoshis, locking_script=coin.locking_script)],
+            input_keys=[signer_pb2.InputKey(input_index=0, key_id=coin.owner_key_id)],
         ),
         metadata=ADMIN,
     )
     posted = await suite.sim.http.post(f"{suite.sim.base_url}/v1/tx", json={"rawTx": bytes(signed.signed_tx).hex()})
     assert posted.json()["txStatus"] == "SEEN_ON_NETWORK", posted.text
+
+
+async def test_a_coin_spent_outside_the_wallet_is_written_off_and_the_send_recovers(
+    suite: WalletSuite, wallet_db: asyncpg.Connection
+) -> None:
+    account, _ = await suite.funded_account(40_000, count=2)
+    first, second = sorted(await suite.pool_available(), key=lambda u: (u.outpoint.txid, u.outpoint.vout))
+    await spend_outside(suite, first, Key(0xBADC0DE))
     await suite.sim.mine(1)
     # The pool still believes in the coin; a send that picks it fails, and is built from the other.
     sent = await suite.stub.Send(send_request(account.account_id, 30_000), metadata=FRONTEND)
@@ -85,21 +90,7 @@ async def test_an_accepted_send_whose_input_is_spent_elsewhere_is_reversed(
     # The network forgets it, and the coin it spent is spent by somebody else.
     evicted = await suite.sim.http.post(f"{suite.sim.base_url}/_sim/tx/{sent.transaction.txid}/evict", json={})
     assert evicted.status_code == 200, evicted.text
-    thief = Key(0xBADC0DE + 1)
-    unsigned = serialize(
-        Tx((TxInput(Outpoint(coin.outpoint.txid, coin.outpoint.vout)),), (TxOutput(39_000, thief.lock),))
-    )
-    signed = await suite.signer.stub.SignTransaction(
-        signer_pb2.SignTransactionRequest(
-            request_id=f"outside-{uuid.uuid4().hex}",
-            unsigned_tx=unsigned,
-            spent_outputs=[common_pb2.SpentOutput(satoshis=coin.satoshis, locking_script=coin.locking_script)],
-            input_keys=[signer_pb2.InputKey(input_index=0, key_id=coin.owner_key_id)],
-        ),
-        metadata=ADMIN,
-    )
-    posted = await suite.sim.http.post(f"{suite.sim.base_url}/v1/tx", json={"rawTx": bytes(signed.signed_tx).hex()})
-    assert posted.json()["txStatus"] == "SEEN_ON_NETWORK", posted.text
+    await spend_outside(suite, coin, Key(0xBADC0DE + 1))
     failed = await eventually(
         lambda: suite.stub.GetTransaction(
             wallet_pb2.GetTransactionRequest(transaction_id=sent.transaction.transaction_id), metadata=FRONTEND

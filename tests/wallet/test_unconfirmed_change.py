@@ -6,17 +6,14 @@ other coins."""
 from __future__ import annotations
 
 import itertools
-import uuid
 
 import asyncpg
-from proofline.common.v1 import common_pb2
-from proofline.signer.v1 import signer_pb2
 from proofline.utxo.v1 import utxo_pb2
 from proofline.wallet.v1 import wallet_pb2
 
-from proofline_kit.wire import Outpoint, Tx, TxInput, TxOutput, serialize
 from tests.chain_clients.wallet import Key
 from tests.wallet.conftest import ADMIN, FRONTEND, WalletSuite, eventually
+from tests.wallet.test_conflicts import spend_outside
 from tests.wallet.test_sends import ONE_INPUT_FEE, send_request
 
 UNCONFIRMED = wallet_pb2.TRANSACTION_STATUS_UNCONFIRMED
@@ -132,21 +129,7 @@ async def test_a_send_built_on_change_of_a_dead_send_is_built_again_from_other_c
     # spent is spent by somebody else.
     evicted = await suite.sim.http.post(f"{suite.sim.base_url}/_sim/tx/{parent.txid}/evict", json={})
     assert evicted.status_code == 200, evicted.text
-    thief = Key(0xBADC0DE + 2)
-    unsigned = serialize(
-        Tx((TxInput(Outpoint(coin.outpoint.txid, coin.outpoint.vout)),), (TxOutput(39_000, thief.lock),))
-    )
-    signed = await suite.signer.stub.SignTransaction(
-        signer_pb2.SignTransactionRequest(
-            request_id=f"outside-{uuid.uuid4().hex}",
-            unsigned_tx=unsigned,
-            spent_outputs=[common_pb2.SpentOutput(satoshis=coin.satoshis, locking_script=coin.locking_script)],
-            input_keys=[signer_pb2.InputKey(input_index=0, key_id=coin.owner_key_id)],
-        ),
-        metadata=ADMIN,
-    )
-    posted = await suite.sim.http.post(f"{suite.sim.base_url}/v1/tx", json={"rawTx": bytes(signed.signed_tx).hex()})
-    assert posted.json()["txStatus"] == "SEEN_ON_NETWORK", posted.text
+    await spend_outside(suite, coin, Key(0xBADC0DE + 2))
     failed = await eventually(
         lambda: _transaction(suite, parent.transaction_id),
         lambda t: t.status == wallet_pb2.TRANSACTION_STATUS_FAILED,
