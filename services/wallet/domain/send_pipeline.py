@@ -559,27 +559,16 @@ class SendPipeline:
         rebuild = work.builds < self._config.max_builds
         async with self._store.unit_of_work() as uow:
             await uow.lock_books([work.account_id])
-            if rebuild:
-                moved = await uow.move_send(
-                    work,
-                    TxStatus.PENDING,
-                    self._actor,
-                    FailureReason.ANCESTOR_DEAD,
-                    failure=FailureReason.ANCESTOR_DEAD,
-                    detail=detail,
-                    finalized=False,
-                    reserved=(leaving, work.fee_satoshis),
-                )
-            else:
-                moved = await uow.move_send(
-                    work,
-                    TxStatus.FAILED,
-                    self._actor,
-                    FailureReason.ANCESTOR_DEAD,
-                    failure=FailureReason.ANCESTOR_DEAD,
-                    detail=detail,
-                )
-            if not moved:
+            if not await uow.move_send(
+                work,
+                TxStatus.PENDING if rebuild else TxStatus.FAILED,
+                self._actor,
+                FailureReason.ANCESTOR_DEAD,
+                failure=FailureReason.ANCESTOR_DEAD,
+                detail=detail,
+                finalized=False if rebuild else None,
+                reserved=(leaving, work.fee_satoshis) if rebuild else None,
+            ):
                 return
             await uow.forget_spends(work.transaction_id, work.txid)
             # Its other coins are most likely unspent again; the audit round settles each by the chain.
