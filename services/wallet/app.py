@@ -18,16 +18,18 @@ from proofline_kit.intents.checks import IntakePolicy
 from proofline_kit.logging import get_logger
 from proofline_kit.rpc.server import ServiceBinding
 from proofline_kit.runtime import ServiceRuntime
+from services.wallet.adapters.backup_sealer import AesGcmSealer
 from services.wallet.adapters.chain import ChainAdapter
 from services.wallet.adapters.coin_window import CachedCoinWindow
 from services.wallet.adapters.pool_client import PoolClient
 from services.wallet.adapters.publisher_client import PublisherClient
 from services.wallet.adapters.redis_rate import RedisRateLimit
-from services.wallet.adapters.redis_signups import RedisSignUps
+from services.wallet.adapters.redis_signups import RedisCodes
 from services.wallet.adapters.signer_client import SignerClient
 from services.wallet.adapters.smtp_mailer import SmtpMailer
 from services.wallet.adapters.woc_deposit_source import WocDepositSource
 from services.wallet.domain.accounts import Accounts
+from services.wallet.domain.backup import BackupShares
 from services.wallet.domain.callbacks import CallbackHints
 from services.wallet.domain.chains import BSV
 from services.wallet.domain.deposits import DepositFollower
@@ -35,6 +37,7 @@ from services.wallet.domain.history import TransactionReader
 from services.wallet.domain.identities import Identities
 from services.wallet.domain.intents import IntentForwarding
 from services.wallet.domain.models import Network
+from services.wallet.domain.otp import OneTimeCodes
 from services.wallet.domain.ports import KeyLimits
 from services.wallet.domain.reconciliation import Reconciler
 from services.wallet.domain.send_intake import SendIntake
@@ -163,14 +166,29 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
     )
     accounts = Accounts(store, signer, settings.network, key_limits)
     prefix = service.redis_key_prefix
+    mailer = SmtpMailer(settings.smtp)
     signups = SignUps(
         accounts,
-        RedisSignUps(runtime.redis, prefix),
-        SmtpMailer(settings.smtp),
+        OneTimeCodes(
+            "signup", RedisCodes(runtime.redis, prefix, "signup"), mailer, settings.otp_secret, settings.signup.codes
+        ),
         RedisRateLimit(runtime.redis, prefix, settings.signups_per_address, name="signup-address", window_s=3600),
         RedisRateLimit(runtime.redis, prefix, settings.signups_per_caller, name="signup-caller", window_s=60),
-        settings.otp_secret,
-        settings.signup,
+    )
+    backups = BackupShares(
+        store,
+        AesGcmSealer(settings.backup_kek),
+        OneTimeCodes(
+            "recovery",
+            RedisCodes(runtime.redis, prefix, "recovery"),
+            mailer,
+            settings.otp_secret,
+            settings.recovery.codes,
+        ),
+        RedisRateLimit(
+            runtime.redis, prefix, settings.recoveries_per_account, name="recovery-account", window_s=86_400
+        ),
+        RedisRateLimit(runtime.redis, prefix, settings.recoveries_per_key, name="recovery-key", window_s=86_400),
     )
     publisher_channel = grpc.aio.insecure_channel(settings.publisher_addr)
     runtime.on_stop(publisher_channel.close)
@@ -185,7 +203,7 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
             ServiceBinding(
                 SERVICE_NAME,
                 WalletServicer(
-                    accounts, sends, reader, settings.follow.min_confirmations, identities, intents, signups
+                    accounts, sends, reader, settings.follow.min_confirmations, identities, intents, signups, backups
                 ),
                 wallet_pb2_grpc.add_WalletServiceServicer_to_server,
             ),

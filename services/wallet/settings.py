@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from proofline_kit.chain import CallbackSettings, ChainSettings, FeeRate, read_callback_settings, read_chain_settings
 from proofline_kit.settings import EnvReader, RunMode, ServiceSettings, SettingsError, read_service_settings
 from proofline_kit.wire import MAX_SATOSHIS
+from services.wallet.adapters.backup_sealer import parse_kek
 from services.wallet.adapters.smtp_mailer import SmtpSecurity, SmtpSettings
 from services.wallet.domain.chains import BSV
 from services.wallet.domain.deposits import FollowConfig
@@ -75,6 +76,12 @@ class WalletSettings:
     # Sign-ups per address per hour and per caller per minute; 0 = no limit.
     signups_per_address: int
     signups_per_caller: int
+    # The backup shares' key-encryption key (AES-256-GCM), 32 bytes.
+    backup_kek: bytes = field(repr=False)
+    recovery: SignUpConfig
+    # Recoveries begun per account and per key, per day; 0 = no limit.
+    recoveries_per_account: int
+    recoveries_per_key: int
 
 
 def _ms(env: EnvReader, name: str, default: int, minimum: int = 1, maximum: int | None = None) -> float:
@@ -104,6 +111,10 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
     otp_secret = env.optional_string("WALLET_OTP_SECRET")
     if otp_secret is not None and len(otp_secret) < 32:
         raise SettingsError("WALLET_OTP_SECRET must be at least 32 characters")
+    backup_kek_text = env.optional_string("WALLET_BACKUP_KEK")
+    backup_kek = parse_kek(backup_kek_text) if backup_kek_text is not None else None
+    if backup_kek_text is not None and backup_kek is None:
+        raise SettingsError("WALLET_BACKUP_KEK must be 32 bytes, as 64 hex digits or base64")
     if production:
         missing = [
             name
@@ -114,6 +125,7 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
                 ("WALLET_CALLBACK_TOKEN", callback_token if callbacks_on else "-"),
                 ("WALLET_SMTP_HOST", smtp_host),
                 ("WALLET_OTP_SECRET", otp_secret),
+                ("WALLET_BACKUP_KEK", backup_kek_text),
             )
             if not value
         ]
@@ -221,4 +233,12 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
         otp_secret=(otp_secret or secrets.token_hex(32)).encode(),
         signups_per_address=env.integer("WALLET_SIGNUPS_PER_ADDRESS", 5, minimum=0),
         signups_per_caller=env.integer("WALLET_SIGNUPS_PER_CALLER", 60, minimum=0),
+        # Outside production a KEK per process: kept shares do not open after a restart.
+        backup_kek=backup_kek or secrets.token_bytes(32),
+        recovery=SignUpConfig(
+            code_ttl_s=_ms(env, "WALLET_RECOVERY_CODE_TTL_MS", 600_000, minimum=1_000, maximum=3_600_000),
+            max_attempts=env.integer("WALLET_SIGNUP_MAX_ATTEMPTS", 5, minimum=1, maximum=20),
+        ),
+        recoveries_per_account=env.integer("WALLET_RECOVERIES_PER_ACCOUNT", 5, minimum=0),
+        recoveries_per_key=env.integer("WALLET_RECOVERIES_PER_KEY", 3, minimum=0),
     )

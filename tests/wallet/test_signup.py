@@ -178,6 +178,7 @@ def test_production_needs_an_smtp_server_and_an_otp_secret() -> None:
         "WALLET_SIGNER_TOKEN": "signer-token-0001",
         "WALLET_CALLBACK_TOKEN": "c" * 32,
         "WALLET_PUBLISHER_TOKEN": "publisher-token-01",
+        "WALLET_BACKUP_KEK": "ab" * 32,
     }
     with pytest.raises(SettingsError, match="WALLET_SMTP_HOST, WALLET_OTP_SECRET required in production"):
         read_wallet_settings(EnvReader(production))

@@ -174,6 +174,19 @@ class UnitOfWork(Protocol):
 
     async def linked_keys(self, account_id: str, pubkeys: Sequence[bytes]) -> set[bytes]: ...
 
+    # --- identity-key backup shares
+    async def lock_backup_shares(self, pubkey: bytes) -> list[StoredShare]:
+        """The key's kept shares, its identity row locked until commit (stores of one key queue)."""
+        ...
+
+    async def backup_shares(self, pubkey: bytes) -> list[StoredShare]: ...
+
+    async def insert_backup_shares(self, shares: Sequence[StoredShare], caller_id: str) -> None: ...
+
+    async def record_backup_release(
+        self, account_id: str, pubkey: bytes, caller_id: str, recovery_id: str, shares: int
+    ) -> None: ...
+
     # --- the ledger
     async def balance(self, account_id: str) -> Balance: ...
 
@@ -489,25 +502,26 @@ class RateLimiter(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class PendingSignUp:
-    """A sign-up waiting for its code: the address, the code's keyed hash, and tries so far."""
+class PendingCode:
+    """A one-time code waiting to be entered: what it is for (`subject`: the address of a sign-up,
+    the account and key of a recovery), the code's keyed hash, and tries so far."""
 
-    email: str
+    subject: str
     code_mac: str
     expires_at: float
     attempts: int
 
 
 class CodeStore(Protocol):
-    """Short-lived sign-ups (Redis): unreachable is EMAIL_UNAVAILABLE."""
+    """Short-lived one-time codes of one purpose (Redis): unreachable is EMAIL_UNAVAILABLE."""
 
-    async def put(self, signup_id: str, pending: PendingSignUp, ttl_s: float) -> None: ...
+    async def put(self, code_id: str, pending: PendingCode, ttl_s: float) -> None: ...
 
-    async def attempt(self, signup_id: str) -> PendingSignUp | None:
-        """Counts one try (atomically) and returns the sign-up with that count; None if unknown."""
+    async def attempt(self, code_id: str) -> PendingCode | None:
+        """Counts one try (atomically) and returns the code with that count; None if unknown."""
         ...
 
-    async def consume(self, signup_id: str) -> bool:
+    async def consume(self, code_id: str) -> bool:
         """Removes it; False when it was already gone."""
         ...
 
@@ -515,6 +529,39 @@ class CodeStore(Protocol):
 class Mailer(Protocol):
     async def send(self, to: str, subject: str, body: str) -> None:
         """Hands the mail to the SMTP server; EMAIL_UNAVAILABLE when it cannot."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SealedShare:
+    """A backup share sealed with AES-256-GCM: the KEK's version, the nonce and the ciphertext (tag
+    included)."""
+
+    kek_version: int
+    nonce: bytes
+    ciphertext: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredShare:
+    """One kept share of a key: `slot` 1-2 in storing order; `split` what all shares of its split
+    share (identifier and parameters, never the value)."""
+
+    account_id: str
+    pubkey: bytes
+    slot: int
+    member_index: int
+    split: str
+    sealed: SealedShare
+
+
+class ShareSealer(Protocol):
+    """Seals backup shares under the key-encryption key, with associated data."""
+
+    def seal(self, plaintext: bytes, associated_data: bytes) -> SealedShare: ...
+
+    def open(self, sealed: SealedShare, associated_data: bytes) -> bytes | None:
+        """The plaintext; None when the ciphertext, nonce or associated data do not authenticate."""
         ...
 
 

@@ -1,18 +1,14 @@
 """Sign-up by email: a one-time code mailed to the address, verified once, creates its account.
 
-The code is kept only as a keyed hash (HMAC-SHA256 under the server's OTP secret, bound to the
-sign-up id), in the short-lived code store, with a bounded number of tries. Nothing else is kept
-before the code is verified, and a verified sign-up is consumed, so a code works once."""
+The code is one of `otp.OneTimeCodes` (purpose `signup`): kept only as a keyed hash, short-lived,
+with a bounded number of tries. Nothing else is kept before the code is verified, and a verified
+sign-up is consumed, so a code works once."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import secrets
-import time
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from proofline_kit.auth import Caller
@@ -20,14 +16,13 @@ from proofline_kit.errors import DomainError, ErrorKind, invalid_argument
 from services.wallet.domain.access import require_wallet_role
 from services.wallet.domain.accounts import Accounts
 from services.wallet.domain.models import Account
-from services.wallet.domain.ports import CodeStore, Mailer, PendingSignUp, RateLimiter
+from services.wallet.domain.otp import CodePolicy, OneTimeCodes
+from services.wallet.domain.ports import RateLimiter
 
 MAX_EMAIL = 254
-CODE_DIGITS = 6
 # Local part and domain of the addresses we mail to: printable, no spaces or angle brackets, a dot
 # in the domain. Deliberately narrower than RFC 5322 (no quoted local parts, no IP literals).
 _EMAIL = re.compile(r"^[^\s@<>()\[\],;:\"\\]{1,64}@(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_CODE = re.compile(rf"^[0-9]{{{CODE_DIGITS}}}$")
 _SIGNUP_ID = re.compile(r"^su_[0-9a-f]{32}$")
 
 
@@ -39,6 +34,10 @@ class SignUpConfig:
     # CODE_EXPIRED rather than SIGNUP_NOT_FOUND.
     expired_memory_s: float = 600.0
     mail_from: str = "Proofline <no-reply@localhost>"
+
+    @property
+    def codes(self) -> CodePolicy:
+        return CodePolicy(self.code_ttl_s, self.max_attempts, self.expired_memory_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +53,6 @@ def normalise_email(raw: str) -> str:
     if not email or len(email) > MAX_EMAIL or not _EMAIL.match(email):
         raise invalid_argument("EMAIL_INVALID", "email", "not an email address")
     return email
-
-
-def code_mac(secret: bytes, signup_id: str, code: str) -> str:
-    return hmac.new(secret, f"proofline/signup/v1:{signup_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
 def _rate_limited(what: str, retry_after_s: int) -> DomainError:
@@ -78,22 +73,14 @@ class SignUps:
     def __init__(
         self,
         accounts: Accounts,
-        codes: CodeStore,
-        mailer: Mailer,
+        codes: OneTimeCodes,
         per_address: RateLimiter,
         per_caller: RateLimiter,
-        secret: bytes,
-        config: SignUpConfig,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self._accounts = accounts
         self._codes = codes
-        self._mailer = mailer
         self._per_address = per_address
         self._per_caller = per_caller
-        self._secret = secret
-        self._config = config
-        self._clock = clock
 
     async def start_sign_up(self, caller: Caller, raw_email: str) -> SignUpStarted:
         require_wallet_role(caller)
@@ -102,59 +89,22 @@ class SignUps:
         if not caller_ok:
             raise _rate_limited("from this caller", 60)
         # Keyed like the code, so the rate limiter's keys do not list the addresses.
-        [address_ok] = await self._per_address.allow([code_mac(self._secret, "address", email)])
+        [address_ok] = await self._per_address.allow([self._codes.keyed(email)])
         if not address_ok:
             raise _rate_limited("for this address", 3600)
         signup_id = f"su_{secrets.token_hex(16)}"
-        code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
-        expires_at = self._clock() + self._config.code_ttl_s
-        pending = PendingSignUp(email, code_mac(self._secret, signup_id, code), expires_at, 0)
-        await self._codes.put(signup_id, pending, self._config.code_ttl_s + self._config.expired_memory_s)
-        minutes = max(1, round(self._config.code_ttl_s / 60))
-        try:
-            await self._mailer.send(
-                email,
-                "Your Proofline sign-up code",
-                f"Your Proofline sign-up code is {code}.\n\nIt works once, for {minutes} minutes.\n"
-                "If you did not ask for it, ignore this mail.\n",
-            )
-        except DomainError:
-            await self._codes.consume(signup_id)
-            raise
-        return SignUpStarted(signup_id, expires_at, self._config.max_attempts)
+        expires_at = await self._codes.issue(
+            signup_id, email, email, "Your Proofline sign-up code", "Proofline sign-up code"
+        )
+        return SignUpStarted(signup_id, expires_at, self._codes.max_attempts)
 
     async def complete_sign_up(self, caller: Caller, signup_id: str, code: str, label: str) -> tuple[Account, bool]:
         require_wallet_role(caller)
         if not _SIGNUP_ID.match(signup_id):
             raise _not_found()
-        if not _CODE.match(code):
-            raise invalid_argument("CODE_INVALID", "code", f"{CODE_DIGITS} digits")
-        pending = await self._codes.attempt(signup_id)
-        if pending is None:
-            raise _not_found()
-        if self._clock() >= pending.expires_at:
-            await self._codes.consume(signup_id)
-            raise DomainError(ErrorKind.FAILED_PRECONDITION, "CODE_EXPIRED", "the code has expired; start again")
-        if pending.attempts > self._config.max_attempts:
-            await self._codes.consume(signup_id)
-            raise DomainError(ErrorKind.RESOURCE_EXHAUSTED, "CODE_ATTEMPTS_EXHAUSTED", "no tries left; start again")
-        if not hmac.compare_digest(pending.code_mac, code_mac(self._secret, signup_id, code)):
-            left = self._config.max_attempts - pending.attempts
-            if left <= 0:
-                await self._codes.consume(signup_id)
-                raise DomainError(
-                    ErrorKind.RESOURCE_EXHAUSTED, "CODE_ATTEMPTS_EXHAUSTED", "wrong code and no tries left; start again"
-                )
-            error = invalid_argument("CODE_INVALID", "code", "not the code that was mailed")
-            raise DomainError(
-                error.kind,
-                error.reason,
-                error.message,
-                metadata={**error.metadata, "attemptsLeft": str(left)},
-                field_violations=error.field_violations,
-            )
+        pending = await self._codes.verify(signup_id, code, _not_found)
         # The account is created before the sign-up is consumed: a crash in between leaves a code
         # that still works once more and finds the account made.
-        account, created = await self._accounts.open_account(caller, pending.email, label)
+        account, created = await self._accounts.open_account(caller, pending.subject, label)
         await self._codes.consume(signup_id)
         return account, created

@@ -14,6 +14,7 @@ from proofline.wallet.v1 import wallet_pb2, wallet_pb2_grpc
 from proofline_kit.auth import current_caller
 from proofline_kit.rpc.wellknown import duration_seconds, timestamp
 from services.wallet.domain.accounts import Accounts
+from services.wallet.domain.backup import BackupShares
 from services.wallet.domain.history import TransactionReader
 from services.wallet.domain.identities import Identities
 from services.wallet.domain.intents import IntentForwarding
@@ -37,6 +38,7 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
         identities: Identities,
         intents: IntentForwarding,
         signups: SignUps,
+        backups: BackupShares,
     ) -> None:
         self._accounts = accounts
         self._identities = identities
@@ -45,6 +47,33 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
         self._reader = reader
         self._min_confirmations = min_confirmations
         self._signups = signups
+        self._backups = backups
+
+    async def StoreBackupShares(
+        self, request: wallet_pb2.StoreBackupSharesRequest, context: Context
+    ) -> wallet_pb2.StoreBackupSharesResponse:
+        stored = await self._backups.store_shares(
+            current_caller.get(), request.request_id, request.account_id, request.pubkey, list(request.shares)
+        )
+        return wallet_pb2.StoreBackupSharesResponse(stored_count=stored)
+
+    async def BeginRecovery(
+        self, request: wallet_pb2.BeginRecoveryRequest, context: Context
+    ) -> wallet_pb2.BeginRecoveryResponse:
+        started = await self._backups.begin_recovery(current_caller.get(), request.account_id, request.pubkey)
+        return wallet_pb2.BeginRecoveryResponse(
+            recovery_id=started.recovery_id,
+            expire_time=timestamp(datetime.fromtimestamp(started.expires_at, UTC)),
+            max_attempts=started.max_attempts,
+        )
+
+    async def CompleteRecovery(
+        self, request: wallet_pb2.CompleteRecoveryRequest, context: Context
+    ) -> wallet_pb2.CompleteRecoveryResponse:
+        released = await self._backups.complete_recovery(current_caller.get(), request.recovery_id, request.code)
+        return wallet_pb2.CompleteRecoveryResponse(
+            account_id=released.account_id, pubkey=released.pubkey, shares=list(released.shares)
+        )
 
     async def StartSignUp(
         self, request: wallet_pb2.StartSignUpRequest, context: Context
