@@ -2,7 +2,7 @@
 
 Shares 1 and 2 are for the wallet's backup storage (2 < 3: the service alone can never rebuild
 the key), shares 3 to 5 are the user's. The upload of the service's shares plugs in as a
-`ShareUploader`; until the wallet has its backup RPCs the command line runs without one.
+`ShareUploader`; `wallet_client.WalletBackupClient` is the wallet's (StoreBackupShares).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class Backup:
 
 
 class ShareUploader(Protocol):
-    """Where the service's shares go (the wallet's backup RPC, once it exists)."""
+    """Where the service's shares go (the wallet's StoreBackupShares: `WalletBackupClient`)."""
 
     def upload(self, pubkey: bytes, shares: Sequence[str]) -> None: ...
 
