@@ -33,6 +33,7 @@ from proofline.utxo.v1 import utxo_pb2
 from proofline.wallet.v1 import wallet_pb2
 
 from proofline_kit.pagination import decode_page_token, encode_page_token
+from proofline_tools.identity.shares import split_secret
 from tests.chain_clients.sim import SimControl
 from tests.fuzz.contract import Metadata, Target
 from tests.fuzz.strategies import Hints, hex_ids
@@ -1125,6 +1126,35 @@ def start_wallet_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: st
             st.one_of(st.uuids().map(lambda u: f"su_{u.hex}"), st.text(max_size=40)),
             st.one_of(st.integers(0, 999_999).map(lambda n: f"{n:06d}"), st.text(max_size=8)),
             st.text(max_size=20),
+        ),
+        # Shares of fresh splits (3-of-5, or a 2-of-3 one the wallet refuses), or text; keys of the
+        # funded account or not. No SMTP server: BeginRecovery never mails.
+        "StoreBackupShares": st.builds(
+            lambda rid, a, k, shares: wallet_pb2.StoreBackupSharesRequest(
+                request_id=rid, account_id=a, pubkey=k, shares=shares
+            ),
+            st.uuids().map(lambda u: f"fz-bkp-{u.hex}"),
+            st.sampled_from([funded_id, *account_ids]),
+            st.sampled_from([identity_active.pubkey, identity_revoked.pubkey, b"", b"\x02" * 33]),
+            st.one_of(
+                st.builds(
+                    lambda secret, t, n: split_secret(secret, threshold=t, count=5)[:n],
+                    st.binary(min_size=16, max_size=16),
+                    st.sampled_from([2, 3]),
+                    st.integers(0, 3),
+                ),
+                st.lists(st.text(max_size=60), max_size=3),
+            ),
+        ),
+        "BeginRecovery": st.builds(
+            lambda a, k: wallet_pb2.BeginRecoveryRequest(account_id=a, pubkey=k),
+            st.sampled_from([funded_id, *account_ids]),
+            st.sampled_from([identity_active.pubkey, b"", b"\x02" * 33]),
+        ),
+        "CompleteRecovery": st.builds(
+            lambda i, c: wallet_pb2.CompleteRecoveryRequest(recovery_id=i, code=c),
+            st.one_of(st.uuids().map(lambda u: f"rc_{u.hex}"), st.text(max_size=40)),
+            st.one_of(st.integers(0, 999_999).map(lambda n: f"{n:06d}"), st.text(max_size=8)),
         ),
     }
 

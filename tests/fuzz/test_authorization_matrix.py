@@ -28,6 +28,7 @@ from proofline.signer.v1 import signer_pb2
 from proofline.utxo.v1 import utxo_pb2
 from proofline.wallet.v1 import wallet_pb2
 
+from proofline_tools.identity.shares import split_secret
 from tests.fuzz.contract import Answer, Findings, Metadata, Target, checked_call
 from tests.fuzz.stacks import (
     PUBLISHER_SERVICE,
@@ -133,7 +134,7 @@ ALL_RPCS = [f"{name}.{m.name}" for name in STACK_OF for m in service(name).metho
 
 def test_the_matrix_covers_every_served_rpc() -> None:
     assert sorted(RULES) == sorted(ALL_RPCS)
-    assert len(ALL_RPCS) == 49
+    assert len(ALL_RPCS) == 52
 
 
 # --- well-formed requests, one per RPC -------------------------------------------------------------
@@ -290,6 +291,20 @@ REQUESTS: dict[str, Build] = {
     f"{WALLET_SERVICE}.StartSignUp": lambda s, rid: wallet_pb2.StartSignUpRequest(email=f"{rid.lower()}@example.com"),
     f"{WALLET_SERVICE}.CompleteSignUp": lambda s, rid: wallet_pb2.CompleteSignUpRequest(
         signup_id=f"su_{os.urandom(16).hex()}", code="123456"
+    ),
+    # A share of a fresh 3-of-5 split each time: the first allowed caller's is kept, the next is
+    # SHARES_MISMATCH. No SMTP server in this stack: BeginRecovery does not get as far as a mail.
+    f"{WALLET_SERVICE}.StoreBackupShares": lambda s, rid: wallet_pb2.StoreBackupSharesRequest(
+        request_id=rid,
+        account_id=_funded(s),
+        pubkey=s.data["identity_active"].pubkey,
+        shares=split_secret(os.urandom(32), threshold=3, count=5)[:1],
+    ),
+    f"{WALLET_SERVICE}.BeginRecovery": lambda s, rid: wallet_pb2.BeginRecoveryRequest(
+        account_id=_funded(s), pubkey=s.data["identity_active"].pubkey
+    ),
+    f"{WALLET_SERVICE}.CompleteRecovery": lambda s, rid: wallet_pb2.CompleteRecoveryRequest(
+        recovery_id=f"rc_{os.urandom(16).hex()}", code="123456"
     ),
     f"{WALLET_ADMIN_SERVICE}.GetReconciliation": lambda s, rid: wallet_pb2.GetReconciliationRequest(),
 }
