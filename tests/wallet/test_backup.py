@@ -359,3 +359,17 @@ def test_production_needs_a_backup_kek_of_32_bytes() -> None:
         read_wallet_settings(EnvReader({**production, "WALLET_BACKUP_KEK": "ab" * 16}))
     ready = read_wallet_settings(EnvReader({**production, "WALLET_BACKUP_KEK": KEK}))
     assert ready.backup_kek == bytes.fromhex(KEK) and KEK not in repr(ready)
+
+
+async def test_one_code_releases_once_when_completions_race(backups: Backups) -> None:
+    owner = await backups.owner()
+    await backups.store(owner, list(owner.backup.service_shares))
+    before = backups.mails_to(owner)
+    recovery_id = await backups.begin(owner)
+    code = await backups.code(owner, before)
+    answers = await asyncio.gather(*(backups.complete(recovery_id, code) for _ in range(4)), return_exceptions=True)
+    released = [a for a in answers if isinstance(a, list)]
+    refused = [a for a in answers if isinstance(a, grpc.aio.AioRpcError)]
+    assert released == [list(owner.backup.service_shares)]
+    assert len(refused) == 3 and {e.code() for e in refused} == {grpc.StatusCode.NOT_FOUND}
+    assert len(await backups.db("SELECT * FROM backup_releases")) == 1

@@ -37,11 +37,11 @@ class AesGcmSealer:
     def __repr__(self) -> str:
         return f"AesGcmSealer(version={self._version})"
 
-    def seal(self, plaintext: bytes, associated_data: bytes) -> SealedShare:
+    async def seal(self, plaintext: bytes, associated_data: bytes) -> SealedShare:
         nonce = os.urandom(NONCE_BYTES)
         return SealedShare(self._version, nonce, self._aead.encrypt(nonce, plaintext, associated_data))
 
-    def open(self, sealed: SealedShare, associated_data: bytes) -> bytes | None:
+    async def open(self, sealed: SealedShare, associated_data: bytes) -> bytes | None:
         if sealed.kek_version != self._version or len(sealed.nonce) != NONCE_BYTES:
             return None
         try:

@@ -29,6 +29,7 @@ from proofline_kit.idempotency import check_request_id, request_fingerprint
 from proofline_kit.intents import signatures
 from services.wallet.domain.access import require_wallet_role
 from services.wallet.domain.accounts import require_account
+from services.wallet.domain.models import Account
 from services.wallet.domain.otp import OneTimeCodes
 from services.wallet.domain.ports import RateLimiter, ShareSealer, Store, StoredShare, UnitOfWork
 from services.wallet.domain.signup import normalise_email
@@ -119,11 +120,13 @@ def _mismatch(detail: str) -> DomainError:
     return invalid_argument("SHARES_MISMATCH", "shares", detail)
 
 
-async def _require_own_key(uow: UnitOfWork, account_id: str, pubkey: bytes) -> None:
-    await require_account(uow, account_id)
+async def _require_own_key(uow: UnitOfWork, account_id: str, pubkey: bytes) -> Account:
+    """The account, when `pubkey` is linked to it and registered (revoked keys included)."""
+    account = await require_account(uow, account_id)
     link = await uow.identity_link(pubkey) if len(pubkey) == signatures.PUBKEY_BYTES else None
     if link is None or link.account_id != account_id or link.identity is None:
         raise _not_in_account(pubkey)
+    return account
 
 
 class BackupShares:
@@ -183,7 +186,12 @@ class BackupShares:
                 aad = associated_data(account_id, pubkey, slot, d.share.index)
                 new.append(
                     StoredShare(
-                        account_id, pubkey, slot, d.share.index, d.split, self._sealer.seal(d.mnemonic.encode(), aad)
+                        account_id,
+                        pubkey,
+                        slot,
+                        d.share.index,
+                        d.split,
+                        await self._sealer.seal(d.mnemonic.encode(), aad),
                     )
                 )
             await uow.insert_backup_shares(new, caller.caller_id)
@@ -196,8 +204,7 @@ class BackupShares:
     async def begin_recovery(self, caller: Caller, account_id: str, pubkey: bytes) -> RecoveryStarted:
         require_wallet_role(caller)
         async with self._store.reader() as uow:
-            account = await require_account(uow, account_id)
-            await _require_own_key(uow, account_id, pubkey)
+            account = await _require_own_key(uow, account_id, pubkey)
             kept = await uow.backup_shares(pubkey)
         if not kept:
             raise DomainError(ErrorKind.FAILED_PRECONDITION, "BACKUP_NOT_FOUND", "no shares are kept for this key")
@@ -241,15 +248,15 @@ class BackupShares:
         async with self._store.unit_of_work() as uow:
             await _require_own_key(uow, account_id, pubkey)
             kept = await uow.backup_shares(pubkey)
-            shares = tuple(self._open(k) for k in kept)
+            shares = tuple([await self._open(k) for k in kept])
             if not shares:
                 raise DomainError(ErrorKind.FAILED_PRECONDITION, "BACKUP_NOT_FOUND", "no shares are kept for this key")
             await uow.record_backup_release(account_id, pubkey, caller.caller_id, recovery_id, len(shares))
         return ReleasedShares(account_id, pubkey, shares)
 
-    def _open(self, kept: StoredShare) -> str:
+    async def _open(self, kept: StoredShare) -> str:
         aad = associated_data(kept.account_id, kept.pubkey, kept.slot, kept.member_index)
-        opened = self._sealer.open(kept.sealed, aad)
+        opened = await self._sealer.open(kept.sealed, aad)
         if opened is None:
             raise DomainError(
                 ErrorKind.INTERNAL,

@@ -556,11 +556,12 @@ class StoredShare:
 
 
 class ShareSealer(Protocol):
-    """Seals backup shares under the key-encryption key, with associated data."""
+    """Seals backup shares under the key-encryption key, with associated data. Async so that a KEK
+    held elsewhere (a signer_gateway SealData / UnsealData pair) can stand in without a change here."""
 
-    def seal(self, plaintext: bytes, associated_data: bytes) -> SealedShare: ...
+    async def seal(self, plaintext: bytes, associated_data: bytes) -> SealedShare: ...
 
-    def open(self, sealed: SealedShare, associated_data: bytes) -> bytes | None:
+    async def open(self, sealed: SealedShare, associated_data: bytes) -> bytes | None:
         """The plaintext; None when the ciphertext, nonce or associated data do not authenticate."""
         ...
 
