@@ -14,6 +14,7 @@ from services.wallet.adapters.smtp_mailer import SmtpSecurity, SmtpSettings
 from services.wallet.domain.chains import BSV
 from services.wallet.domain.deposits import FollowConfig
 from services.wallet.domain.history import WaitLimits
+from services.wallet.domain.login import LoginConfig
 from services.wallet.domain.models import Network
 from services.wallet.domain.send_pipeline import PipelineConfig
 from services.wallet.domain.sends import SendLimits
@@ -75,6 +76,15 @@ class WalletSettings:
     # Sign-ups per address per hour and per caller per minute; 0 = no limit.
     signups_per_address: int
     signups_per_caller: int
+    login: LoginConfig
+    # Derives each session token's HS256 key (HKDF-SHA256, bound to the pubkey and account).
+    session_secret: bytes = field(repr=False)
+    session_ttl_s: float
+    # BeginLogin per pubkey and per caller per minute; 0 = no limit.
+    logins_per_key: int
+    logins_per_caller: int
+    # Whether a session (a user's own login) may Send and EstimateFee from its account.
+    user_sends: bool
 
 
 def _ms(env: EnvReader, name: str, default: int, minimum: int = 1, maximum: int | None = None) -> float:
@@ -104,6 +114,9 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
     otp_secret = env.optional_string("WALLET_OTP_SECRET")
     if otp_secret is not None and len(otp_secret) < 32:
         raise SettingsError("WALLET_OTP_SECRET must be at least 32 characters")
+    session_secret = env.optional_string("WALLET_SESSION_SECRET")
+    if session_secret is not None and len(session_secret) < 32:
+        raise SettingsError("WALLET_SESSION_SECRET must be at least 32 characters")
     if production:
         missing = [
             name
@@ -114,6 +127,7 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
                 ("WALLET_CALLBACK_TOKEN", callback_token if callbacks_on else "-"),
                 ("WALLET_SMTP_HOST", smtp_host),
                 ("WALLET_OTP_SECRET", otp_secret),
+                ("WALLET_SESSION_SECRET", session_secret),
             )
             if not value
         ]
@@ -221,4 +235,13 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
         otp_secret=(otp_secret or secrets.token_hex(32)).encode(),
         signups_per_address=env.integer("WALLET_SIGNUPS_PER_ADDRESS", 5, minimum=0),
         signups_per_caller=env.integer("WALLET_SIGNUPS_PER_CALLER", 60, minimum=0),
+        login=LoginConfig(
+            challenge_ttl_s=_ms(env, "WALLET_LOGIN_CHALLENGE_TTL_MS", 60_000, minimum=100, maximum=600_000)
+        ),
+        # Outside production a secret per process: sessions do not outlive it (one replica in dev).
+        session_secret=(session_secret or secrets.token_hex(32)).encode(),
+        session_ttl_s=_ms(env, "WALLET_SESSION_TTL_MS", 900_000, minimum=1_000, maximum=86_400_000),
+        logins_per_key=env.integer("WALLET_LOGINS_PER_KEY", 10, minimum=0),
+        logins_per_caller=env.integer("WALLET_LOGINS_PER_CALLER", 600, minimum=0),
+        user_sends=env.flag("WALLET_USER_SENDS", False),
     )
