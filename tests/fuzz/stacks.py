@@ -33,6 +33,7 @@ from proofline.utxo.v1 import utxo_pb2
 from proofline.wallet.v1 import wallet_pb2
 
 from proofline_kit.pagination import decode_page_token, encode_page_token
+from services.wallet.domain.login import login_message
 from tests.chain_clients.sim import SimControl
 from tests.fuzz.contract import Metadata, Target
 from tests.fuzz.strategies import Hints, hex_ids
@@ -831,7 +832,15 @@ def start_wallet_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: st
 
         # Intake only from here (see the docstring).
         await suite.stop_wallet()
-        await suite.start_wallet(AUTH_TOKENS=FUZZ_TOKENS, WALLET_WORKERS="0", **WALLET_FUZZ_LIMITS, **forwarding)
+        # A session token that outlives the longest run (it is made after this restart: the
+        # session secret is random per process outside production).
+        await suite.start_wallet(
+            AUTH_TOKENS=FUZZ_TOKENS,
+            WALLET_WORKERS="0",
+            WALLET_SESSION_TTL_MS="86400000",
+            **WALLET_FUZZ_LIMITS,
+            **forwarding,
+        )
         # Identity keys of the funded account (one of them revoked) and a job of the active one.
         for request_id, key in (("fz-wreg-active", identity_active), ("fz-wreg-revoked", identity_revoked)):
             await suite.stub.RegisterIdentity(
@@ -861,6 +870,19 @@ def start_wallet_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: st
             metadata=wallet,
             timeout=10,
         )
+        # A session of the funded account: a real login with its active identity key.
+        challenge = await suite.stub.BeginLogin(
+            wallet_pb2.BeginLoginRequest(pubkey=identity_active.pubkey), metadata=wallet, timeout=10
+        )
+        session = await suite.stub.CompleteLogin(
+            wallet_pb2.CompleteLoginRequest(
+                challenge_id=challenge.challenge_id,
+                signature=identity_active.sign(login_message(challenge.challenge, identity_active.pubkey)),
+            ),
+            metadata=wallet,
+            timeout=10,
+        )
+        assert session.account_id == funded.account_id
         queued = await suite.stub.Send(
             wallet_pb2.SendRequest(
                 request_id="fz-queued-send", account_id=funded.account_id, to_address=ELSEWHERE, amount_satoshis=2_000
@@ -907,6 +929,7 @@ def start_wallet_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: st
             "tokens": tokens,
             "reconciliation": await suite.reconciliation(),
             "intent_job": intent_job.job,
+            "session_token": session.session_token,
         }
 
     started = loop.run(start())
@@ -1151,6 +1174,7 @@ def start_wallet_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: st
             "identity_active": identity_active,
             "identity_revoked": identity_revoked,
             "intent_job": started["intent_job"],
+            "session_token": started["session_token"],
         },
         close,
     )
