@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import pytest
@@ -455,3 +456,29 @@ def test_health_and_reflection_need_no_token(request: pytest.FixtureRequest, ser
     health, names = _open_calls(stack.targets[service_name], service_name)
     assert health.status == health_pb2.HealthCheckResponse.SERVING
     assert service_name in names
+
+
+def test_a_session_is_refused_every_other_account(wallet_stack: Stack) -> None:
+    """The funded account's session, aimed at another account: ACCOUNT_FORBIDDEN where the request
+    names the account, NOT_FOUND for another account's transaction looked up by id."""
+    session = (("authorization", f"Bearer {wallet_stack.data['session_token']}"),)
+    other = wallet_stack.data["accounts"]["pending"].account_id
+    [theirs] = [t for t in wallet_stack.data["transactions"] if t.account_id == other]
+    findings = Findings()
+    aimed = 0
+    for method in wallet_stack.methods:
+        if method.containing_service.full_name != WALLET_SERVICE or method.name not in SESSION_ALLOWED:
+            continue
+        aimed += 1
+        built: Any = REQUESTS[method.full_name](wallet_stack, f"am-other-{method.name}-{os.urandom(4).hex()}")
+        if "account_id" in built.DESCRIPTOR.fields_by_name:
+            built.account_id = other
+            expected = (PERMISSION_DENIED, "ACCOUNT_FORBIDDEN")
+        else:
+            built.transaction_id = theirs.transaction_id
+            expected = (grpc.StatusCode.NOT_FOUND, "TRANSACTION_NOT_FOUND")
+        answer = checked_call(wallet_stack.target(method), method, built, findings, metadata=session, timeout_s=10)
+        if (answer.code, answer.reason) != expected:
+            findings.add(method.name, f"session on another account: expected {expected}", built, answer)
+    assert aimed == len(SESSION_ALLOWED)
+    assert not findings, findings.report()
