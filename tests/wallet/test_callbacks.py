@@ -173,6 +173,7 @@ def test_the_callback_settings_follow_the_publishers_rules() -> None:
         "WALLET_SIGNER_TOKEN": "signer-token-0001",
         "WALLET_SMTP_HOST": "smtp.example",
         "WALLET_OTP_SECRET": "o" * 32,
+        "WALLET_SESSION_SECRET": "k" * 32,
         "WALLET_PUBLISHER_TOKEN": "publisher-token-01",
     }
     with pytest.raises(SettingsError, match="WALLET_CALLBACK_TOKEN required in production"):
