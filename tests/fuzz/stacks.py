@@ -1149,6 +1149,22 @@ def start_wallet_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: st
             st.one_of(st.integers(0, 999_999).map(lambda n: f"{n:06d}"), st.text(max_size=8)),
             st.text(max_size=20),
         ),
+        # Login: the stack's keys (active, revoked) and strangers; challenges unknown or malformed.
+        "BeginLogin": st.builds(
+            lambda k: wallet_pb2.BeginLoginRequest(pubkey=k),
+            st.one_of(
+                st.sampled_from([identity_active.pubkey, identity_revoked.pubkey]),
+                st.builds(lambda: IdentityKey.generate().pubkey),
+                st.binary(max_size=40),
+            ),
+        ),
+        "CompleteLogin": st.builds(
+            lambda i, sig: wallet_pb2.CompleteLoginRequest(challenge_id=i, signature=sig),
+            st.one_of(st.uuids().map(lambda u: f"lc_{u.hex}"), st.text(max_size=40)),
+            st.one_of(
+                st.binary(max_size=80), st.binary(min_size=8, max_size=72).map(lambda b: identity_active.sign(b))
+            ),
+        ),
     }
 
     def close() -> None:
