@@ -113,6 +113,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 caller = await self._verify_session(token)
             except DomainError as error:
                 return self._deny(handler, to_rpc_status(error, self._error_domain))
+            except Exception:
+                # A bug (or an unreachable store) in the verifier: INTERNAL_ERROR, never the token.
+                request_id = _metadata_value(handler_call_details, REQUEST_ID_HEADER) or uuid.uuid4().hex
+                get_logger("rpc").exception(
+                    "auth.session_verifier_failed", method=handler_call_details.method, request_id=request_id
+                )
+                return self._deny(handler, internal_status(self._error_domain, request_id))
         if caller is None:
             return self._deny(handler, self._invalid if token else self._missing)
         current_caller.set(caller)

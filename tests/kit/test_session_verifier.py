@@ -29,6 +29,8 @@ class Verifier:
         self.asked.append(token)
         if token == "down":
             raise DomainError(ErrorKind.UNAVAILABLE, "SESSIONS_UNAVAILABLE", "try again")
+        if token == "buggy":
+            raise RuntimeError("a bug in the verifier")
         return SESSION if token == "good-session" else None
 
 
@@ -94,5 +96,6 @@ async def test_the_verifier_is_asked_only_about_unknown_tokens(
     assert seen[-1] == SESSION
     assert await _refused(channel, "not-a-session") == (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_INVALID")
     assert await _refused(channel, "down") == (grpc.StatusCode.UNAVAILABLE, "SESSIONS_UNAVAILABLE")
-    assert verifier.asked == ["good-session", "not-a-session", "down"]
+    assert await _refused(channel, "buggy") == (grpc.StatusCode.INTERNAL, "INTERNAL_ERROR")
+    assert verifier.asked == ["good-session", "not-a-session", "down", "buggy"]
     assert len(seen) == 2
