@@ -2,6 +2,11 @@
 
 AUTH_TOKENS is a comma-separated list of `caller_id:role+role:token`. Tokens are compared in
 constant time; only their SHA-256 is kept in memory after parsing.
+
+A service may also accept credentials of its own (e.g. the wallet's session tokens): it hands
+`runtime.serve` a SessionVerifier, asked only for a bearer token the directory does not know. It
+answers the Caller (usually with `account_id` set: a caller limited to one account), None for a
+token it does not accept (TOKEN_INVALID), or raises a DomainError (answered as it is).
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from proofline_kit.settings import SettingsError
@@ -20,12 +26,16 @@ ROLE_ADMIN = "admin"
 class Caller:
     caller_id: str
     roles: frozenset[str]
+    # Set for a caller limited to one account (a session); "" for the callers of AUTH_TOKENS.
+    account_id: str = ""
 
     def has_role(self, role: str) -> bool:
         return role in self.roles or ROLE_ADMIN in self.roles
 
 
 ANONYMOUS = Caller("anonymous", frozenset())
+# A service's own bearer credentials: the Caller, or None when the token is not one of them.
+SessionVerifier = Callable[[str], Awaitable["Caller | None"]]
 current_caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("current_caller", default=ANONYMOUS)
 
 

@@ -25,7 +25,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
-from proofline_kit.auth import TokenDirectory
+from proofline_kit.auth import SessionVerifier, TokenDirectory
 from proofline_kit.cache import create_redis
 from proofline_kit.database import apply_migrations_async, create_pool
 from proofline_kit.idempotency import expire_answers, expiry_interval_s
@@ -100,17 +100,24 @@ class ServiceRuntime:
         self._drains.append(drain)
 
     async def serve(
-        self, error_domain: str, bindings: Sequence[ServiceBinding], *, ready: Callable[[], Awaitable[None]]
+        self,
+        error_domain: str,
+        bindings: Sequence[ServiceBinding],
+        *,
+        ready: Callable[[], Awaitable[None]],
+        session_verifier: SessionVerifier | None = None,
     ) -> int:
         """Starts the gRPC server (health, reflection, auth, metrics), the metrics endpoint and the
         kit's loops: health follows `ready` (NOT_SERVING while it fails), answers to `request_id`s
-        expire after the retention. Returns the bound port."""
+        expire after the retention. `session_verifier` accepts the service's own bearer tokens
+        (proofline_kit.auth). Returns the bound port."""
         settings = self.settings
         self.server = GrpcServer(
             ServerOptions.for_service(settings, error_domain),
             bindings,
             TokenDirectory.parse(settings.auth_tokens),
             self.registry,
+            session_verifier,
         )
         port = await self.server.start()
         metrics = MetricsEndpoint(settings.grpc_host, settings.metrics_port, self.registry)

@@ -23,7 +23,7 @@ import structlog
 from google.protobuf.message import DecodeError, Message
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from proofline_kit.auth import TokenDirectory, current_caller
+from proofline_kit.auth import SessionVerifier, TokenDirectory, current_caller
 from proofline_kit.contract_rules import ContractRules
 from proofline_kit.errors import DomainError, ErrorKind
 from proofline_kit.logging import get_logger
@@ -84,10 +84,15 @@ def _malformed(method: str) -> DomainError:
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Maps `authorization: Bearer <token>` to a Caller; health and reflection stay open. A call
-    without a caller is refused before its request is even decoded."""
+    without a caller is refused before its request is even decoded. A token the directory does not
+    know goes to the service's session verifier, when it has one."""
 
-    def __init__(self, directory: TokenDirectory, error_domain: str) -> None:
+    def __init__(
+        self, directory: TokenDirectory, error_domain: str, session_verifier: SessionVerifier | None = None
+    ) -> None:
         self._directory = directory
+        self._verify_session = session_verifier
+        self._error_domain = error_domain
         self._missing = to_rpc_status(
             DomainError(ErrorKind.UNAUTHENTICATED, "TOKEN_MISSING", "send authorization: Bearer <token>"), error_domain
         )
@@ -103,6 +108,18 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return handler
         token = _bearer_token(handler_call_details)
         caller = self._directory.authenticate(token) if token else None
+        if caller is None and token and self._verify_session is not None:
+            try:
+                caller = await self._verify_session(token)
+            except DomainError as error:
+                return self._deny(handler, to_rpc_status(error, self._error_domain))
+            except Exception:
+                # A bug (or an unreachable store) in the verifier: INTERNAL_ERROR, never the token.
+                request_id = _metadata_value(handler_call_details, REQUEST_ID_HEADER) or uuid.uuid4().hex
+                get_logger("rpc").exception(
+                    "auth.session_verifier_failed", method=handler_call_details.method, request_id=request_id
+                )
+                return self._deny(handler, internal_status(self._error_domain, request_id))
         if caller is None:
             return self._deny(handler, self._invalid if token else self._missing)
         current_caller.set(caller)

@@ -14,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, start_http_server
 
-from proofline_kit.auth import TokenDirectory
+from proofline_kit.auth import SessionVerifier, TokenDirectory
 from proofline_kit.contract_rules import ContractRules
 from proofline_kit.logging import get_logger
 from proofline_kit.rpc.interceptors import AuthInterceptor, ObservabilityInterceptor, RpcMetrics
@@ -60,13 +60,14 @@ class GrpcServer:
         bindings: Sequence[ServiceBinding],
         tokens: TokenDirectory,
         registry: CollectorRegistry,
+        session_verifier: SessionVerifier | None = None,
     ) -> None:
         self._options = options
         self._bindings = bindings
         self.health = health.aio.HealthServicer()
         self._server = grpc.aio.server(
             interceptors=[
-                AuthInterceptor(tokens, options.error_domain),
+                AuthInterceptor(tokens, options.error_domain, session_verifier),
                 ObservabilityInterceptor(options.error_domain, RpcMetrics(registry), ContractRules()),
             ],
             options=[

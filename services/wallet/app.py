@@ -23,6 +23,7 @@ from services.wallet.adapters.chain import ChainAdapter
 from services.wallet.adapters.coin_window import CachedCoinWindow
 from services.wallet.adapters.pool_client import PoolClient
 from services.wallet.adapters.publisher_client import PublisherClient
+from services.wallet.adapters.redis_logins import RedisChallenges
 from services.wallet.adapters.redis_rate import RedisRateLimit
 from services.wallet.adapters.redis_signups import RedisCodes
 from services.wallet.adapters.signer_client import SignerClient
@@ -36,6 +37,7 @@ from services.wallet.domain.deposits import DepositFollower
 from services.wallet.domain.history import TransactionReader
 from services.wallet.domain.identities import Identities
 from services.wallet.domain.intents import IntentForwarding
+from services.wallet.domain.login import Logins
 from services.wallet.domain.models import Network
 from services.wallet.domain.otp import OneTimeCodes
 from services.wallet.domain.ports import KeyLimits
@@ -43,6 +45,7 @@ from services.wallet.domain.reconciliation import Reconciler
 from services.wallet.domain.send_intake import SendIntake
 from services.wallet.domain.send_pipeline import SendPipeline
 from services.wallet.domain.sends import Sends
+from services.wallet.domain.sessions import SessionTokens
 from services.wallet.domain.signup import SignUps
 from services.wallet.rpc.mappers import ERROR_DOMAIN
 from services.wallet.rpc.servicer import WalletAdminServicer, WalletServicer
@@ -163,6 +166,7 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
             settings.pipeline.batch,
             on_recorded=wake_builders,
         ),
+        user_sends=settings.user_sends,
     )
     accounts = Accounts(store, signer, settings.network, key_limits)
     prefix = service.redis_key_prefix
@@ -197,13 +201,30 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
     # clock skew, 1 h TTL, no `aud`): the proof is the wallet's, not a publish intent.
     identities = Identities(store, publisher, IntakePolicy())
     intents = IntentForwarding(store, publisher)
+    sessions = SessionTokens(store, settings.session_secret, settings.session_ttl_s)
+    logins = Logins(
+        store,
+        RedisChallenges(runtime.redis, prefix),
+        RedisRateLimit(runtime.redis, prefix, settings.logins_per_key, name="login-key", window_s=60),
+        RedisRateLimit(runtime.redis, prefix, settings.logins_per_caller, name="login-caller", window_s=60),
+        sessions,
+        settings.login,
+    )
     port = await runtime.serve(
         ERROR_DOMAIN,
         [
             ServiceBinding(
                 SERVICE_NAME,
                 WalletServicer(
-                    accounts, sends, reader, settings.follow.min_confirmations, identities, intents, signups, backups
+                    accounts,
+                    sends,
+                    reader,
+                    settings.follow.min_confirmations,
+                    identities,
+                    intents,
+                    signups,
+                    backups,
+                    logins,
                 ),
                 wallet_pb2_grpc.add_WalletServiceServicer_to_server,
             ),
@@ -214,6 +235,7 @@ async def start_wallet(settings: WalletSettings, *, configure_logs: bool = True)
             ),
         ],
         ready=store.ping,
+        session_verifier=sessions.verify,
     )
     if settings.workers:
         for loop in loops:

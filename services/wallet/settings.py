@@ -15,6 +15,7 @@ from services.wallet.adapters.smtp_mailer import SmtpSecurity, SmtpSettings
 from services.wallet.domain.chains import BSV
 from services.wallet.domain.deposits import FollowConfig
 from services.wallet.domain.history import WaitLimits
+from services.wallet.domain.login import LoginConfig
 from services.wallet.domain.models import Network
 from services.wallet.domain.send_pipeline import PipelineConfig
 from services.wallet.domain.sends import SendLimits
@@ -82,6 +83,15 @@ class WalletSettings:
     # Recoveries begun per account and per key, per day; 0 = no limit.
     recoveries_per_account: int
     recoveries_per_key: int
+    login: LoginConfig
+    # Derives each session token's HS256 key (HKDF-SHA256, bound to the pubkey and account).
+    session_secret: bytes = field(repr=False)
+    session_ttl_s: float
+    # BeginLogin per pubkey and per caller per minute; 0 = no limit.
+    logins_per_key: int
+    logins_per_caller: int
+    # Whether a session (a user's own login) may Send and EstimateFee from its account.
+    user_sends: bool
 
 
 def _ms(env: EnvReader, name: str, default: int, minimum: int = 1, maximum: int | None = None) -> float:
@@ -115,6 +125,9 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
     backup_kek = parse_kek(backup_kek_text) if backup_kek_text is not None else None
     if backup_kek_text is not None and backup_kek is None:
         raise SettingsError("WALLET_BACKUP_KEK must be 32 bytes, as 64 hex digits or base64")
+    session_secret = env.optional_string("WALLET_SESSION_SECRET")
+    if session_secret is not None and len(session_secret) < 32:
+        raise SettingsError("WALLET_SESSION_SECRET must be at least 32 characters")
     if production:
         missing = [
             name
@@ -126,6 +139,7 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
                 ("WALLET_SMTP_HOST", smtp_host),
                 ("WALLET_OTP_SECRET", otp_secret),
                 ("WALLET_BACKUP_KEK", backup_kek_text),
+                ("WALLET_SESSION_SECRET", session_secret),
             )
             if not value
         ]
@@ -241,4 +255,13 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
         ),
         recoveries_per_account=env.integer("WALLET_RECOVERIES_PER_ACCOUNT", 5, minimum=0),
         recoveries_per_key=env.integer("WALLET_RECOVERIES_PER_KEY", 3, minimum=0),
+        login=LoginConfig(
+            challenge_ttl_s=_ms(env, "WALLET_LOGIN_CHALLENGE_TTL_MS", 60_000, minimum=100, maximum=600_000)
+        ),
+        # Outside production a secret per process: sessions do not outlive it (one replica in dev).
+        session_secret=(session_secret or secrets.token_hex(32)).encode(),
+        session_ttl_s=_ms(env, "WALLET_SESSION_TTL_MS", 900_000, minimum=1_000, maximum=86_400_000),
+        logins_per_key=env.integer("WALLET_LOGINS_PER_KEY", 10, minimum=0),
+        logins_per_caller=env.integer("WALLET_LOGINS_PER_CALLER", 600, minimum=0),
+        user_sends=env.flag("WALLET_USER_SENDS", False),
     )

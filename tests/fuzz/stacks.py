@@ -34,6 +34,7 @@ from proofline.wallet.v1 import wallet_pb2
 
 from proofline_kit.pagination import decode_page_token, encode_page_token
 from proofline_tools.identity.shares import split_secret
+from services.wallet.domain.login import login_message
 from tests.chain_clients.sim import SimControl
 from tests.fuzz.contract import Metadata, Target
 from tests.fuzz.strategies import Hints, hex_ids
@@ -832,7 +833,15 @@ def start_wallet_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: st
 
         # Intake only from here (see the docstring).
         await suite.stop_wallet()
-        await suite.start_wallet(AUTH_TOKENS=FUZZ_TOKENS, WALLET_WORKERS="0", **WALLET_FUZZ_LIMITS, **forwarding)
+        # A session token that outlives the longest run (it is made after this restart: the
+        # session secret is random per process outside production).
+        await suite.start_wallet(
+            AUTH_TOKENS=FUZZ_TOKENS,
+            WALLET_WORKERS="0",
+            WALLET_SESSION_TTL_MS="86400000",
+            **WALLET_FUZZ_LIMITS,
+            **forwarding,
+        )
         # Identity keys of the funded account (one of them revoked) and a job of the active one.
         for request_id, key in (("fz-wreg-active", identity_active), ("fz-wreg-revoked", identity_revoked)):
             await suite.stub.RegisterIdentity(
@@ -862,6 +871,19 @@ def start_wallet_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: st
             metadata=wallet,
             timeout=10,
         )
+        # A session of the funded account: a real login with its active identity key.
+        challenge = await suite.stub.BeginLogin(
+            wallet_pb2.BeginLoginRequest(pubkey=identity_active.pubkey), metadata=wallet, timeout=10
+        )
+        session = await suite.stub.CompleteLogin(
+            wallet_pb2.CompleteLoginRequest(
+                challenge_id=challenge.challenge_id,
+                signature=identity_active.sign(login_message(challenge.challenge, identity_active.pubkey)),
+            ),
+            metadata=wallet,
+            timeout=10,
+        )
+        assert session.account_id == funded.account_id
         queued = await suite.stub.Send(
             wallet_pb2.SendRequest(
                 request_id="fz-queued-send", account_id=funded.account_id, to_address=ELSEWHERE, amount_satoshis=2_000
@@ -908,6 +930,7 @@ def start_wallet_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: st
             "tokens": tokens,
             "reconciliation": await suite.reconciliation(),
             "intent_job": intent_job.job,
+            "session_token": session.session_token,
         }
 
     started = loop.run(start())
@@ -1156,6 +1179,22 @@ def start_wallet_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: st
             st.one_of(st.uuids().map(lambda u: f"rc_{u.hex}"), st.text(max_size=40)),
             st.one_of(st.integers(0, 999_999).map(lambda n: f"{n:06d}"), st.text(max_size=8)),
         ),
+        # Login: the stack's keys (active, revoked) and strangers; challenges unknown or malformed.
+        "BeginLogin": st.builds(
+            lambda k: wallet_pb2.BeginLoginRequest(pubkey=k),
+            st.one_of(
+                st.sampled_from([identity_active.pubkey, identity_revoked.pubkey]),
+                st.builds(lambda: IdentityKey.generate().pubkey),
+                st.binary(max_size=40),
+            ),
+        ),
+        "CompleteLogin": st.builds(
+            lambda i, sig: wallet_pb2.CompleteLoginRequest(challenge_id=i, signature=sig),
+            st.one_of(st.uuids().map(lambda u: f"lc_{u.hex}"), st.text(max_size=40)),
+            st.one_of(
+                st.binary(max_size=80), st.binary(min_size=8, max_size=72).map(lambda b: identity_active.sign(b))
+            ),
+        ),
     }
 
     def close() -> None:
@@ -1181,6 +1220,7 @@ def start_wallet_stack(loop: LoopThread, factory: DatabaseFactory, redis_url: st
             "identity_active": identity_active,
             "identity_revoked": identity_revoked,
             "intent_job": started["intent_job"],
+            "session_token": started["session_token"],
         },
         close,
     )

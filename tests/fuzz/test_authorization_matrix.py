@@ -8,6 +8,10 @@ call reaches the authorization check. Health and reflection need no token.
 
 The wallet's identity RPCs (RegisterIdentity ... WatchIntentJob) follow the money RPCs' rule: role
 `wallet` or `admin`, checked before anything is forwarded to the publisher.
+
+One more caller, `session`: a real session token of the funded account, from a real login in the
+wallet stack's set-up (BeginLogin -> CompleteLogin). The wallet takes it as a caller limited to that
+account (docs/api.md "Session callers"); every other service does not know it (TOKEN_INVALID).
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2
@@ -64,6 +70,25 @@ NO_CREDENTIALS: dict[str, tuple[Metadata, set[str]]] = {
 }
 CALLERS = ["admin", "pool", "publish", "registrar", "wallet", "norole", "acl"]
 AUTHENTICATED = set(CALLERS)
+
+
+# What a session of the funded account gets from each wallet RPC (WALLET_USER_SENDS=0 in the stack):
+# OK for the reads of its account and the intents of its keys, ROLE_REQUIRED for the rest.
+SESSION_ALLOWED = frozenset(
+    {
+        "GetAccount",
+        "GetBalance",
+        "ListDepositAddresses",
+        "ListTransactions",
+        "GetTransaction",
+        "WatchTransaction",
+        "ListIdentities",
+        "SubmitIntent",
+        "SubmitIntentBatch",
+        "GetIntentJob",
+        "WatchIntentJob",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -134,7 +159,8 @@ ALL_RPCS = [f"{name}.{m.name}" for name in STACK_OF for m in service(name).metho
 
 def test_the_matrix_covers_every_served_rpc() -> None:
     assert sorted(RULES) == sorted(ALL_RPCS)
-    assert len(ALL_RPCS) == 52
+    assert len(ALL_RPCS) == 54
+    assert {m.name for m in service(WALLET_SERVICE).methods} >= SESSION_ALLOWED
 
 
 # --- well-formed requests, one per RPC -------------------------------------------------------------
@@ -306,6 +332,12 @@ REQUESTS: dict[str, Build] = {
     f"{WALLET_SERVICE}.CompleteRecovery": lambda s, rid: wallet_pb2.CompleteRecoveryRequest(
         recovery_id=f"rc_{os.urandom(16).hex()}", code="123456"
     ),
+    f"{WALLET_SERVICE}.BeginLogin": lambda s, rid: wallet_pb2.BeginLoginRequest(
+        pubkey=s.data["identity_active"].pubkey
+    ),
+    f"{WALLET_SERVICE}.CompleteLogin": lambda s, rid: wallet_pb2.CompleteLoginRequest(
+        challenge_id=f"lc_{os.urandom(16).hex()}", signature=s.data["identity_active"].sign(b"matrix")
+    ),
     f"{WALLET_ADMIN_SERVICE}.GetReconciliation": lambda s, rid: wallet_pb2.GetReconciliationRequest(),
 }
 
@@ -377,7 +409,27 @@ def test_every_caller_gets_what_the_auth_table_says(request: pytest.FixtureReque
             if problem:
                 findings.add(name, f"{caller} must be refused {problem}", built, answer)
 
+    session: str = request.getfixturevalue("wallet_stack").data["session_token"]
+    built = REQUESTS[rpc](stack, f"am-session-{method.name}-{os.urandom(4).hex()}")
+    answer = checked_call(
+        target, method, built, findings, metadata=(("authorization", f"Bearer {session}"),), timeout_s=10
+    )
+    problem = _session_problem(method, answer)
+    if problem:
+        findings.add(name, f"session: expected {problem}", built, answer)
+
     assert not findings, findings.report()
+
+
+def _session_problem(method: MethodDescriptor, answer: Answer) -> str:
+    service_name = method.containing_service.full_name
+    if service_name not in (WALLET_SERVICE, WALLET_ADMIN_SERVICE):
+        ok = answer.code == UNAUTHENTICATED and answer.reason == "TOKEN_INVALID"
+        return "" if ok else "UNAUTHENTICATED/TOKEN_INVALID (another service's token)"
+    if service_name == WALLET_SERVICE and method.name in SESSION_ALLOWED:
+        return "" if answer.code == grpc.StatusCode.OK else "OK (its own account)"
+    ok = answer.code == PERMISSION_DENIED and answer.reason == "ROLE_REQUIRED"
+    return "" if ok else "PERMISSION_DENIED/ROLE_REQUIRED"
 
 
 def test_listkeys_shows_only_the_keys_of_the_callers_acl(signer_stack: Stack) -> None:
@@ -419,3 +471,29 @@ def test_health_and_reflection_need_no_token(request: pytest.FixtureRequest, ser
     health, names = _open_calls(stack.targets[service_name], service_name)
     assert health.status == health_pb2.HealthCheckResponse.SERVING
     assert service_name in names
+
+
+def test_a_session_is_refused_every_other_account(wallet_stack: Stack) -> None:
+    """The funded account's session, aimed at another account: ACCOUNT_FORBIDDEN where the request
+    names the account, NOT_FOUND for another account's transaction looked up by id."""
+    session = (("authorization", f"Bearer {wallet_stack.data['session_token']}"),)
+    other = wallet_stack.data["accounts"]["pending"].account_id
+    [theirs] = [t for t in wallet_stack.data["transactions"] if t.account_id == other]
+    findings = Findings()
+    aimed = 0
+    for method in wallet_stack.methods:
+        if method.containing_service.full_name != WALLET_SERVICE or method.name not in SESSION_ALLOWED:
+            continue
+        aimed += 1
+        built: Any = REQUESTS[method.full_name](wallet_stack, f"am-other-{method.name}-{os.urandom(4).hex()}")
+        if "account_id" in built.DESCRIPTOR.fields_by_name:
+            built.account_id = other
+            expected = (PERMISSION_DENIED, "ACCOUNT_FORBIDDEN")
+        else:
+            built.transaction_id = theirs.transaction_id
+            expected = (grpc.StatusCode.NOT_FOUND, "TRANSACTION_NOT_FOUND")
+        answer = checked_call(wallet_stack.target(method), method, built, findings, metadata=session, timeout_s=10)
+        if (answer.code, answer.reason) != expected:
+            findings.add(method.name, f"session on another account: expected {expected}", built, answer)
+    assert aimed == len(SESSION_ALLOWED)
+    assert not findings, findings.report()

@@ -40,7 +40,7 @@ def test_every_rpc_is_fuzzed_or_an_identity_rpc() -> None:
     served = {m.full_name for s in wallet_pb2.DESCRIPTOR.services_by_name.values() for m in s.methods}
     identity = {f"{WALLET_SERVICE}.{name}" for name in WALLET_IDENTITY_RPCS}
     assert served == set(RPCS) | identity and not set(RPCS) & identity
-    assert f"{WALLET_ADMIN_SERVICE}.GetReconciliation" in RPCS and len(RPCS) == 17
+    assert f"{WALLET_ADMIN_SERVICE}.GetReconciliation" in RPCS and len(RPCS) == 19
 
 
 @pytest.mark.parametrize("rpc", RPCS, ids=_id)

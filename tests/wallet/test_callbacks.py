@@ -174,6 +174,7 @@ def test_the_callback_settings_follow_the_publishers_rules() -> None:
         "WALLET_SMTP_HOST": "smtp.example",
         "WALLET_OTP_SECRET": "o" * 32,
         "WALLET_BACKUP_KEK": "ab" * 32,
+        "WALLET_SESSION_SECRET": "k" * 32,
         "WALLET_PUBLISHER_TOKEN": "publisher-token-01",
     }
     with pytest.raises(SettingsError, match="WALLET_CALLBACK_TOKEN required in production"):

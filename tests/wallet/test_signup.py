@@ -180,14 +180,27 @@ def test_production_needs_an_smtp_server_and_an_otp_secret() -> None:
         "WALLET_PUBLISHER_TOKEN": "publisher-token-01",
         "WALLET_BACKUP_KEK": "ab" * 32,
     }
-    with pytest.raises(SettingsError, match="WALLET_SMTP_HOST, WALLET_OTP_SECRET required in production"):
+    # The login's session secret (WALLET_SESSION_SECRET) is required in production too.
+    with pytest.raises(
+        SettingsError, match="WALLET_SMTP_HOST, WALLET_OTP_SECRET, WALLET_SESSION_SECRET required in production"
+    ):
         read_wallet_settings(EnvReader(production))
     with pytest.raises(SettingsError, match="WALLET_OTP_SECRET must be at least 32 characters"):
         read_wallet_settings(EnvReader({**production, "WALLET_SMTP_HOST": "smtp.example", "WALLET_OTP_SECRET": "x"}))
+    with pytest.raises(SettingsError, match="WALLET_SESSION_SECRET must be at least 32 characters"):
+        read_wallet_settings(EnvReader({**production, "WALLET_SESSION_SECRET": "short"}))
     ready = read_wallet_settings(
-        EnvReader({**production, "WALLET_SMTP_HOST": "smtp.example", "WALLET_OTP_SECRET": "s" * 32})
+        EnvReader(
+            {
+                **production,
+                "WALLET_SMTP_HOST": "smtp.example",
+                "WALLET_OTP_SECRET": "s" * 32,
+                "WALLET_SESSION_SECRET": "k" * 32,
+            }
+        )
     )
-    assert ready.smtp.host == "smtp.example" and "s" * 32 not in repr(ready)
+    assert ready.smtp.host == "smtp.example" and "s" * 32 not in repr(ready) and "k" * 32 not in repr(ready)
+    assert ready.session_secret == b"k" * 32 and not ready.user_sends
 
 
 def _metadata(error: grpc.aio.AioRpcError) -> set[tuple[str, str]]:

@@ -11,7 +11,7 @@ from proofline_kit.auth import Caller
 from proofline_kit.errors import DomainError, ErrorKind, invalid_argument
 from proofline_kit.idempotency import check_request_id, request_fingerprint
 from proofline_kit.pagination import decode_page_token, encode_page_token, page_size
-from services.wallet.domain.access import require_wallet_role
+from services.wallet.domain.access import require_account_access, require_wallet_role
 from services.wallet.domain.models import Account, Balance, DepositAddress, Network, Page
 from services.wallet.domain.ports import KeyLimits, Signer, Store, UnitOfWork
 
@@ -93,7 +93,7 @@ class Accounts:
         return existing, False
 
     async def get_account(self, caller: Caller, account_id: str) -> Account:
-        require_wallet_role(caller)
+        require_account_access(caller, account_id)
         async with self._store.reader() as uow:
             return await require_account(uow, account_id)
 
@@ -160,7 +160,7 @@ class Accounts:
     async def list_deposit_addresses(
         self, caller: Caller, account_id: str, size: int, token: str
     ) -> Page[DepositAddress]:
-        require_wallet_role(caller)
+        require_account_access(caller, account_id)
         limit = page_size(size)
         cursor = decode_page_token(token)
         if cursor and cursor.get("a") != account_id:
@@ -177,7 +177,7 @@ class Accounts:
         return Page([a for _, a in rows], next_token)
 
     async def get_balance(self, caller: Caller, account_id: str) -> Balance:
-        require_wallet_role(caller)
+        require_account_access(caller, account_id)
         async with self._store.reader() as uow:
             await require_account(uow, account_id)
             return await uow.balance(account_id)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from proofline_kit.auth import Caller
 from proofline_kit.errors import DomainError, ErrorKind, invalid_argument
 from proofline_kit.pagination import decode_page_token, encode_page_token, page_size
-from services.wallet.domain.access import require_wallet_role
+from services.wallet.domain.access import may_see, require_account_access, require_reader
 from services.wallet.domain.accounts import require_account
 from services.wallet.domain.models import Page, TxFilter, TxStatus, WalletTx, has_reached
 from services.wallet.domain.ports import ChangeFeed, Store
@@ -54,20 +54,24 @@ class TransactionReader:
         self._limits = limits
 
     async def get(self, caller: Caller, transaction_id: str, full: bool) -> WalletTx:
-        require_wallet_role(caller)
-        return await self._one(transaction_id, full)
+        require_reader(caller)
+        return await self._one(transaction_id, full, caller)
 
-    async def _one(self, transaction_id: str, full: bool) -> WalletTx:
+    async def _one(self, transaction_id: str, full: bool, caller: Caller | None = None) -> WalletTx:
+        """The transaction, NOT_FOUND also when it is not the caller's to see (a session's); no
+        caller: a read of the wallet's own (after a send it just recorded)."""
         if not transaction_id:
             raise invalid_argument("TRANSACTION_ID_INVALID", "transaction_id", "required")
         async with self._store.reader() as uow:
             found = await uow.transactions([transaction_id], full=full) if len(transaction_id) <= 64 else {}
-        if transaction_id not in found:
+        if transaction_id not in found or (
+            caller is not None and not may_see(caller, found[transaction_id].account_id)
+        ):
             raise transaction_not_found(transaction_id)
         return found[transaction_id]
 
     async def list(self, caller: Caller, where: TxFilter, full: bool, size: int, token: str) -> Page[WalletTx]:
-        require_wallet_role(caller)
+        require_account_access(caller, where.account_id)
         limit = page_size(size)
         if where.start_time and where.end_time and where.start_time >= where.end_time:
             raise invalid_argument("TIME_RANGE_INVALID", "end_time", "must be after start_time")
@@ -121,9 +125,9 @@ class TransactionReader:
     ) -> AsyncGenerator[WalletTx, None]:
         """The transaction now, then a snapshot after every change of status or confirmations; ends
         once FAILED, or CONFIRMED with at least `until_confirmations` (0 = its required depth)."""
-        require_wallet_role(caller)
+        require_reader(caller)
         async with self._changes.subscribe([transaction_id]) as subscription:
-            tx = await self._one(transaction_id, full)
+            tx = await self._one(transaction_id, full, caller)
             yield tx
             seen = _watch_key(tx)
             while not _watch_over(tx, until_confirmations):
@@ -135,7 +139,7 @@ class TransactionReader:
                         "the server is shutting down; call WatchTransaction again to resume",
                         retry_after_ms=100,
                     )
-                tx = await self._one(transaction_id, full)
+                tx = await self._one(transaction_id, full, caller)
                 if _watch_key(tx) != seen:
                     seen = _watch_key(tx)
                     yield tx

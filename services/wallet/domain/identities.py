@@ -21,7 +21,7 @@ from proofline_kit.idempotency import check_request_id, request_fingerprint
 from proofline_kit.intents import signatures
 from proofline_kit.intents.checks import IntakePolicy
 from proofline_kit.intents.models import SignedIntent
-from services.wallet.domain.access import require_wallet_role
+from services.wallet.domain.access import require_account_access, require_wallet_role
 from services.wallet.domain.accounts import require_account
 from services.wallet.domain.consent import check_proof
 from services.wallet.domain.models import Identity, IdentityStatus, Page
@@ -122,7 +122,7 @@ class Identities:
         self, caller: Caller, account_id: str, status: IdentityStatus | None, size: int, token: str
     ) -> Page[Identity]:
         """The publisher's list of the keys it holds for the account (owner_ref = account id)."""
-        require_wallet_role(caller)
+        require_account_access(caller, account_id)
         async with self._store.reader() as uow:
             await require_account(uow, account_id)
         return await self._publisher.list_identities(status, account_id, size, token)

@@ -15,7 +15,7 @@ from proofline_kit.auth import Caller
 from proofline_kit.errors import DomainError, ErrorKind, invalid_argument
 from proofline_kit.idempotency import check_request_id
 from proofline_kit.intents.models import SignedIntent
-from services.wallet.domain.access import require_wallet_role
+from services.wallet.domain.access import require_account_access
 from services.wallet.domain.accounts import require_account
 from services.wallet.domain.models import ForwardedJob, ForwardedResult
 from services.wallet.domain.ports import Publisher, Store, UnitOfWork
@@ -65,7 +65,7 @@ class IntentForwarding:
         wait_timeout_s: float | None,
         deadline_left_s: float | None,
     ) -> tuple[ForwardedJob, bool]:
-        require_wallet_role(caller)
+        require_account_access(caller, account_id)
         check_request_id(request_id)
         if intent.pubkey not in await self._linked(account_id, [intent.pubkey]):
             raise not_in_account(intent.pubkey)
@@ -83,7 +83,7 @@ class IntentForwarding:
     ) -> list[ForwardedResult | DomainError]:
         """One result per intent in request order: the publisher's, or IDENTITY_NOT_IN_ACCOUNT for
         an intent whose key is not the account's (not forwarded)."""
-        require_wallet_role(caller)
+        require_account_access(caller, account_id)
         check_request_id(request_id)
         if not intents:
             raise invalid_argument("BATCH_EMPTY", "intents", "at least one intent is required")
@@ -103,7 +103,7 @@ class IntentForwarding:
             raise job_not_found(job.job_id)
 
     async def get_job(self, caller: Caller, account_id: str, job_id: str, full: bool) -> ForwardedJob:
-        require_wallet_role(caller)
+        require_account_access(caller, account_id)
         async with self._store.reader() as uow:
             await require_account(uow, account_id)
         job = await self._publisher.get_job(job_id, full)
@@ -116,7 +116,7 @@ class IntentForwarding:
     ) -> AsyncGenerator[ForwardedJob, None]:
         """The publisher's WatchJob, once its first snapshot shows the job is the account's (a job's
         key never changes)."""
-        require_wallet_role(caller)
+        require_account_access(caller, account_id)
         async with self._store.reader() as uow:
             await require_account(uow, account_id)
         first = True

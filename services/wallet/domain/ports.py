@@ -526,6 +526,24 @@ class CodeStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class PendingLogin:
+    """A login challenge waiting for its signature: the key it was made for and the challenge."""
+
+    pubkey: bytes
+    challenge: bytes
+
+
+class ChallengeStore(Protocol):
+    """Short-lived login challenges (Redis only): unreachable is LOGIN_UNAVAILABLE."""
+
+    async def put(self, challenge_id: str, pending: PendingLogin, ttl_s: float) -> None: ...
+
+    async def take(self, challenge_id: str) -> PendingLogin | None:
+        """Removes and returns it in one atomic step (GETDEL); None when unknown, used or expired."""
+        ...
+
+
 class Mailer(Protocol):
     async def send(self, to: str, subject: str, body: str) -> None:
         """Hands the mail to the SMTP server; EMAIL_UNAVAILABLE when it cannot."""

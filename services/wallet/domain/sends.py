@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from proofline_kit.auth import Caller
 from proofline_kit.errors import DomainError, ErrorKind, FieldViolation, invalid_argument
 from proofline_kit.idempotency import check_request_id, request_fingerprint
-from services.wallet.domain.access import require_wallet_role
+from services.wallet.domain.access import require_account_access
 from services.wallet.domain.accounts import account_not_found, require_account
 from services.wallet.domain.chains import ChainRules
 from services.wallet.domain.history import TransactionReader
@@ -78,6 +78,8 @@ class Sends:
         limits: SendLimits,
         reader: TransactionReader,
         intake: SendIntake,
+        *,
+        user_sends: bool = False,
     ) -> None:
         self._store = store
         self._chain = chain
@@ -87,11 +89,13 @@ class Sends:
         self._limits = limits
         self._reader = reader
         self._intake = intake
+        # Sessions (a user's own login) may send and estimate only when WALLET_USER_SENDS is on.
+        self._user_sends = user_sends
 
     async def estimate_fee(
         self, caller: Caller, account_id: str, to_address: str, amount: int, fee: FeeRequest
     ) -> Estimate:
-        require_wallet_role(caller)
+        require_account_access(caller, account_id, sessions=self._user_sends)
         available = 0
         if account_id:
             async with self._store.reader() as uow:
@@ -124,7 +128,7 @@ class Sends:
         wait_timeout_s: float | None,
         time_left_s: float | None,
     ) -> WalletTx:
-        require_wallet_role(caller)
+        require_account_access(caller, account_id, sessions=self._user_sends)
         check_request_id(request_id)
         if len(memo) > MAX_MEMO:
             raise invalid_argument("MEMO_INVALID", "memo", f"at most {MAX_MEMO} characters")

@@ -18,6 +18,7 @@ from services.wallet.domain.backup import BackupShares
 from services.wallet.domain.history import TransactionReader
 from services.wallet.domain.identities import Identities
 from services.wallet.domain.intents import IntentForwarding
+from services.wallet.domain.login import Logins
 from services.wallet.domain.reconciliation import Reconciler
 from services.wallet.domain.sends import Sends
 from services.wallet.domain.signup import SignUps
@@ -39,6 +40,7 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
         intents: IntentForwarding,
         signups: SignUps,
         backups: BackupShares,
+        logins: Logins,
     ) -> None:
         self._accounts = accounts
         self._identities = identities
@@ -48,6 +50,7 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
         self._min_confirmations = min_confirmations
         self._signups = signups
         self._backups = backups
+        self._logins = logins
 
     async def StoreBackupShares(
         self, request: wallet_pb2.StoreBackupSharesRequest, context: Context
@@ -92,6 +95,26 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
             current_caller.get(), request.signup_id, request.code, request.label
         )
         return wallet_pb2.CompleteSignUpResponse(account=mappers.account_to_proto(account), created=created)
+
+    async def BeginLogin(
+        self, request: wallet_pb2.BeginLoginRequest, context: Context
+    ) -> wallet_pb2.BeginLoginResponse:
+        started = await self._logins.begin(current_caller.get(), request.pubkey)
+        return wallet_pb2.BeginLoginResponse(
+            challenge_id=started.challenge_id,
+            challenge=started.challenge,
+            expire_time=timestamp(datetime.fromtimestamp(started.expires_at, UTC)),
+        )
+
+    async def CompleteLogin(
+        self, request: wallet_pb2.CompleteLoginRequest, context: Context
+    ) -> wallet_pb2.CompleteLoginResponse:
+        session = await self._logins.complete(current_caller.get(), request.challenge_id, request.signature)
+        return wallet_pb2.CompleteLoginResponse(
+            session_token=session.token,
+            account_id=session.account_id,
+            expire_time=timestamp(datetime.fromtimestamp(session.expires_at, UTC)),
+        )
 
     async def CreateAccount(
         self, request: wallet_pb2.CreateAccountRequest, context: Context
