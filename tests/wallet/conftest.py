@@ -208,8 +208,10 @@ async def eventually(
         await asyncio.sleep(pause_s)
 
 
-@pytest.fixture
-async def suite(sim: SimControl, database_url: str, redis_url: str) -> AsyncIterator[WalletSuite]:
+async def start_signer_and_pool(
+    sim: SimControl, database_url: str, redis_url: str, **utxo_overrides: str
+) -> tuple[SignerUnderTest, UtxoUnderTest]:
+    """signer_gateway, and a utxo service on chainsim that signs through it."""
     signer = await start_signer_under_test(signer_env(database_url, AUTH_TOKENS=AUTH_TOKENS, SIGNER_ACL=""))
     utxo = await start_utxo_under_test(
         utxo_env(
@@ -222,8 +224,34 @@ async def suite(sim: SimControl, database_url: str, redis_url: str) -> AsyncIter
             UTXO_SIGNER_ADDR=f"127.0.0.1:{signer.running.port}",
             UTXO_SIGNER_TOKEN=ADMIN_TOKEN,
             UTXO_INVALID_AFTER_MS="0",
+            **utxo_overrides,
         )
     )
+    return signer, utxo
+
+
+def production_env(*, without: tuple[str, ...] = (), **overrides: str) -> dict[str, str]:
+    """A wallet environment that production mode accepts, less `without`, plus `overrides`."""
+    env = {
+        "DATABASE_URL": "postgresql://x@127.0.0.1/x",
+        "WOC_URL": "http://127.0.0.1:1",
+        "PROOFLINE_ENV": "production",
+        "AUTH_TOKENS": AUTH_TOKENS,
+        "WALLET_UTXO_TOKEN": "utxo-token-0001",
+        "WALLET_SIGNER_TOKEN": "signer-token-0001",
+        "WALLET_CALLBACK_TOKEN": "c" * 32,
+        "WALLET_PUBLISHER_TOKEN": "publisher-token-01",
+        "WALLET_SMTP_HOST": "smtp.example",
+        "WALLET_OTP_SECRET": "s" * 32,
+        "WALLET_BACKUP_KEK": "ab" * 32,
+        "WALLET_SESSION_SECRET": "k" * 32,
+    }
+    return {name: value for name, value in {**env, **overrides}.items() if name not in without}
+
+
+@pytest.fixture
+async def suite(sim: SimControl, database_url: str, redis_url: str) -> AsyncIterator[WalletSuite]:
+    signer, utxo = await start_signer_and_pool(sim, database_url, redis_url)
     suite = WalletSuite(sim, signer, utxo, database_url, redis_url)
     await suite.start_wallet()
     try:

@@ -27,7 +27,7 @@ from proofline_tools.identity.shares import ShareError, split_secret
 from proofline_tools.signed_intents import IdentityKey
 from services.wallet.settings import read_wallet_settings
 from tests.harness.grpc_errors import expect_rpc_error
-from tests.wallet.conftest import ADMIN, FRONTEND
+from tests.wallet.conftest import ADMIN, FRONTEND, production_env
 from tests.wallet.test_identities import AUTH_TOKENS, WALLET_AT_PUBLISHER, Stack
 from tests.wallet.test_identities import stack as stack
 
@@ -347,19 +347,7 @@ async def test_the_cli_uploads_on_create_and_recovers_from_the_wallet_with_one_u
 
 
 def test_production_needs_a_backup_kek_of_32_bytes() -> None:
-    production = {
-        "DATABASE_URL": "postgresql://x@127.0.0.1/x",
-        "WOC_URL": "http://127.0.0.1:1",
-        "PROOFLINE_ENV": "production",
-        "AUTH_TOKENS": AUTH_TOKENS,
-        "WALLET_UTXO_TOKEN": "utxo-token-0001",
-        "WALLET_SIGNER_TOKEN": "signer-token-0001",
-        "WALLET_CALLBACK_TOKEN": "c" * 32,
-        "WALLET_PUBLISHER_TOKEN": "publisher-token-01",
-        "WALLET_SMTP_HOST": "smtp.example",
-        "WALLET_OTP_SECRET": "s" * 32,
-        "WALLET_SESSION_SECRET": "k" * 32,
-    }
+    production = production_env(without=("WALLET_BACKUP_KEK",))
     with pytest.raises(SettingsError, match="WALLET_BACKUP_KEK required in production"):
         read_wallet_settings(EnvReader(production))
     with pytest.raises(SettingsError, match="WALLET_BACKUP_KEK must be 32 bytes"):

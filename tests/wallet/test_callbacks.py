@@ -17,7 +17,7 @@ from proofline.wallet.v1 import wallet_pb2
 
 from proofline_kit.settings import EnvReader, SettingsError
 from services.wallet.settings import read_wallet_settings
-from tests.wallet.conftest import AUTH_TOKENS, FRONTEND, WalletSuite, eventually
+from tests.wallet.conftest import FRONTEND, WalletSuite, eventually, production_env
 from tests.wallet.test_sends import send_request
 
 TOKEN = "wallet-callback-token-0123456789"
@@ -165,18 +165,7 @@ def test_the_callback_settings_follow_the_publishers_rules() -> None:
     assert dev.callbacks.host == dev.service.grpc_host and dev.callbacks.public_url is None
     assert len(dev.callbacks.token) == 32 and dev.callbacks.token != again.callbacks.token  # random per process
     assert dev.chain.woc_bulk_concurrency == 4
-    production = {
-        **base,
-        "PROOFLINE_ENV": "production",
-        "AUTH_TOKENS": AUTH_TOKENS,
-        "WALLET_UTXO_TOKEN": "utxo-token-0001",
-        "WALLET_SIGNER_TOKEN": "signer-token-0001",
-        "WALLET_SMTP_HOST": "smtp.example",
-        "WALLET_OTP_SECRET": "o" * 32,
-        "WALLET_BACKUP_KEK": "ab" * 32,
-        "WALLET_SESSION_SECRET": "k" * 32,
-        "WALLET_PUBLISHER_TOKEN": "publisher-token-01",
-    }
+    production = production_env(without=("WALLET_CALLBACK_TOKEN",))
     with pytest.raises(SettingsError, match="WALLET_CALLBACK_TOKEN required in production"):
         read_wallet_settings(EnvReader(production))
     without_publisher = {k: v for k, v in production.items() if k != "WALLET_PUBLISHER_TOKEN"}

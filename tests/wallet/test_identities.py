@@ -22,9 +22,9 @@ from proofline.wallet.v1 import wallet_pb2
 from proofline_tools.signed_intents import IdentityKey, intent_body
 from tests.chain_clients.sim import SimControl
 from tests.publisher_e2e.conftest import Suite as PublisherSuite
-from tests.signer_gateway.conftest import signer_env, start_signer_under_test, stop_signer_under_test
-from tests.utxo.conftest import start_utxo_under_test, stop_utxo_under_test, utxo_env
-from tests.wallet.conftest import ADMIN, ADMIN_TOKEN, FRONTEND, STRANGER, WalletSuite
+from tests.signer_gateway.conftest import stop_signer_under_test
+from tests.utxo.conftest import stop_utxo_under_test
+from tests.wallet.conftest import ADMIN, ADMIN_TOKEN, FRONTEND, STRANGER, WalletSuite, start_signer_and_pool
 
 # The wallet's own token at the publisher: what the identity side needs there.
 WALLET_AT_PUBLISHER = "wallet-at-publisher-01"
@@ -129,21 +129,7 @@ async def refused(call: Any) -> tuple[grpc.StatusCode, str, str]:
 
 @pytest.fixture
 async def stack(sim: SimControl, database_url: str, redis_url: str) -> AsyncIterator[Stack]:
-    signer = await start_signer_under_test(signer_env(database_url, AUTH_TOKENS=AUTH_TOKENS, SIGNER_ACL=""))
-    utxo = await start_utxo_under_test(
-        utxo_env(
-            database_url,
-            redis_url,
-            AUTH_TOKENS=AUTH_TOKENS,
-            ARC_URL=sim.base_url,
-            WOC_URL=sim.base_url,
-            WOC_NETWORK="test",
-            UTXO_SIGNER_ADDR=f"127.0.0.1:{signer.running.port}",
-            UTXO_SIGNER_TOKEN=ADMIN_TOKEN,
-            UTXO_INVALID_AFTER_MS="0",
-            UTXO_MIN_CONFIRMATIONS="1",
-        )
-    )
+    signer, utxo = await start_signer_and_pool(sim, database_url, redis_url, UTXO_MIN_CONFIRMATIONS="1")
     publisher = PublisherSuite(sim, signer, utxo, database_url, redis_url)
     wallet = WalletSuite(sim, signer, utxo, database_url, redis_url)
     try:

@@ -19,7 +19,7 @@ from proofline_kit.settings import EnvReader, SettingsError
 from proofline_tools.devstack.mail import LocalMailServer
 from services.wallet.settings import read_wallet_settings
 from tests.harness.grpc_errors import expect_rpc_error
-from tests.wallet.conftest import AUTH_TOKENS, FRONTEND, STRANGER, WalletSuite
+from tests.wallet.conftest import FRONTEND, STRANGER, WalletSuite, production_env
 
 
 @pytest.fixture
@@ -169,17 +169,7 @@ async def test_bad_input_and_a_down_mail_server_change_nothing(
 
 
 def test_production_needs_an_smtp_server_and_an_otp_secret() -> None:
-    production = {
-        "DATABASE_URL": "postgresql://x@127.0.0.1/x",
-        "WOC_URL": "http://127.0.0.1:1",
-        "PROOFLINE_ENV": "production",
-        "AUTH_TOKENS": AUTH_TOKENS,
-        "WALLET_UTXO_TOKEN": "utxo-token-0001",
-        "WALLET_SIGNER_TOKEN": "signer-token-0001",
-        "WALLET_CALLBACK_TOKEN": "c" * 32,
-        "WALLET_PUBLISHER_TOKEN": "publisher-token-01",
-        "WALLET_BACKUP_KEK": "ab" * 32,
-    }
+    production = production_env(without=("WALLET_SMTP_HOST", "WALLET_OTP_SECRET", "WALLET_SESSION_SECRET"))
     # The login's session secret (WALLET_SESSION_SECRET) is required in production too.
     with pytest.raises(
         SettingsError, match="WALLET_SMTP_HOST, WALLET_OTP_SECRET, WALLET_SESSION_SECRET required in production"
