@@ -232,7 +232,6 @@ def read_wallet_settings(env: EnvReader | None = None) -> WalletSettings:
         signup=SignUpConfig(
             code_ttl_s=_ms(env, "WALLET_SIGNUP_CODE_TTL_MS", 600_000, minimum=1_000, maximum=3_600_000),
             max_attempts=env.integer("WALLET_SIGNUP_MAX_ATTEMPTS", 5, minimum=1, maximum=20),
-            mail_from=env.string("WALLET_SMTP_FROM", "Proofline <no-reply@localhost>"),
         ),
         smtp=SmtpSettings(
             host=smtp_host,

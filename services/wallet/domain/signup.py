@@ -33,7 +33,6 @@ class SignUpConfig:
     # The sign-up is remembered this much longer than its code lives, so a late try is told
     # CODE_EXPIRED rather than SIGNUP_NOT_FOUND.
     expired_memory_s: float = 600.0
-    mail_from: str = "Proofline <no-reply@localhost>"
 
     @property
     def codes(self) -> CodePolicy:
